@@ -1,0 +1,143 @@
+# mtls-spoa - "bring your own CA" mutual TLS for HAProxy, as an SPOE agent.
+#
+#   make deps      install the Debian packages needed to build and test
+#   make           build build/mtls-spoa
+#   make test      unit + integration tests; ends with "N passed, N failed"
+#   make demo      run the local demo (HAProxy + agent + demo PKI)
+#   make asan / valgrind / fuzz / bench    see README.md
+
+SHELL      := /bin/bash
+VERSION    := 0.1.0
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+CC         ?= cc
+WERROR     ?= 1
+BUILD      ?= build
+FUZZ_SECONDS ?= 10
+
+PKGS       := openssl inih
+WARN       := -Wall -Wextra -Wshadow -Wformat=2 -Wundef -Wstrict-prototypes \
+              -Wmissing-prototypes -Wpointer-arith -Wvla
+ifeq ($(WERROR),1)
+WARN       += -Werror
+endif
+HARDEN     := -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIE
+OPT        ?= -O2 -g
+CFLAGS     ?=
+override CFLAGS += -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(HARDEN) \
+              -DMTLS_VERSION='"$(VERSION)"' -Iagent \
+              $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDFLAGS    ?=
+override LDFLAGS += -pie -Wl,-z,relro,-z,now
+LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lssl -lcrypto -linih) \
+              -lev -lpthread
+
+AGENT_SRCS := $(wildcard agent/*.c)
+AGENT_OBJS := $(patsubst agent/%.c,$(BUILD)/agent/%.o,$(AGENT_SRCS))
+LIB_OBJS   := $(filter-out $(BUILD)/agent/main.o,$(AGENT_OBJS))
+
+# tests/unit/test_*.c are test programs; other tests/unit/*.c are helpers
+# linked into every one of them.
+UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
+UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+UNIT_HELP  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%.o,\
+              $(filter-out $(UNIT_SRCS),$(wildcard tests/unit/*.c)))
+TOOL_SRCS  := $(wildcard tests/tools/*.c)
+TOOL_BINS  := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
+
+DEBIAN_PKGS := build-essential pkg-config libev-dev libssl-dev libinih-dev \
+               uthash-dev libcmocka-dev haproxy curl openssl python3 \
+               clang valgrind shellcheck docker-compose wrk
+
+.PHONY: all deps test unit integration clean install \
+        asan valgrind fuzz bench demo demo-check tools
+
+all: $(BUILD)/mtls-spoa
+
+$(BUILD)/mtls-spoa: $(AGENT_OBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/agent/%.o: agent/%.c $(wildcard agent/*.h) | $(BUILD)/agent
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%.o: tests/unit/%.c $(wildcard agent/*.h tests/unit/*.h) | $(BUILD)/tests
+	$(CC) $(CFLAGS) -Itests/unit -c -o $@ $<
+
+$(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(UNIT_HELP) $(LIB_OBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+$(BUILD)/tools/%: tests/tools/%.c $(LIB_OBJS) | $(BUILD)/tools
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/agent $(BUILD)/tests $(BUILD)/tools:
+	mkdir -p $@
+
+tools: $(TOOL_BINS)
+
+# Install the build and test dependencies (Debian 12).
+deps:
+	@if [ "$$(id -u)" = 0 ]; then \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEBIAN_PKGS); \
+	else \
+		echo "Run as root:"; \
+		echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends $(DEBIAN_PKGS)"; \
+		exit 1; \
+	fi
+
+# Everything: unit tests, then integration tests against a real HAProxy.
+# tests/run.sh prints one TAP-style line per check and ends with the
+# summary line "N passed, N failed".
+test: $(BUILD)/mtls-spoa $(UNIT_BINS) $(TOOL_BINS)
+	@BUILD=$(BUILD) tests/run.sh
+
+unit: $(UNIT_BINS)
+	@BUILD=$(BUILD) TEST_ONLY=unit tests/run.sh
+
+integration: $(BUILD)/mtls-spoa $(TOOL_BINS)
+	@BUILD=$(BUILD) TEST_ONLY=integration tests/run.sh
+
+# Whole suite under AddressSanitizer + UndefinedBehaviorSanitizer.
+asan:
+	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
+		LDFLAGS="-fsanitize=address,undefined" test
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+install: $(BUILD)/mtls-spoa
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/doc/mtls-spoa/haproxy-conf
+	install -m 0755 $(BUILD)/mtls-spoa $(DESTDIR)$(PREFIX)/bin/mtls-spoa
+	install -m 0644 haproxy-conf/* $(DESTDIR)$(PREFIX)/share/doc/mtls-spoa/haproxy-conf/
+	install -m 0644 README.md LICENSE $(DESTDIR)$(PREFIX)/share/doc/mtls-spoa/
+
+# libFuzzer targets (clang): tests/fuzz/fuzz_NAME.c, seeds in
+# tests/fuzz/corpus/NAME (copied to a scratch dir so runs do not grow the
+# repo). FUZZ_SECONDS per target.
+FUZZ_SRCS  := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS  := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRCS))
+LIB_SRCS   := $(filter-out agent/main.c,$(AGENT_SRCS))
+FUZZ_FLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -Iagent -Itests/unit \
+              -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+              $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) $(wildcard agent/*.h)
+	@mkdir -p build-fuzz
+	clang $(FUZZ_FLAGS) -o $@ $< $(LIB_SRCS) $(if $(filter fuzz_verify fuzz_config,$*),tests/unit/pki.c) $(LDLIBS)
+
+fuzz: $(FUZZ_BINS)
+	@set -e; for b in $(FUZZ_BINS); do \
+		name=$$(basename $$b); name=$${name#fuzz_}; \
+		seeds=tests/fuzz/corpus/$$name; [ -d $$seeds ] || seeds=tests/fuzz/corpus/spop; \
+		work=build-fuzz/corpus-$$name; mkdir -p $$work; cp -r $$seeds/. $$work/ 2>/dev/null || true; \
+		echo "== $$b for $(FUZZ_SECONDS)s"; \
+		$$b -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$work 2>&1 | \
+			grep -E 'stat::number_of_executed_units|ERROR|SUMMARY|Done' ; \
+		test $${PIPESTATUS[0]} -eq 0; \
+	done
+
+demo: $(BUILD)/mtls-spoa
+	@MTLS_BUILD=$(BUILD) tests/demo/demo.sh
+
+demo-check: $(BUILD)/mtls-spoa
+	@MTLS_BUILD=$(BUILD) tests/demo/demo.sh --check

@@ -1,0 +1,36 @@
+/*
+ * handler.h - answers the messages of a NOTIFY frame.
+ *
+ * The agent knows one message, `check-client-cert`, with arguments matched
+ * by name in any order: cert (BINARY), chain (BINARY), sni (STRING) and
+ * host (STRING). Any may be missing or NULL. Unknown messages and
+ * arguments are ignored (and logged once).
+ */
+#ifndef MTLS_HANDLER_H
+#define MTLS_HANDLER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "config.h"
+#include "spop.h"
+#include "verdict.h"
+
+#define HANDLER_WUR __attribute__((warn_unused_result))
+
+#define HANDLER_MESSAGE "check-client-cert"
+
+/* Collect the arguments of one check-client-cert message into `req`
+ * (views into the frame). Returns 0, or -1 if an argument does not decode. */
+HANDLER_WUR int handler_parse_request(const struct spop_msg *msg,
+                                      struct mtls_request *req);
+
+/* Write the complete ACK frame answering NOTIFY `f` into `w`, never larger
+ * than `max_frame`: if the full variable set does not fit, the certificate
+ * details are left out. Returns 0, or -1 if the NOTIFY payload is
+ * malformed or `w` is too small (nothing is then left in `w`).
+ * *messages is set to the number of check-client-cert messages answered. */
+HANDLER_WUR int handler_notify(const struct config *cfg,
+                               const struct spop_frame *f, uint32_t max_frame,
+                               struct spop_wr *w, unsigned int *messages);
+
+#endif /* MTLS_HANDLER_H */

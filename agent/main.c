@@ -1,0 +1,170 @@
+/*
+ * main.c - command line of mtls-spoa.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "probe.h"
+#include "server.h"
+
+#ifndef MTLS_VERSION
+#define MTLS_VERSION "dev"
+#endif
+
+#define PROBE_TIMEOUT_MS 3000
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+	"Usage: mtls-spoa [-c FILE] [-l ADDR]... [-t THREADS] [-v | --log-level LEVEL]\n"
+	"       mtls-spoa -c FILE --check\n"
+	"       mtls-spoa --probe ADDR\n"
+	"\n"
+	"HAProxy SPOE agent: per-host \"bring your own CA\" client certificate checks.\n"
+	"\n"
+	"  -c, --config FILE     configuration file (default " CONFIG_DEFAULT_PATH ")\n"
+	"  -l, --listen ADDR     listen on ADDR, repeatable, replaces `listen` of the\n"
+	"                        config: 127.0.0.1:12345, [::1]:12345, *:12345, unix:/path\n"
+	"  -t, --threads N       worker threads (default: `threads`, else number of CPUs)\n"
+	"  -v, --verbose         log at debug level\n"
+	"      --log-level L     error, warning, info or debug\n"
+	"      --check           load and check the configuration, then exit\n"
+	"      --probe ADDR      SPOP health check of an agent at ADDR: exit 0 if healthy\n"
+	"  -V, --version         print the version\n"
+	"  -h, --help            this help\n"
+	"\n"
+	"Signals: SIGHUP reloads the configuration; SIGTERM/SIGINT stop gracefully.\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "log-level", required_argument, NULL, 'L' },
+		{ "check", no_argument, NULL, 'C' },
+		{ "probe", required_argument, NULL, 'P' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *config_path = NULL, *probe = NULL;
+	const char *listen[CONFIG_MAX_LISTEN];
+	size_t n_listen = 0, i;
+	int threads = -1, log_level = -1, check = 0, opt;
+	struct config *cfg = NULL;
+	struct server_opts so;
+	char err[CONFIG_ERR_LEN];
+
+	while ((opt = getopt_long(argc, argv, "c:l:t:vVh", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			config_path = optarg;
+			break;
+		case 'l':
+			if (n_listen == CONFIG_MAX_LISTEN) {
+				fprintf(stderr, "mtls-spoa: at most %d -l addresses\n", CONFIG_MAX_LISTEN);
+				return 2;
+			}
+			if (server_addr_valid(optarg, err, sizeof(err)) != 0) {
+				fprintf(stderr, "mtls-spoa: -l %s\n", err);
+				return 2;
+			}
+			listen[n_listen++] = optarg;
+			break;
+		case 't': {
+			char *end;
+			long n;
+
+			errno = 0;
+			n = strtol(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0' || errno || n < 0 || n > 64) {
+				fprintf(stderr, "mtls-spoa: -t takes 0..64 (0: number of CPUs)\n");
+				return 2;
+			}
+			threads = (int)n;
+			break;
+		}
+		case 'v':
+			log_level = LOG_LVL_DEBUG;
+			break;
+		case 'L':
+			if (config_parse_log_level(optarg, &log_level) != 0) {
+				fprintf(stderr, "mtls-spoa: --log-level takes error, warning, info or debug\n");
+				return 2;
+			}
+			break;
+		case 'C':
+			check = 1;
+			break;
+		case 'P':
+			probe = optarg;
+			break;
+		case 'V':
+			printf("mtls-spoa %s\n", MTLS_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "mtls-spoa: unexpected argument: %s\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+
+	if (probe) {
+		if (probe_run(probe, PROBE_TIMEOUT_MS, err, sizeof(err)) != 0) {
+			fprintf(stderr, "mtls-spoa: probe failed: %s\n", err);
+			return 1;
+		}
+		printf("OK: %s answered a health check\n", probe);
+		return 0;
+	}
+
+	/* Without -c, the default file is optional: the agent can run with no
+	 * policies (every verdict is no_policy). With -c it must load. */
+	if (!config_path && (check || access(CONFIG_DEFAULT_PATH, F_OK) == 0))
+		config_path = CONFIG_DEFAULT_PATH;
+	if (config_path && config_load(config_path, &cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	if (check) {
+		printf("OK: %zu CAs, %zu hosts\n", cfg->n_cas, cfg->n_hosts);
+		config_free(cfg);
+		return 0;
+	}
+
+	memset(&so, 0, sizeof(so));
+	so.config_path = config_path;
+	if (cfg)
+		so.agent = cfg->agent;
+	else
+		config_agent_defaults(&so.agent);
+	if (n_listen > 0) {
+		for (i = 0; i < n_listen; i++)
+			so.agent.listen[i] = (char *)listen[i];
+		so.agent.n_listen = n_listen;
+	}
+	if (threads >= 0)
+		so.agent.threads = threads;
+	if (log_level >= 0) {
+		so.agent.log_level = log_level;
+		so.log_level_fixed = 1;
+	}
+	log_set_level(so.agent.log_level);
+	return server_run(&so, cfg);
+}

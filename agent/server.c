@@ -1,0 +1,821 @@
+/*
+ * server.c - libev event loops: an acceptor on the main thread, N workers.
+ *
+ * Connections are handed to workers round-robin through a locked queue
+ * and an ev_async wake-up, so unix sockets (no SO_REUSEPORT) balance too.
+ * Each connection lives on one worker for its whole life: no locks on the
+ * request path. The configuration is shared read-only and reference
+ * counted; a reload swaps it and workers pick the new one up at their next
+ * NOTIFY, while whatever they are evaluating finishes on the old one.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <ev.h>
+
+#include "conn.h"
+#include "log.h"
+#include "server.h"
+
+#define SERVER_MAX_THREADS 64
+#define SERVER_BACKLOG 1024
+/* Accepts per wake-up, so a storm cannot starve signal handling. */
+#define SERVER_ACCEPT_BURST 64
+/* How long a stopping worker waits for its peers to read their answers. */
+#define SERVER_DRAIN_SECONDS 5.0
+
+/* ---- live configuration --------------------------------------------- */
+
+struct cfg_ref {
+	struct config *cfg;  /* may be NULL: no policies */
+	unsigned int refs;
+	uint64_t gen;
+};
+
+static pthread_mutex_t cfg_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct cfg_ref *cfg_live;
+static atomic_uint_fast64_t cfg_gen;
+
+static struct cfg_ref *cfg_acquire(void)
+{
+	struct cfg_ref *r;
+
+	pthread_mutex_lock(&cfg_lock);
+	r = cfg_live;
+	r->refs++;
+	pthread_mutex_unlock(&cfg_lock);
+	return r;
+}
+
+static void cfg_release(struct cfg_ref *r)
+{
+	unsigned int left;
+
+	if (!r)
+		return;
+	pthread_mutex_lock(&cfg_lock);
+	left = --r->refs;
+	pthread_mutex_unlock(&cfg_lock);
+	if (left == 0) {
+		config_free(r->cfg);
+		free(r);
+	}
+}
+
+/* Install `cfg` as the live configuration. Returns 0 or -1 (no memory). */
+static int cfg_install(struct config *cfg)
+{
+	struct cfg_ref *r = calloc(1, sizeof(*r)), *old;
+
+	if (!r)
+		return -1;
+	r->cfg = cfg;
+	r->refs = 1;  /* the reference held by cfg_live itself */
+	pthread_mutex_lock(&cfg_lock);
+	r->gen = atomic_load(&cfg_gen) + 1;
+	if (cfg)
+		cfg->generation = r->gen;
+	old = cfg_live;
+	cfg_live = r;
+	atomic_store(&cfg_gen, r->gen);
+	pthread_mutex_unlock(&cfg_lock);
+	cfg_release(old);
+	return 0;
+}
+
+/* ---- connections ------------------------------------------------------ */
+
+struct worker;
+
+struct conn {
+	ev_io rio;
+	ev_io wio;
+	ev_timer idle;
+	struct worker *w;
+	struct conn *prev, *next;
+	int fd;
+	int closing;          /* close once the output is flushed */
+	uint8_t *rbuf;
+	size_t rlen, rcap;
+	struct obuf out;
+	struct conn_proto proto;
+	char peer[INET6_ADDRSTRLEN + 16];
+};
+
+struct worker {
+	int id;
+	pthread_t thread;
+	struct ev_loop *loop;
+	ev_async wake;
+	ev_timer drain;
+	pthread_mutex_t qlock;
+	int *queue;            /* fds waiting to be adopted */
+	size_t qlen, qcap;
+	struct conn *conns;
+	size_t nconns;
+	atomic_int stopping;
+	struct cfg_ref *cfg;
+	const struct agent_settings *settings;
+};
+
+static atomic_uint nconns_total;
+
+static void conn_close(struct conn *c)
+{
+	struct worker *w = c->w;
+
+	ev_io_stop(w->loop, &c->rio);
+	ev_io_stop(w->loop, &c->wio);
+	ev_timer_stop(w->loop, &c->idle);
+	close(c->fd);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	w->nconns--;
+	atomic_fetch_sub(&nconns_total, 1);
+	free(c->rbuf);
+	obuf_free(&c->out);
+	free(c);
+	if (atomic_load(&w->stopping) && w->conns == NULL)
+		ev_break(w->loop, EVBREAK_ONE);
+}
+
+/* Write what is pending with one send(); keep the rest for EV_WRITE.
+ * Returns -1 if the connection was closed. */
+static int conn_flush(struct conn *c)
+{
+	while (obuf_pending(&c->out) > 0) {
+		ssize_t n = send(c->fd, c->out.data + c->out.off, obuf_pending(&c->out),
+		                 MSG_NOSIGNAL);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				ev_io_start(c->w->loop, &c->wio);
+				return 0;
+			}
+			if (errno == EPIPE || errno == ECONNRESET)
+				log_debug("%s: peer closed while we wrote", c->peer);
+			else
+				log_warning("%s: write: %s", c->peer, strerror(errno));
+			conn_close(c);
+			return -1;
+		}
+		c->out.off += (size_t)n;
+	}
+	c->out.off = c->out.len = 0;
+	ev_io_stop(c->w->loop, &c->wio);
+	if (c->closing) {
+		conn_close(c);
+		return -1;
+	}
+	return 0;
+}
+
+/* Make sure the worker evaluates with the newest configuration. */
+static const struct config *worker_config(struct worker *w)
+{
+	if (w->cfg->gen != atomic_load_explicit(&cfg_gen, memory_order_acquire)) {
+		struct cfg_ref *old = w->cfg;
+
+		w->cfg = cfg_acquire();
+		cfg_release(old);
+	}
+	return w->cfg->cfg;
+}
+
+/* Run the protocol over what is buffered. Returns -1 if c was closed. */
+static int conn_run(struct conn *c)
+{
+	size_t consumed = 0;
+	enum conn_verdict v;
+
+	v = conn_process(&c->proto, worker_config(c->w), c->rbuf, c->rlen,
+	                 &consumed, &c->out);
+	if (consumed > 0) {
+		memmove(c->rbuf, c->rbuf + consumed, c->rlen - consumed);
+		c->rlen -= consumed;
+		/* Only complete frames count as activity: a peer trickling a
+		 * byte at a time still reaches the idle timeout. */
+		ev_timer_again(c->w->loop, &c->idle);
+	}
+	if (v == CONN_CLOSE_AFTER_FLUSH) {
+		c->closing = 1;
+		ev_io_stop(c->w->loop, &c->rio);
+		if (c->proto.overflow) {
+			/* The peer stopped reading: do not wait for it. */
+			conn_close(c);
+			return -1;
+		}
+	}
+	return conn_flush(c);
+}
+
+/* Read once. Returns -1 if c was closed. */
+static int conn_read(struct conn *c)
+{
+	ssize_t n;
+
+	if (c->rlen == c->rcap) {
+		/* Cannot happen with a well-sized buffer: conn_process
+		 * rejects frames over max-frame-size as soon as their length
+		 * is known. Guard anyway. */
+		log_warning("%s: receive buffer full", c->peer);
+		conn_close(c);
+		return -1;
+	}
+	n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
+	if (n == 0) {
+		/* HAProxy 3.x closes without DISCONNECT: a normal close. */
+		log_debug("%s: connection closed by peer", c->peer);
+		conn_close(c);
+		return -1;
+	}
+	if (n == -1) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			return 0;
+		if (errno == ECONNRESET)
+			log_debug("%s: connection reset by peer", c->peer);
+		else
+			log_warning("%s: read: %s", c->peer, strerror(errno));
+		conn_close(c);
+		return -1;
+	}
+	c->rlen += (size_t)n;
+	return conn_run(c);
+}
+
+static void conn_read_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct conn *c = (struct conn *)((char *)io - offsetof(struct conn, rio));
+
+	(void)loop; (void)revents;
+	(void)conn_read(c);
+}
+
+static void conn_write_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct conn *c = (struct conn *)((char *)io - offsetof(struct conn, wio));
+
+	(void)loop; (void)revents;
+	(void)conn_flush(c);
+}
+
+static void conn_idle_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct conn *c = (struct conn *)((char *)t - offsetof(struct conn, idle));
+
+	(void)loop; (void)revents;
+	if (c->closing) {
+		/* Our last frame is still unsent after a full idle period. */
+		log_info("%s: peer does not read, closing", c->peer);
+		conn_close(c);
+		return;
+	}
+	log_info("%s: idle timeout, closing", c->peer);
+	c->closing = 1;
+	ev_io_stop(c->w->loop, &c->rio);
+	if (conn_disconnect(&c->proto, SPOP_ST_TIMEOUT, &c->out) != 0) {
+		conn_close(c);
+		return;
+	}
+	ev_timer_again(c->w->loop, &c->idle);
+	(void)conn_flush(c);
+}
+
+static void peer_name(int fd, char *out, size_t outlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char ip[INET6_ADDRSTRLEN];
+
+	snprintf(out, outlen, "peer");
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == -1)
+		return;
+	if (ss.ss_family == AF_INET) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+		inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
+		snprintf(out, outlen, "%s:%u", ip, ntohs(s4->sin_port));
+	} else if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
+		snprintf(out, outlen, "[%s]:%u", ip, ntohs(s6->sin6_port));
+	} else {
+		snprintf(out, outlen, "unix:fd%d", fd);
+	}
+}
+
+static void worker_adopt(struct worker *w, int fd)
+{
+	const struct agent_settings *s = w->settings;
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (c) {
+		c->rcap = (size_t)s->max_frame_size + SPOP_LEN_PREFIX;
+		c->rbuf = malloc(c->rcap);
+	}
+	if (!c || !c->rbuf) {
+		log_error("out of memory for a new connection");
+		if (c)
+			free(c);
+		close(fd);
+		atomic_fetch_sub(&nconns_total, 1);
+		return;
+	}
+	c->fd = fd;
+	c->w = w;
+	/* An ACK is reserved at its largest before it is encoded: the limit
+	 * must hold at least one, whatever max-output says. */
+	c->out.limit = s->max_output_bytes;
+	if (c->out.limit < (size_t)s->max_frame_size + SPOP_LEN_PREFIX + 512)
+		c->out.limit = (size_t)s->max_frame_size + SPOP_LEN_PREFIX + 512;
+	peer_name(fd, c->peer, sizeof(c->peer));
+	conn_proto_init(&c->proto, s->max_frame_size, c->peer);
+	ev_io_init(&c->rio, conn_read_cb, fd, EV_READ);
+	ev_io_init(&c->wio, conn_write_cb, fd, EV_WRITE);
+	ev_init(&c->idle, conn_idle_cb);
+	c->idle.repeat = s->idle_timeout_ms / 1000.0;
+	ev_timer_again(w->loop, &c->idle);
+	ev_io_start(w->loop, &c->rio);
+	c->next = w->conns;
+	if (w->conns)
+		w->conns->prev = c;
+	w->conns = c;
+	w->nconns++;
+	log_debug("%s: connected (worker %d)", c->peer, w->id);
+}
+
+/* Stop: answer what has arrived, say goodbye, close once flushed. */
+static void worker_begin_stop(struct worker *w)
+{
+	struct conn *c, *next;
+
+	for (c = w->conns; c; c = next) {
+		next = c->next;
+		if (!c->closing) {
+			/* Whatever the peer already sent gets its answer. */
+			if (conn_read(c) == -1)
+				continue;
+			if (c->closing)
+				continue;
+			c->closing = 1;
+			ev_io_stop(w->loop, &c->rio);
+			if (c->proto.state == CONN_ST_READY &&
+			    conn_disconnect(&c->proto, SPOP_ST_NORMAL, &c->out) != 0) {
+				conn_close(c);
+				continue;
+			}
+			(void)conn_flush(c);
+		}
+	}
+	if (w->conns == NULL)
+		ev_break(w->loop, EVBREAK_ONE);
+}
+
+static void worker_drain_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)t; (void)revents;
+	ev_break(loop, EVBREAK_ONE);
+}
+
+static void worker_wake_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+	struct worker *w = (struct worker *)((char *)a - offsetof(struct worker, wake));
+	int fds[64];
+	size_t n, i;
+
+	(void)loop; (void)revents;
+	do {
+		pthread_mutex_lock(&w->qlock);
+		n = w->qlen < 64 ? w->qlen : 64;
+		memcpy(fds, w->queue, n * sizeof(int));
+		memmove(w->queue, w->queue + n, (w->qlen - n) * sizeof(int));
+		w->qlen -= n;
+		pthread_mutex_unlock(&w->qlock);
+		for (i = 0; i < n; i++) {
+			if (atomic_load(&w->stopping)) {
+				close(fds[i]);
+				atomic_fetch_sub(&nconns_total, 1);
+			} else {
+				worker_adopt(w, fds[i]);
+			}
+		}
+	} while (n > 0);
+	if (atomic_load(&w->stopping) && !ev_is_active(&w->drain)) {
+		ev_timer_init(&w->drain, worker_drain_cb, SERVER_DRAIN_SECONDS, 0.);
+		ev_timer_start(w->loop, &w->drain);
+		worker_begin_stop(w);
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	sigset_t set;
+
+	/* Signals are the acceptor's business. */
+	sigfillset(&set);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	ev_run(w->loop, 0);
+	while (w->conns)
+		conn_close(w->conns);
+	return NULL;
+}
+
+/* ---- listeners -------------------------------------------------------- */
+
+struct listener {
+	ev_io io;
+	int fd;
+	char *addr;
+	char *unix_path;   /* unlinked on exit */
+};
+
+struct server {
+	struct ev_loop *loop;
+	struct listener *ls;
+	size_t nls;
+	struct worker *workers;
+	int nworkers;
+	unsigned int next_worker;
+	const struct server_opts *opts;
+	struct agent_settings settings;
+	ev_signal sigterm, sigint, sighup;
+	ev_tstamp last_limit_log;
+};
+
+int server_addr_split(const char *addr, char *host, size_t hostlen,
+                      char *port, size_t portlen, int *is_unix,
+                      char *err, size_t errlen)
+{
+	const char *colon, *orig = addr;
+	size_t hl;
+
+	*is_unix = 0;
+	if (strncmp(addr, "unix:", 5) == 0) {
+		if (addr[5] == '\0' || strlen(addr + 5) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+			snprintf(err, errlen, "%s: unix socket path empty or too long", addr);
+			return -1;
+		}
+		snprintf(host, hostlen, "%s", addr + 5);
+		*is_unix = 1;
+		return 0;
+	}
+	if (addr[0] == '[') {
+		const char *rb = strchr(addr, ']');
+		if (!rb || rb[1] != ':') {
+			snprintf(err, errlen, "%s: expected [IPV6]:PORT", addr);
+			return -1;
+		}
+		hl = (size_t)(rb - addr - 1);
+		colon = rb + 1;
+		addr++;
+	} else {
+		colon = strrchr(addr, ':');
+		if (!colon) {
+			snprintf(err, errlen, "%s: expected HOST:PORT, [IPV6]:PORT or unix:PATH", addr);
+			return -1;
+		}
+		hl = (size_t)(colon - addr);
+		if (memchr(addr, ':', hl)) {
+			snprintf(err, errlen, "%s: IPv6 addresses need brackets: [ADDR]:PORT", addr);
+			return -1;
+		}
+	}
+	if (hl >= hostlen) {
+		snprintf(err, errlen, "%s: host too long", addr);
+		return -1;
+	}
+	memcpy(host, addr, hl);
+	host[hl] = '\0';
+	{
+		const char *ps = colon + 1;
+		char *endp;
+		long pn;
+
+		errno = 0;
+		pn = strtol(ps, &endp, 10);
+		if (*ps == '\0' || *endp != '\0' || errno || pn < 1 || pn > 65535) {
+			snprintf(err, errlen, "%s: port must be 1..65535", orig);
+			return -1;
+		}
+		snprintf(port, portlen, "%ld", pn);
+	}
+	return 0;
+}
+
+int server_addr_valid(const char *addr, char *err, size_t errlen)
+{
+	char host[256], port[8];
+	int is_unix;
+
+	return server_addr_split(addr, host, sizeof(host), port, sizeof(port), &is_unix,
+	                  err, errlen);
+}
+
+int server_listen(const char *addr, char *err, size_t errlen)
+{
+	char host[256], port[8];
+	int is_unix, fd = -1, one = 1, rc;
+	struct addrinfo hints, *res = NULL, *ai;
+
+	if (server_addr_split(addr, host, sizeof(host), port, sizeof(port), &is_unix,
+	               err, errlen) != 0)
+		return -1;
+	if (is_unix) {
+		struct sockaddr_un sun;
+		struct stat st;
+
+		memset(&sun, 0, sizeof(sun));
+		sun.sun_family = AF_UNIX;
+		memcpy(sun.sun_path, host, strlen(host) + 1);
+		/* A stale socket from a previous run would make bind fail;
+		 * remove it, but never a regular file. */
+		if (lstat(host, &st) == 0 && S_ISSOCK(st.st_mode))
+			unlink(host);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd == -1 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
+		    listen(fd, SERVER_BACKLOG) == -1) {
+			snprintf(err, errlen, "%s: %s", addr, strerror(errno));
+			if (fd != -1)
+				close(fd);
+			return -1;
+		}
+		return fd;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	rc = getaddrinfo((host[0] == '\0' || strcmp(host, "*") == 0) ? NULL : host,
+	                 port, &hints, &res);
+	if (rc != 0) {
+		snprintf(err, errlen, "%s: %s", addr, gai_strerror(rc));
+		return -1;
+	}
+	snprintf(err, errlen, "%s: no usable address", addr);
+	for (ai = res; ai; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		            ai->ai_protocol);
+		if (fd == -1)
+			continue;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (ai->ai_family == AF_INET6)
+			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+		    listen(fd, SERVER_BACKLOG) == 0)
+			break;
+		snprintf(err, errlen, "%s: %s", addr, strerror(errno));
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	return fd;
+}
+
+static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct listener *l = (struct listener *)io;
+	struct server *s = ev_userdata(loop);
+	int i;
+
+	(void)revents;
+	for (i = 0; i < SERVER_ACCEPT_BURST; i++) {
+		struct worker *w;
+		int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int one = 1;
+
+		if (fd == -1) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
+			    errno == ECONNABORTED)
+				return;
+			/* EMFILE and friends: say it, and retry on the next
+			 * wake-up rather than spin. */
+			log_error("accept on %s: %s", l->addr, strerror(errno));
+			return;
+		}
+		if (atomic_fetch_add(&nconns_total, 1) >= s->settings.max_connections) {
+			atomic_fetch_sub(&nconns_total, 1);
+			close(fd);
+			if (ev_now(loop) - s->last_limit_log >= 1.0) {
+				s->last_limit_log = ev_now(loop);
+				log_warning("max-connections (%u) reached on %s: refusing new connections",
+				            s->settings.max_connections, l->addr);
+			}
+			continue;
+		}
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		w = &s->workers[s->next_worker++ % (unsigned int)s->nworkers];
+		pthread_mutex_lock(&w->qlock);
+		if (w->qlen == w->qcap) {
+			size_t ncap = w->qcap ? w->qcap * 2 : 64;
+			int *nq = realloc(w->queue, ncap * sizeof(int));
+			if (!nq) {
+				pthread_mutex_unlock(&w->qlock);
+				close(fd);
+				atomic_fetch_sub(&nconns_total, 1);
+				log_error("out of memory queueing a connection");
+				continue;
+			}
+			w->queue = nq;
+			w->qcap = ncap;
+		}
+		w->queue[w->qlen++] = fd;
+		pthread_mutex_unlock(&w->qlock);
+		ev_async_send(w->loop, &w->wake);
+	}
+}
+
+static void stop_cb(struct ev_loop *loop, ev_signal *sig, int revents)
+{
+	struct server *s = ev_userdata(loop);
+	size_t i;
+
+	(void)revents;
+	log_info("signal %d: stopping", sig->signum);
+	for (i = 0; i < s->nls; i++)
+		ev_io_stop(loop, &s->ls[i].io);
+	ev_break(loop, EVBREAK_ALL);
+}
+
+static void reload_cb(struct ev_loop *loop, ev_signal *sig, int revents)
+{
+	struct server *s = ev_userdata(loop);
+	struct config *cfg = NULL;
+	char err[CONFIG_ERR_LEN];
+
+	(void)sig; (void)revents;
+	if (!s->opts->config_path) {
+		log_warning("SIGHUP: no configuration file to reload (started without -c)");
+		return;
+	}
+	if (config_load(s->opts->config_path, &cfg, err, sizeof(err)) != 0) {
+		log_error("reload rejected, previous configuration stays live: %s", err);
+		return;
+	}
+	if (cfg_install(cfg) != 0) {
+		config_free(cfg);
+		log_error("reload rejected: out of memory");
+		return;
+	}
+	if (!s->opts->log_level_fixed)
+		log_set_level(cfg->agent.log_level);
+	log_info("reloaded %s: %zu CAs, %zu hosts (generation %llu)",
+	         s->opts->config_path, cfg->n_cas, cfg->n_hosts,
+	         (unsigned long long)cfg->generation);
+}
+
+static int detect_cpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 1 : (n > SERVER_MAX_THREADS ? SERVER_MAX_THREADS : (int)n);
+}
+
+int server_run(const struct server_opts *o, struct config *cfg)
+{
+	struct server s;
+	char err[CONFIG_ERR_LEN];
+	int rc = 1, started = 0, i;
+	size_t j;
+
+	memset(&s, 0, sizeof(s));
+	s.opts = o;
+	s.settings = o->agent;
+	if (s.settings.n_listen == 0) {
+		log_error("nothing to listen on: give -l ADDR or `listen` in [agent]");
+		config_free(cfg);
+		return 1;
+	}
+	if (cfg_install(cfg) != 0) {
+		config_free(cfg);
+		return 1;
+	}
+	s.nworkers = s.settings.threads > 0 ? s.settings.threads : detect_cpus();
+	if (s.nworkers > SERVER_MAX_THREADS)
+		s.nworkers = SERVER_MAX_THREADS;
+
+	s.loop = ev_default_loop(EVFLAG_AUTO);
+	if (!s.loop) {
+		log_error("cannot create the event loop");
+		goto out;
+	}
+	ev_set_userdata(s.loop, &s);
+
+	s.ls = calloc(s.settings.n_listen, sizeof(*s.ls));
+	if (!s.ls)
+		goto out;
+	for (j = 0; j < s.settings.n_listen; j++) {
+		struct listener *l = &s.ls[j];
+		int fd = server_listen(s.settings.listen[j], err, sizeof(err));
+
+		if (fd == -1) {
+			log_error("cannot listen: %s", err);
+			goto out;
+		}
+		l->fd = fd;
+		/* Our own copy: a reload frees the configuration it came from. */
+		l->addr = strdup(s.settings.listen[j]);
+		if (!l->addr) {
+			close(fd);
+			goto out;
+		}
+		if (strncmp(l->addr, "unix:", 5) == 0)
+			l->unix_path = l->addr + 5;
+		s.nls++;
+		ev_io_init(&l->io, accept_cb, fd, EV_READ);
+	}
+
+	s.workers = calloc((size_t)s.nworkers, sizeof(*s.workers));
+	if (!s.workers)
+		goto out;
+	for (i = 0; i < s.nworkers; i++) {
+		struct worker *w = &s.workers[i];
+
+		w->id = i;
+		w->settings = &s.settings;
+		w->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
+		pthread_mutex_init(&w->qlock, NULL);
+		if (!w->loop) {
+			log_error("cannot create a worker event loop");
+			goto out;
+		}
+		w->cfg = cfg_acquire();
+		ev_async_init(&w->wake, worker_wake_cb);
+		ev_async_start(w->loop, &w->wake);
+		/* Keep the loop alive with no connections. */
+		if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+			log_error("cannot start worker thread %d", i);
+			goto out;
+		}
+		started++;
+	}
+
+	ev_signal_init(&s.sigterm, stop_cb, SIGTERM);
+	ev_signal_init(&s.sigint, stop_cb, SIGINT);
+	ev_signal_init(&s.sighup, reload_cb, SIGHUP);
+	ev_signal_start(s.loop, &s.sigterm);
+	ev_signal_start(s.loop, &s.sigint);
+	ev_signal_start(s.loop, &s.sighup);
+	signal(SIGPIPE, SIG_IGN);
+
+	for (j = 0; j < s.nls; j++) {
+		ev_io_start(s.loop, &s.ls[j].io);
+		log_info("listening on %s", s.ls[j].addr);
+	}
+	log_info("ready: %d worker threads, max-frame-size %u, %s", s.nworkers,
+	         s.settings.max_frame_size,
+	         o->config_path ? o->config_path : "no configuration file (no policies)");
+	ev_run(s.loop, 0);
+	rc = 0;
+
+out:
+	/* Stop accepting first, then let every worker answer and drain. */
+	for (j = 0; j < s.nls; j++) {
+		close(s.ls[j].fd);
+		if (s.ls[j].unix_path)
+			unlink(s.ls[j].unix_path);
+		free(s.ls[j].addr);
+	}
+	for (i = 0; i < started; i++) {
+		atomic_store(&s.workers[i].stopping, 1);
+		ev_async_send(s.workers[i].loop, &s.workers[i].wake);
+	}
+	for (i = 0; i < started; i++)
+		pthread_join(s.workers[i].thread, NULL);
+	for (i = 0; s.workers && i < s.nworkers; i++) {
+		struct worker *w = &s.workers[i];
+
+		for (j = 0; j < w->qlen; j++)
+			close(w->queue[j]);
+		free(w->queue);
+		cfg_release(w->cfg);
+		if (w->loop)
+			ev_loop_destroy(w->loop);
+		pthread_mutex_destroy(&w->qlock);
+	}
+	free(s.workers);
+	free(s.ls);
+	cfg_release(cfg_live);
+	cfg_live = NULL;
+	if (rc == 0)
+		log_info("stopped");
+	return rc;
+}
