@@ -49,6 +49,7 @@ DEBIAN_PKGS := build-essential pkg-config libev-dev libssl-dev libinih-dev \
                uthash-dev libcmocka-dev haproxy curl openssl python3 \
                clang valgrind shellcheck docker-compose wrk
 
+.SECONDARY:
 .PHONY: all deps test unit integration clean install \
         asan valgrind fuzz bench demo demo-check tools
 

@@ -163,7 +163,7 @@ static enum conn_verdict on_hello(struct conn_proto *c, const struct spop_frame 
 	return CONN_KEEP;
 }
 
-static enum conn_verdict on_notify(struct conn_proto *c, const struct config *cfg,
+static enum conn_verdict on_notify(struct conn_proto *c, const struct handler_env *env,
                                    const struct spop_frame *f, struct obuf *out)
 {
 	struct spop_wr w;
@@ -181,7 +181,7 @@ static enum conn_verdict on_notify(struct conn_proto *c, const struct config *cf
 		c->overflow = 1;
 		return CONN_CLOSE_AFTER_FLUSH;
 	}
-	if (handler_notify(cfg, f, c->max_frame, &w, &n) != 0)
+	if (handler_notify(env, f, c->max_frame, &w, &n) != 0)
 		return fail(c, SPOP_ST_INVALID, "malformed NOTIFY payload", out);
 	out_commit(out, &w);
 	c->counters.notify++;
@@ -189,7 +189,7 @@ static enum conn_verdict on_notify(struct conn_proto *c, const struct config *cf
 	return CONN_KEEP;
 }
 
-static enum conn_verdict on_frame(struct conn_proto *c, const struct config *cfg,
+static enum conn_verdict on_frame(struct conn_proto *c, const struct handler_env *env,
                                   const struct spop_frame *f, struct obuf *out)
 {
 	struct spop_disconnect d;
@@ -206,7 +206,7 @@ static enum conn_verdict on_frame(struct conn_proto *c, const struct config *cfg
 	case SPOP_FRAME_NOTIFY:
 		if (c->state != CONN_ST_READY)
 			return fail(c, SPOP_ST_INVALID, "NOTIFY before HELLO", out);
-		return on_notify(c, cfg, f, out);
+		return on_notify(c, env, f, out);
 	case SPOP_FRAME_HAPROXY_DISCONNECT:
 		if (spop_disconnect_decode(f->payload, f->payload_len, &d) == SPOP_RC_OK &&
 		    d.has_status && d.status != SPOP_ST_NORMAL)
@@ -226,7 +226,7 @@ static enum conn_verdict on_frame(struct conn_proto *c, const struct config *cfg
 
 /* Decode and handle frames until the input runs out or the connection
  * is done. *consumed covers the frames handled. */
-static enum conn_verdict process_frames(struct conn_proto *c, const struct config *cfg,
+static enum conn_verdict process_frames(struct conn_proto *c, const struct handler_env *env,
                                         const uint8_t *in, size_t len,
                                         size_t *consumed, struct obuf *out)
 {
@@ -245,21 +245,21 @@ static enum conn_verdict process_frames(struct conn_proto *c, const struct confi
 		if (rc != SPOP_RC_OK)
 			return fail(c, SPOP_ST_INVALID, "invalid frame", out);
 		*consumed = (size_t)(p - in);
-		v = on_frame(c, cfg, &f, out);
+		v = on_frame(c, env, &f, out);
 		if (v != CONN_KEEP)
 			return v;
 	}
 	return CONN_CLOSE_AFTER_FLUSH;
 }
 
-enum conn_verdict conn_process(struct conn_proto *c, const struct config *cfg,
+enum conn_verdict conn_process(struct conn_proto *c, const struct handler_env *env,
                                const uint8_t *in, size_t len, size_t *consumed,
                                struct obuf *out)
 {
 	enum conn_verdict v;
 
 	*consumed = 0;
-	v = process_frames(c, cfg, in, len, consumed, out);
+	v = process_frames(c, env, in, len, consumed, out);
 	/* Once closing, whatever else the peer sent is dropped. */
 	if (c->state == CONN_ST_CLOSING) {
 		*consumed = len;

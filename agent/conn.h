@@ -14,6 +14,8 @@
 #include "config.h"
 #include "spop.h"
 
+struct handler_env;
+
 #define CONN_WUR __attribute__((warn_unused_result))
 
 enum conn_state {
@@ -66,13 +68,13 @@ void conn_proto_init(struct conn_proto *c, uint32_t our_max_frame,
 
 /* Process every complete frame in [in, in + len). Sets *consumed to the
  * bytes used (the rest is an incomplete frame to keep). Answers go to
- * `out`. `cfg` is the configuration to evaluate NOTIFYs with (may be
- * NULL). Returns CONN_CLOSE_AFTER_FLUSH when the connection is done
+ * `out`. `env` carries the configuration (which may be NULL) and the
+ * cache to answer NOTIFYs with. Returns CONN_CLOSE_AFTER_FLUSH when the connection is done
  * (DISCONNECT sent, health check answered, or an error answered with
  * AGENT-DISCONNECT), or when `out` overflowed its limit (then c->overflow is
  * set: the peer does not read, close without waiting).
  */
-enum conn_verdict conn_process(struct conn_proto *c, const struct config *cfg,
+enum conn_verdict conn_process(struct conn_proto *c, const struct handler_env *env,
                                const uint8_t *in, size_t len, size_t *consumed,
                                struct obuf *out);
 

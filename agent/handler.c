@@ -4,6 +4,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "cache.h"
 #include "handler.h"
 #include "log.h"
 
@@ -74,28 +75,97 @@ int handler_parse_request(const struct spop_msg *msg, struct mtls_request *req)
 	return 0;
 }
 
-/* Encode the ACK for `v` (or an empty one when v is NULL). */
-static int encode_ack(const struct spop_frame *f, const struct verdict *v,
-                      int with_cert_info, uint32_t max_frame, struct spop_wr *w)
+time_t handler_cache_until(const struct verdict *v, time_t now, unsigned int ttl)
+{
+	int64_t until = (int64_t)now + ttl;
+
+	/* A transient failure must be retried, not remembered. */
+	if (ttl == 0 || v->result == RESULT_INTERNAL_ERROR)
+		return 0;
+	if (v->valid_until > 0 && v->valid_until < until)
+		until = v->valid_until;
+	return until > (int64_t)now ? (time_t)until : 0;
+}
+
+/* The set-var actions answering `req`, from the cache or freshly
+ * evaluated, as bytes in `ans` (thread-local scratch). Returns their
+ * length, or -1 if they cannot be encoded within `room`. */
+static _Thread_local uint8_t ans_buf[SPOP_DEFAULT_FRAME_SIZE];
+static _Thread_local struct verdict ans_verdict;
+
+static int answer(const struct handler_env *env, const struct mtls_request *req,
+                  int with_cert_info, const uint8_t **ans, size_t room)
+{
+	uint8_t key[CACHE_KEY_LEN];
+	const uint8_t *hit;
+	size_t hitlen;
+	struct spop_wr w;
+	int cached = env->cache && with_cert_info &&
+	             cache_key(env->cache, env->gen, req, key) == 0;
+	time_t now = time(NULL);
+
+	if (room > sizeof(ans_buf))
+		room = sizeof(ans_buf);
+	if (cached && cache_get(env->cache, key, now, &hit, &hitlen) && hitlen <= room) {
+		*ans = hit;
+		return (int)hitlen;
+	}
+	verdict_evaluate(env->cfg, req, &ans_verdict);
+	log_debug("verdict host=\"%.*s\" sni=\"%.*s\" result=%s action=%s policy=%s",
+	          (int)(req->host_len > 64 ? 64 : req->host_len),
+	          req->host ? req->host : "",
+	          (int)(req->sni_len > 64 ? 64 : req->sni_len),
+	          req->sni ? req->sni : "",
+	          verdict_result_str(ans_verdict.result),
+	          verdict_action_str(ans_verdict.action),
+	          ans_verdict.has_policy && ans_verdict.policy ? ans_verdict.policy : "-");
+	spop_wr_init(&w, ans_buf, room);
+	verdict_encode(&ans_verdict, &w, with_cert_info);
+	if (w.err)
+		return -1;
+	if (cached)
+		cache_put(env->cache, key,
+		          handler_cache_until(&ans_verdict, now, env->cache_ttl),
+		          ans_buf, (size_t)(w.p - ans_buf));
+	*ans = ans_buf;
+	return (int)(w.p - ans_buf);
+}
+
+/* Encode the ACK frame with the answer to the last message (if any). */
+static int encode_ack(const struct handler_env *env, const struct spop_frame *f,
+                      const struct mtls_request *req, int with_cert_info,
+                      uint32_t max_frame, struct spop_wr *w)
 {
 	uint8_t *start = spop_frame_begin(w, SPOP_FRAME_ACK, SPOP_FLAG_FIN,
 	                                  f->stream_id, f->frame_id);
+	const uint8_t *ans;
+	int n;
 
-	if (v)
-		verdict_encode(v, w, with_cert_info);
+	if (req) {
+		n = answer(env, req, with_cert_info, &ans, max_frame);
+		if (n < 0) {
+			w->p = start;
+			return -1;
+		}
+		if (w->end - w->p >= n) {
+			memcpy(w->p, ans, (size_t)n);
+			w->p += n;
+		} else {
+			w->err = 1;
+		}
+	}
 	return spop_frame_end(w, start, max_frame);
 }
 
-int handler_notify(const struct config *cfg, const struct spop_frame *f,
+int handler_notify(const struct handler_env *env, const struct spop_frame *f,
                    uint32_t max_frame, struct spop_wr *w, unsigned int *messages)
 {
 	const uint8_t *p = f->payload;
 	const uint8_t *end = f->payload + f->payload_len;
 	struct spop_msg msg;
+	/* One answer per NOTIFY: if HAProxy sent the message twice, the last
+	 * one wins, as it would when applying the set-var actions. */
 	struct mtls_request req;
-	/* One verdict per NOTIFY: if HAProxy sent the message twice, the
-	 * last one wins, as it would when applying the set-var actions. */
-	static _Thread_local struct verdict v;
 	int have = 0;
 
 	*messages = 0;
@@ -108,21 +178,13 @@ int handler_notify(const struct config *cfg, const struct spop_frame *f,
 		}
 		if (handler_parse_request(&msg, &req) != 0)
 			return -1;
-		verdict_evaluate(cfg, &req, &v);
 		have = 1;
 		(*messages)++;
-		log_debug("verdict host=\"%.*s\" sni=\"%.*s\" result=%s action=%s policy=%s",
-		          (int)(req.host_len > 64 ? 64 : req.host_len),
-		          req.host ? req.host : "",
-		          (int)(req.sni_len > 64 ? 64 : req.sni_len),
-		          req.sni ? req.sni : "",
-		          verdict_result_str(v.result), verdict_action_str(v.action),
-		          v.has_policy && v.policy ? v.policy : "-");
 	}
-	if (encode_ack(f, have ? &v : NULL, 1, max_frame, w) == 0)
+	if (encode_ack(env, f, have ? &req : NULL, 1, max_frame, w) == 0)
 		return 0;
 	/* Subjects can be long: drop the details rather than the verdict. */
-	if (!w->err && encode_ack(f, have ? &v : NULL, 0, max_frame, w) == 0)
+	if (!w->err && encode_ack(env, f, have ? &req : NULL, 0, max_frame, w) == 0)
 		return 0;
 	return -1;
 }

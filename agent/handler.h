@@ -11,9 +11,20 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include "config.h"
 #include "spop.h"
 #include "verdict.h"
+
+struct cache;
+
+/* What a worker hands to the handler for one NOTIFY. */
+struct handler_env {
+	const struct config *cfg;   /* may be NULL: no policies */
+	struct cache *cache;        /* may be NULL: no caching */
+	uint64_t gen;               /* configuration generation (cache key) */
+	unsigned int cache_ttl;     /* seconds an answer may be reused */
+};
 
 #define HANDLER_WUR __attribute__((warn_unused_result))
 
@@ -29,8 +40,13 @@ HANDLER_WUR int handler_parse_request(const struct spop_msg *msg,
  * details are left out. Returns 0, or -1 if the NOTIFY payload is
  * malformed or `w` is too small (nothing is then left in `w`).
  * *messages is set to the number of check-client-cert messages answered. */
-HANDLER_WUR int handler_notify(const struct config *cfg,
+HANDLER_WUR int handler_notify(const struct handler_env *env,
                                const struct spop_frame *f, uint32_t max_frame,
                                struct spop_wr *w, unsigned int *messages);
+
+/* How long the answer in `v` may be reused, as an absolute time: the
+ * earliest of now + ttl and the moments the verdict could change
+ * (validity bounds, CRL updates). 0 when it must not be cached. */
+time_t handler_cache_until(const struct verdict *v, time_t now, unsigned int ttl);
 
 #endif /* MTLS_HANDLER_H */

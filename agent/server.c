@@ -27,7 +27,9 @@
 #include <unistd.h>
 #include <ev.h>
 
+#include "cache.h"
 #include "conn.h"
+#include "handler.h"
 #include "log.h"
 #include "server.h"
 
@@ -129,6 +131,7 @@ struct worker {
 	size_t nconns;
 	atomic_int stopping;
 	struct cfg_ref *cfg;
+	struct cache *cache;   /* this worker's verdict cache, NULL if disabled */
 	const struct agent_settings *settings;
 };
 
@@ -189,16 +192,22 @@ static int conn_flush(struct conn *c)
 	return 0;
 }
 
-/* Make sure the worker evaluates with the newest configuration. */
-static const struct config *worker_config(struct worker *w)
+/* Make sure the worker evaluates with the newest configuration; a new
+ * generation empties the cache (its keys carry the generation anyway,
+ * this only gives the memory back sooner). */
+static void worker_env(struct worker *w, struct handler_env *env)
 {
 	if (w->cfg->gen != atomic_load_explicit(&cfg_gen, memory_order_acquire)) {
 		struct cfg_ref *old = w->cfg;
 
 		w->cfg = cfg_acquire();
 		cfg_release(old);
+		cache_clear(w->cache);
 	}
-	return w->cfg->cfg;
+	env->cfg = w->cfg->cfg;
+	env->gen = w->cfg->gen;
+	env->cache = w->cache;
+	env->cache_ttl = w->settings->cache_ttl_ms / 1000;
 }
 
 /* Run the protocol over what is buffered. Returns -1 if c was closed. */
@@ -206,9 +215,10 @@ static int conn_run(struct conn *c)
 {
 	size_t consumed = 0;
 	enum conn_verdict v;
+	struct handler_env env;
 
-	v = conn_process(&c->proto, worker_config(c->w), c->rbuf, c->rlen,
-	                 &consumed, &c->out);
+	worker_env(c->w, &env);
+	v = conn_process(&c->proto, &env, c->rbuf, c->rlen, &consumed, &c->out);
 	if (consumed > 0) {
 		memmove(c->rbuf, c->rbuf + consumed, c->rlen - consumed);
 		c->rlen -= consumed;
@@ -758,6 +768,15 @@ int server_run(const struct server_opts *o, struct config *cfg)
 			goto out;
 		}
 		w->cfg = cfg_acquire();
+		/* The configured entry count is the total over all workers. */
+		if (s.settings.cache_entries > 0) {
+			w->cache = cache_new((s.settings.cache_entries + (unsigned int)s.nworkers - 1) /
+			                     (unsigned int)s.nworkers);
+			if (!w->cache) {
+				log_error("cannot allocate the verdict cache");
+				goto out;
+			}
+		}
 		ev_async_init(&w->wake, worker_wake_cb);
 		ev_async_start(w->loop, &w->wake);
 		/* Keep the loop alive with no connections. */
@@ -807,6 +826,7 @@ out:
 			close(w->queue[j]);
 		free(w->queue);
 		cfg_release(w->cfg);
+		cache_free(w->cache);
 		if (w->loop)
 			ev_loop_destroy(w->loop);
 		pthread_mutex_destroy(&w->qlock);

@@ -70,6 +70,10 @@ struct verdict {
 	char fingerprint[65];        /* SHA-256 of the leaf DER, lowercase hex */
 	int64_t not_before, not_after; /* unix seconds */
 	char spiffe_id[VERDICT_SPIFFE_MAX]; /* empty when none */
+	int64_t valid_until;         /* not encoded: the earliest time this
+	                                verdict could change (a certificate's
+	                                notBefore/notAfter, a CRL's nextUpdate);
+	                                0 when nothing bounds it. For the cache. */
 };
 
 const char *verdict_action_str(enum mtls_action a);

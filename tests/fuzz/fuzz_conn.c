@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "handler.h"
 #include "spop.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -34,6 +35,7 @@ static void check_output(const struct obuf *o, uint32_t max_frame)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static uint8_t rbuf[RBUF];
+	static const struct handler_env env; /* no policies, no cache */
 	struct conn_proto c;
 	struct obuf out = { .limit = 1 << 20 };
 	size_t rlen = 0, pos, consumed;
@@ -57,7 +59,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memcpy(rbuf + rlen, data + pos, n);
 		rlen += n;
 		pos += n;
-		if (conn_process(&c, NULL, rbuf, rlen, &consumed, &out) != CONN_KEEP)
+		if (conn_process(&c, &env, rbuf, rlen, &consumed, &out) != CONN_KEEP)
 			break;
 		if (consumed > rlen)
 			abort();

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "conn.h"
+#include "handler.h"
 #include "spop.h"
 
 #define MAXF SPOP_DEFAULT_FRAME_SIZE
@@ -102,7 +103,9 @@ static void put_notify(struct fx *f, uint64_t sid, uint64_t fid, uint32_t flags,
 
 static enum conn_verdict run(struct fx *f, size_t *consumed)
 {
-	return conn_process(&f->c, NULL, f->in, f->inlen, consumed, &f->out);
+	static const struct handler_env env; /* no policies, no cache */
+
+	return conn_process(&f->c, &env, f->in, f->inlen, consumed, &f->out);
 }
 
 /* Decode the next output frame; returns its type. */
