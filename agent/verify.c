@@ -1,0 +1,622 @@
+/*
+ * verify.c - certificate verification with OpenSSL against one host policy.
+ *
+ * verify_policy_prepare() runs at configuration load and builds one
+ * X509_STORE per host, so a host trusts only its own CAs. verify_cert()
+ * runs on the request path: it parses the DER the client presented,
+ * verifies it against that store, then applies the policy's identity and
+ * pin constraints. The store is only read afterwards, which OpenSSL allows
+ * from any number of threads at once.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <openssl/asn1.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "policy.h"
+#include "verify.h"
+
+#define VERIFY_SHA256_LEN 32
+#define VERIFY_SPIFFE_PREFIX "spiffe://"
+
+/* Write `what` and the last OpenSSL error into err and clear the queue.
+ * The caller (config.c) adds which host it was. */
+static void verify_errmsg(char *err, size_t errlen, const char *what)
+{
+	unsigned long e = ERR_peek_last_error();
+	char buf[256];
+
+	if (e != 0) {
+		ERR_error_string_n(e, buf, sizeof(buf));
+		snprintf(err, errlen, "%s: %s", what, buf);
+	} else {
+		snprintf(err, errlen, "%s", what);
+	}
+	ERR_clear_error();
+}
+
+int verify_policy_prepare(struct host_policy *p, char *err, size_t errlen)
+{
+	unsigned long flags = X509_V_FLAG_PARTIAL_CHAIN;
+	int with_crls = 0;
+	X509_STORE *st;
+
+	switch (p->crl_check) {
+	case CRL_CHECK_NONE:
+		break;
+	case CRL_CHECK_LEAF:
+		flags |= X509_V_FLAG_CRL_CHECK;
+		with_crls = 1;
+		break;
+	case CRL_CHECK_CHAIN:
+		flags |= X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL;
+		with_crls = 1;
+		break;
+	case CRL_CHECK_DEFAULT:
+	case CRL_CHECK_COUNT:
+	default:
+		/* config.c resolves DEFAULT before calling us. */
+		snprintf(err, errlen, "crl-check not resolved");
+		return -1;
+	}
+	if (p->purpose != PURPOSE_CLIENT && p->purpose != PURPOSE_ANY) {
+		snprintf(err, errlen, "invalid purpose");
+		return -1;
+	}
+
+	st = X509_STORE_new();
+	if (st == NULL) {
+		verify_errmsg(err, errlen, "cannot allocate X509_STORE");
+		return -1;
+	}
+	for (size_t i = 0; i < p->n_cas; i++) {
+		const struct ca_entry *ca = p->cas[i];
+
+		/* X509_STORE_add_cert() takes its own reference and ignores a
+		 * certificate that is already present (same CA listed twice,
+		 * or the same certificate in two bundles). */
+		for (int j = 0; j < sk_X509_num(ca->certs); j++) {
+			if (X509_STORE_add_cert(st, sk_X509_value(ca->certs, j))
+			    != 1) {
+				verify_errmsg(err, errlen,
+				              "cannot add CA certificate");
+				goto fail;
+			}
+		}
+		if (!with_crls || ca->crls == NULL)
+			continue;
+		for (int j = 0; j < sk_X509_CRL_num(ca->crls); j++) {
+			if (X509_STORE_add_crl(st, sk_X509_CRL_value(ca->crls, j))
+			    != 1) {
+				verify_errmsg(err, errlen, "cannot add CRL");
+				goto fail;
+			}
+		}
+	}
+	if (X509_STORE_set_flags(st, flags) != 1 ||
+	    (p->verify_depth >= 0 &&
+	     X509_STORE_set_depth(st, p->verify_depth) != 1) ||
+	    (p->purpose == PURPOSE_CLIENT &&
+	     X509_STORE_set_purpose(st, X509_PURPOSE_SSL_CLIENT) != 1)) {
+		verify_errmsg(err, errlen, "cannot set verify parameters");
+		goto fail;
+	}
+
+	X509_STORE_free(p->store);
+	p->store = st;
+	ERR_clear_error();
+	return 0;
+fail:
+	X509_STORE_free(st);
+	return -1;
+}
+
+enum mtls_result verify_result_from_error(int x509_err)
+{
+	switch (x509_err) {
+	case X509_V_OK:
+		return RESULT_OK;
+	case X509_V_ERR_CERT_HAS_EXPIRED:
+		return RESULT_EXPIRED;
+	case X509_V_ERR_CERT_NOT_YET_VALID:
+		return RESULT_NOT_YET_VALID;
+	case X509_V_ERR_CERT_REVOKED:
+		return RESULT_REVOKED;
+	case X509_V_ERR_UNABLE_TO_GET_CRL:
+	case X509_V_ERR_CRL_HAS_EXPIRED:
+	case X509_V_ERR_CRL_NOT_YET_VALID:
+	case X509_V_ERR_UNABLE_TO_DECRYPT_CRL_SIGNATURE:
+	case X509_V_ERR_CRL_SIGNATURE_FAILURE:
+	case X509_V_ERR_ERROR_IN_CRL_LAST_UPDATE_FIELD:
+	case X509_V_ERR_ERROR_IN_CRL_NEXT_UPDATE_FIELD:
+	case X509_V_ERR_UNABLE_TO_GET_CRL_ISSUER:
+	case X509_V_ERR_DIFFERENT_CRL_SCOPE:
+	case X509_V_ERR_KEYUSAGE_NO_CRL_SIGN:
+	case X509_V_ERR_CRL_PATH_VALIDATION_ERROR:
+	/* A CRL we cannot interpret is as unusable as a missing one. */
+	case X509_V_ERR_UNHANDLED_CRITICAL_CRL_EXTENSION:
+		return RESULT_CRL_ERROR;
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+	case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+	case X509_V_ERR_CERT_UNTRUSTED:
+	case X509_V_ERR_CERT_REJECTED:
+		return RESULT_UNTRUSTED;
+	case X509_V_ERR_INVALID_PURPOSE:
+		return RESULT_BAD_PURPOSE;
+	case X509_V_ERR_OUT_OF_MEM:
+		return RESULT_INTERNAL_ERROR;
+	default:
+		/* Path length, bad signature, chain too long, invalid CA... */
+		return RESULT_CHAIN_ERROR;
+	}
+}
+
+static void verify_hex(const uint8_t *in, size_t n, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = hex[in[i] >> 4];
+		out[2 * i + 1] = hex[in[i] & 0x0f];
+	}
+	out[2 * n] = '\0';
+}
+
+/* RFC 2253 text of `name` into out[outlen], truncated, NUL-terminated.
+ * XN_FLAG_RFC2253 escapes control characters and bytes >= 0x80, so the
+ * result is printable ASCII and a cut cannot split a UTF-8 sequence. */
+static void verify_name_str(BIO *bio, const X509_NAME *name, char *out,
+                            size_t outlen)
+{
+	int n;
+
+	out[0] = '\0';
+	if (bio == NULL || name == NULL || outlen == 0)
+		return;
+	(void)BIO_reset(bio);
+	if (X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) < 0)
+		return;
+	n = BIO_read(bio, out, (int)(outlen - 1 > INT_MAX ? INT_MAX : outlen - 1));
+	out[n > 0 ? n : 0] = '\0';
+}
+
+/* Serial as lowercase hex of its magnitude octets (like `openssl x509
+ * -serial`, in lower case), '-' first when negative. ASN1_INTEGER keeps
+ * the magnitude without DER's sign octet. An over-long serial (RFC 5280
+ * allows 20 octets; OpenSSL parses more) is truncated to fit. */
+static void verify_serial_str(const ASN1_INTEGER *ai, char *out, size_t outlen)
+{
+	const unsigned char *d = ASN1_STRING_get0_data(ai);
+	size_t n = (size_t)ASN1_STRING_length(ai);
+	size_t o = 0;
+
+	if (ASN1_STRING_type(ai) == V_ASN1_NEG_INTEGER && outlen > 1)
+		out[o++] = '-';
+	if (n == 0 && outlen - o > 2) {
+		out[o++] = '0';
+		out[o++] = '0';
+	}
+	for (size_t i = 0; i < n && outlen - o > 2; i++) {
+		verify_hex(&d[i], 1, &out[o]);
+		o += 2;
+	}
+	out[o] = '\0';
+}
+
+static int64_t verify_time(const ASN1_TIME *t)
+{
+	struct tm tm;
+
+	memset(&tm, 0, sizeof(tm));
+	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
+		return 0;
+	return (int64_t)timegm(&tm);
+}
+
+/* A string from a certificate usable as a name: no NUL byte (a
+ * "evil.com\0.good.com" trick must not match a "*.good.com" glob). */
+static int verify_clean_name(const unsigned char *s, int len)
+{
+	return s != NULL && len > 0 && memchr(s, '\0', (size_t)len) == NULL;
+}
+
+static void verify_spiffe(X509 *leaf, struct verdict *v)
+{
+	GENERAL_NAMES *gens;
+	size_t plen = sizeof(VERIFY_SPIFFE_PREFIX) - 1;
+
+	v->spiffe_id[0] = '\0';
+	gens = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
+	if (gens == NULL)
+		return;
+	for (int i = 0; i < sk_GENERAL_NAME_num(gens); i++) {
+		const GENERAL_NAME *gn = sk_GENERAL_NAME_value(gens, i);
+		const unsigned char *s;
+		int len, ok = 1;
+
+		if (gn->type != GEN_URI)
+			continue;
+		s = ASN1_STRING_get0_data(gn->d.uniformResourceIdentifier);
+		len = ASN1_STRING_length(gn->d.uniformResourceIdentifier);
+		/* Scheme compared case-insensitively (RFC 3986 3.1); an ID
+		 * that does not fit is skipped rather than reported cut. */
+		if (s == NULL || len < 0 || (size_t)len < plen ||
+		    (size_t)len >= sizeof(v->spiffe_id) ||
+		    strncasecmp((const char *)s, VERIFY_SPIFFE_PREFIX, plen) != 0)
+			continue;
+		/* It ends up in HAProxy variables and logs. */
+		for (int k = 0; k < len && ok; k++)
+			ok = s[k] > 0x20 && s[k] < 0x7f;
+		if (!ok)
+			continue;
+		memcpy(v->spiffe_id, s, (size_t)len);
+		v->spiffe_id[len] = '\0';
+		break;
+	}
+	GENERAL_NAMES_free(gens);
+}
+
+/* verify_fill_cert_info(), also handing back the SHA-256 of the DER in
+ * md (for pins). Returns 0, or -1 if the digest could not be computed. */
+static int verify_fill_info(X509 *leaf, const uint8_t *der, size_t der_len,
+                            struct verdict *v, uint8_t *md)
+{
+	unsigned int mdlen = 0;
+	int rc = 0;
+	BIO *bio;
+
+	/* Only remove the errors this function causes. */
+	ERR_set_mark();
+	bio = BIO_new(BIO_s_mem());
+	verify_name_str(bio, X509_get_subject_name(leaf), v->subject,
+	                sizeof(v->subject));
+	verify_name_str(bio, X509_get_issuer_name(leaf), v->issuer,
+	                sizeof(v->issuer));
+	BIO_free(bio);
+	verify_serial_str(X509_get0_serialNumber(leaf), v->serial,
+	                  sizeof(v->serial));
+	if (EVP_Digest(der, der_len, md, &mdlen, EVP_sha256(), NULL) == 1 &&
+	    mdlen == VERIFY_SHA256_LEN) {
+		verify_hex(md, VERIFY_SHA256_LEN, v->fingerprint);
+	} else {
+		v->fingerprint[0] = '\0';
+		rc = -1;
+	}
+	v->not_before = verify_time(X509_get0_notBefore(leaf));
+	v->not_after = verify_time(X509_get0_notAfter(leaf));
+	verify_spiffe(leaf, v);
+	v->has_cert_info = 1;
+	ERR_pop_to_mark();
+	return rc;
+}
+
+void verify_fill_cert_info(X509 *leaf, const uint8_t *der, size_t der_len,
+                           struct verdict *v)
+{
+	uint8_t md[VERIFY_SHA256_LEN];
+
+	(void)verify_fill_info(leaf, der, der_len, v, md);
+}
+
+/* Length of the DER SEQUENCE (a certificate) starting at `q`, header
+ * included, or 0 if the header is malformed or claims more than q..end.
+ * Definite lengths only: a certificate is DER, and OpenSSL refuses
+ * certificates of 100 kB and more anyway, so 3 length octets suffice. */
+static size_t verify_der_seq_len(const uint8_t *q, const uint8_t *end)
+{
+	size_t avail = (size_t)(end - q), hdr = 2, len = 0;
+
+	if (avail < 2 || q[0] != 0x30)
+		return 0;
+	if (q[1] < 0x80) {
+		len = q[1];
+	} else {
+		size_t n = q[1] & 0x7f;
+
+		/* 0x80 is BER's indefinite length; more than 3 octets is a
+		 * certificate of 16 MB or more. */
+		if (n == 0 || n > 3 || avail < 2 + n)
+			return 0;
+		for (size_t i = 0; i < n; i++)
+			len = (len << 8) | q[2 + i];
+		hdr += n;
+	}
+	if (len > avail - hdr)
+		return 0;
+	return hdr + len;
+}
+
+/* 1 if `der` is a certificate of the policy's store, compared by SHA-1 of
+ * the encoding as X509_cmp() does (OpenSSL caches each store certificate's
+ * SHA-1, so this costs one hash of `der`). */
+static int verify_is_anchor(const struct host_policy *p, const uint8_t *der,
+                            size_t len)
+{
+	uint8_t md[EVP_MAX_MD_SIZE], amd[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0, amdlen = 0;
+	const EVP_MD *sha1 = EVP_sha1();
+
+	if (EVP_Digest(der, len, md, &mdlen, sha1, NULL) != 1)
+		return 0;
+	for (size_t i = 0; i < p->n_cas; i++) {
+		const struct ca_entry *ca = p->cas[i];
+
+		for (int j = 0; j < sk_X509_num(ca->certs); j++) {
+			if (X509_digest(sk_X509_value(ca->certs, j), sha1, amd,
+			                &amdlen) == 1 && amdlen == mdlen &&
+			    memcmp(md, amd, mdlen) == 0)
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/* Parse the concatenated DER certificates of `chain` into a new stack of
+ * untrusted intermediates. Returns RESULT_OK, RESULT_MALFORMED or
+ * RESULT_INTERNAL_ERROR.
+ *
+ * A certificate identical to one of the policy's anchors is left out
+ * instead of parsed: the store already holds it and OpenSSL (trusted
+ * first) would use that copy anyway, while parsing costs more than a
+ * signature check in OpenSSL 3.0. Leaving out an untrusted certificate
+ * can only remove paths, never create one, so a false match would be
+ * harmless. */
+static enum mtls_result verify_parse_chain(const struct host_policy *p,
+                                           const uint8_t *chain,
+                                           size_t chain_len,
+                                           STACK_OF(X509) **out)
+{
+	const uint8_t *q = chain, *end = chain + chain_len;
+	STACK_OF(X509) *sk = sk_X509_new_reserve(NULL, 4);
+	size_t count = 0;
+
+	*out = NULL;
+	if (sk == NULL)
+		return RESULT_INTERNAL_ERROR;
+	while (q < end) {
+		const uint8_t *next;
+		size_t len = verify_der_seq_len(q, end);
+		X509 *x;
+
+		if (len == 0 || ++count > VERIFY_MAX_CHAIN)
+			goto malformed;
+		next = q + len;
+		if (verify_is_anchor(p, q, len)) {
+			q = next;
+			continue;
+		}
+		x = d2i_X509(NULL, &q, (long)len);
+		if (x == NULL || q != next) {
+			X509_free(x);
+			goto malformed;
+		}
+		if (sk_X509_push(sk, x) <= 0) {
+			X509_free(x);
+			sk_X509_pop_free(sk, X509_free);
+			return RESULT_INTERNAL_ERROR;
+		}
+	}
+	*out = sk;
+	return RESULT_OK;
+malformed:
+	sk_X509_pop_free(sk, X509_free);
+	return RESULT_MALFORMED;
+}
+
+/* Name of the first CA of `p` (policy order) holding `anchor`. */
+static const char *verify_ca_name(const struct host_policy *p, X509 *anchor)
+{
+	for (size_t i = 0; i < p->n_cas; i++) {
+		const struct ca_entry *ca = p->cas[i];
+
+		for (int j = 0; j < sk_X509_num(ca->certs); j++)
+			if (X509_cmp(anchor, sk_X509_value(ca->certs, j)) == 0)
+				return ca->name;
+	}
+	return NULL;
+}
+
+static int verify_glob_any(const struct host_policy *p,
+                           const unsigned char *s, int len)
+{
+	if (!verify_clean_name(s, len))
+		return 0;
+	for (size_t i = 0; i < p->n_identities; i++)
+		if (policy_glob_match(p->identities[i], (const char *)s,
+		                      (size_t)len))
+			return 1;
+	return 0;
+}
+
+/* 1 if one allow-identity pattern matches a DNS, URI or email SAN or a
+ * subject CN of `leaf`, else 0. A name that cannot be decoded (including
+ * on allocation failure) does not match: the check fails closed. */
+static int verify_identity(const struct host_policy *p, X509 *leaf)
+{
+	GENERAL_NAMES *gens;
+	const X509_NAME *subj = X509_get_subject_name(leaf);
+	int found = 0;
+
+	gens = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
+	for (int i = 0; gens != NULL && i < sk_GENERAL_NAME_num(gens) &&
+	     !found; i++) {
+		const GENERAL_NAME *gn = sk_GENERAL_NAME_value(gens, i);
+		const ASN1_IA5STRING *s;
+
+		if (gn->type == GEN_DNS)
+			s = gn->d.dNSName;
+		else if (gn->type == GEN_URI)
+			s = gn->d.uniformResourceIdentifier;
+		else if (gn->type == GEN_EMAIL)
+			s = gn->d.rfc822Name;
+		else
+			continue;
+		found = verify_glob_any(p, ASN1_STRING_get0_data(s),
+		                        ASN1_STRING_length(s));
+	}
+	GENERAL_NAMES_free(gens);
+
+	for (int idx = -1; !found && subj != NULL;) {
+		const X509_NAME_ENTRY *e;
+		unsigned char *utf8 = NULL;
+		int len;
+
+		idx = X509_NAME_get_index_by_NID(subj, NID_commonName, idx);
+		if (idx < 0)
+			break;
+		e = X509_NAME_get_entry(subj, idx);
+		/* A CN may be a BMPString or UniversalString: compare its
+		 * UTF-8 form. */
+		len = ASN1_STRING_to_UTF8(&utf8,
+		                          X509_NAME_ENTRY_get_data(e));
+		if (len < 0) {
+			/* Unconvertible CN: not a match; allocation failure
+			 * is indistinguishable here and fails closed. */
+			continue;
+		}
+		found = verify_glob_any(p, utf8, len);
+		OPENSSL_free(utf8);
+	}
+	return found;
+}
+
+static int verify_pin(const struct host_policy *p, const uint8_t *md)
+{
+	for (size_t i = 0; i < p->n_pins; i++)
+		if (memcmp(p->pins[i], md, VERIFY_SHA256_LEN) == 0)
+			return 1;
+	return 0;
+}
+
+/* The earliest moment after `now` at which this verdict could change: a
+ * certificate of the chain becoming valid or expiring, or a CRL of the
+ * host's CAs being due for replacement. 0 when nothing bounds it. */
+static int64_t verify_valid_until(const struct host_policy *p, X509_STORE_CTX *ctx,
+                                  X509 *leaf, time_t now)
+{
+	STACK_OF(X509) *vchain = ctx ? X509_STORE_CTX_get0_chain(ctx) : NULL;
+	int64_t t = (int64_t)(now != 0 ? now : time(NULL)), until = 0, b;
+	int i, n = vchain ? sk_X509_num(vchain) : 0;
+	size_t j;
+
+#define VERIFY_BOUND(x) do { if ((x) > t && (until == 0 || (x) < until)) until = (x); } while (0)
+	for (i = -1; i < n; i++) {
+		X509 *x = i < 0 ? leaf : sk_X509_value(vchain, i);
+
+		if (!x)
+			continue;
+		b = verify_time(X509_get0_notBefore(x));
+		VERIFY_BOUND(b);
+		/* Valid through notAfter itself: it changes one second later. */
+		b = verify_time(X509_get0_notAfter(x)) + 1;
+		VERIFY_BOUND(b);
+	}
+	if (p->crl_check != CRL_CHECK_NONE)
+		for (j = 0; j < p->n_cas; j++) {
+			b = (int64_t)p->cas[j]->crl_next_update;
+			VERIFY_BOUND(b);
+		}
+#undef VERIFY_BOUND
+	return until;
+}
+
+void verify_cert(const struct host_policy *p, const uint8_t *cert,
+                 size_t cert_len, const uint8_t *chain, size_t chain_len,
+                 time_t now, struct verdict *v)
+{
+	const uint8_t *q = cert;
+	X509 *leaf = NULL;
+	STACK_OF(X509) *untrusted = NULL;
+	X509_STORE_CTX *ctx = NULL;
+	uint8_t md[VERIFY_SHA256_LEN];
+	enum mtls_result r;
+
+	v->result = RESULT_INTERNAL_ERROR;
+	v->verify_error = 0;
+	v->ca = NULL;
+	v->has_cert_info = 0;
+	v->subject[0] = v->issuer[0] = v->serial[0] = '\0';
+	v->fingerprint[0] = v->spiffe_id[0] = '\0';
+	v->not_before = v->not_after = 0;
+	v->valid_until = 0;
+
+	if (p == NULL || p->store == NULL)
+		goto done;
+	if (cert == NULL || cert_len == 0 || cert_len > LONG_MAX ||
+	    (chain == NULL && chain_len != 0) || chain_len > LONG_MAX) {
+		v->result = RESULT_MALFORMED;
+		goto done;
+	}
+	/* One DER certificate, exactly: no BER indefinite length, nothing
+	 * after it. */
+	if (verify_der_seq_len(cert, cert + cert_len) != cert_len) {
+		v->result = RESULT_MALFORMED;
+		goto done;
+	}
+	leaf = d2i_X509(NULL, &q, (long)cert_len);
+	if (leaf == NULL || q != cert + cert_len) {
+		v->result = RESULT_MALFORMED;
+		goto done;
+	}
+	if (verify_fill_info(leaf, cert, cert_len, v, md) != 0)
+		goto done;  /* digest failed: pins could not be checked */
+
+	if (chain != NULL && chain_len > 0) {
+		r = verify_parse_chain(p, chain, chain_len, &untrusted);
+		if (r != RESULT_OK) {
+			v->result = r;
+			goto done;
+		}
+	}
+
+	ctx = X509_STORE_CTX_new();
+	if (ctx == NULL ||
+	    X509_STORE_CTX_init(ctx, p->store, leaf, untrusted) != 1)
+		goto done;
+	if (now != 0)
+		X509_VERIFY_PARAM_set_time(X509_STORE_CTX_get0_param(ctx), now);
+	if (X509_verify_cert(ctx) != 1) {
+		v->valid_until = verify_valid_until(p, ctx, leaf, now);
+		v->verify_error = X509_STORE_CTX_get_error(ctx);
+		v->result = v->verify_error == X509_V_OK ? RESULT_INTERNAL_ERROR :
+		            verify_result_from_error(v->verify_error);
+		goto done;
+	}
+
+	v->valid_until = verify_valid_until(p, ctx, leaf, now);
+	{
+		STACK_OF(X509) *vchain = X509_STORE_CTX_get0_chain(ctx);
+		int n = vchain != NULL ? sk_X509_num(vchain) : 0;
+
+		v->ca = n > 0 ? verify_ca_name(p, sk_X509_value(vchain, n - 1))
+		              : NULL;
+		/* Only a store certificate can end a verified chain, and the
+		 * store holds nothing but the policy's CAs. */
+		if (v->ca == NULL)
+			goto done;
+	}
+	if (p->n_identities > 0 && !verify_identity(p, leaf)) {
+		v->result = RESULT_IDENTITY_MISMATCH;
+		goto done;
+	}
+	if (p->n_pins > 0 && !verify_pin(p, md)) {
+		v->result = RESULT_PIN_MISMATCH;
+		goto done;
+	}
+	v->result = RESULT_OK;
+done:
+	X509_STORE_CTX_free(ctx);
+	sk_X509_pop_free(untrusted, X509_free);
+	X509_free(leaf);
+	ERR_clear_error();
+}
