@@ -90,6 +90,8 @@ struct host_policy {
 	enum policy_mode mode;
 	enum policy_purpose purpose;
 	enum crl_check crl_check;   /* resolved: never CRL_CHECK_DEFAULT after load */
+	int crl_check_auto;         /* crl-check was not written: a chain anchored
+	                               in a [ca] without CRLs skips the check */
 	int verify_depth;           /* default 5 */
 	struct ca_entry **cas;      /* borrowed from struct config */
 	size_t n_cas;

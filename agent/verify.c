@@ -42,6 +42,39 @@ static void verify_errmsg(char *err, size_t errlen, const char *what)
 	ERR_clear_error();
 }
 
+/* With crl-check left to its default, CRLs are checked for the chains
+ * anchored in a [ca] that brought CRLs, and not for the others: a host
+ * may mix a CA that publishes CRLs with one that does not. Only a missing
+ * CRL is forgiven, and only when no CA holding the anchor has CRLs. */
+static int verify_auto_crl_cb(int ok, X509_STORE_CTX *ctx)
+{
+	const struct host_policy *p;
+	STACK_OF(X509) *chain;
+	X509 *anchor;
+	int forgive = 0;
+
+	if (ok || X509_STORE_CTX_get_error(ctx) != X509_V_ERR_UNABLE_TO_GET_CRL)
+		return ok;
+	p = X509_STORE_CTX_get_app_data(ctx);
+	chain = X509_STORE_CTX_get0_chain(ctx);
+	if (p == NULL || chain == NULL || sk_X509_num(chain) == 0)
+		return ok;
+	anchor = sk_X509_value(chain, sk_X509_num(chain) - 1);
+	for (size_t i = 0; i < p->n_cas; i++) {
+		const struct ca_entry *ca = p->cas[i];
+		int holds = 0;
+
+		for (int j = 0; j < sk_X509_num(ca->certs) && !holds; j++)
+			holds = X509_cmp(sk_X509_value(ca->certs, j), anchor) == 0;
+		if (!holds)
+			continue;
+		if (ca->crls != NULL && sk_X509_CRL_num(ca->crls) > 0)
+			return ok;
+		forgive = 1;
+	}
+	return forgive;
+}
+
 int verify_policy_prepare(struct host_policy *p, char *err, size_t errlen)
 {
 	unsigned long flags = X509_V_FLAG_PARTIAL_CHAIN;
@@ -108,6 +141,9 @@ int verify_policy_prepare(struct host_policy *p, char *err, size_t errlen)
 		verify_errmsg(err, errlen, "cannot set verify parameters");
 		goto fail;
 	}
+
+	if (p->crl_check_auto && p->crl_check != CRL_CHECK_NONE)
+		X509_STORE_set_verify_cb(st, verify_auto_crl_cb);
 
 	X509_STORE_free(p->store);
 	p->store = st;
@@ -583,6 +619,8 @@ void verify_cert(const struct host_policy *p, const uint8_t *cert,
 	if (ctx == NULL ||
 	    X509_STORE_CTX_init(ctx, p->store, leaf, untrusted) != 1)
 		goto done;
+	/* For verify_auto_crl_cb(); the policy is only read. */
+	X509_STORE_CTX_set_app_data(ctx, (void *)p);
 	if (now != 0)
 		X509_VERIFY_PARAM_set_time(X509_STORE_CTX_get0_param(ctx), now);
 	if (X509_verify_cert(ctx) != 1) {

@@ -642,6 +642,39 @@ static void test_crl_chain_missing_intermediate_crl(void **state)
 	tpol_free(&t);
 }
 
+/* crl-check left to its default on a host that mixes a CA with CRLs and
+ * one without: only the chains of the first are checked. Written
+ * explicitly, a missing CRL is an error for every chain. */
+static void test_crl_auto_per_ca(void **state)
+{
+	struct tpol t;
+	struct verdict v;
+	int pass;
+
+	(void)state;
+	for (pass = 0; pass < 2; pass++) {
+		tpol_init(&t, CRL_CHECK_LEAF, PURPOSE_CLIENT);
+		t.hp.crl_check_auto = pass == 0;
+		tpol_add_ca(&t, ca_new("with-crl", (const struct pki_cert *[]){ fx.inter }, 1,
+		            (X509_CRL *[]){ fx.crl_inter }, 1));
+		tpol_add_ca(&t, ca_new("without", (const struct pki_cert *[]){ fx.other_root }, 1,
+		            NULL, 0));
+		tpol_prepare(&t);
+		verify(&t.hp, fx.leaf_revoked, NULL, 0, &v);
+		expect(&v, RESULT_REVOKED, X509_V_ERR_CERT_REVOKED);
+		verify(&t.hp, fx.leaf1, NULL, 0, &v);
+		expect(&v, RESULT_OK, 0);
+		verify(&t.hp, fx.other_leaf, NULL, 0, &v);
+		if (pass == 0) {
+			expect(&v, RESULT_OK, 0);
+			assert_string_equal(v.ca, "without");
+		} else {
+			expect(&v, RESULT_CRL_ERROR, X509_V_ERR_UNABLE_TO_GET_CRL);
+		}
+		tpol_free(&t);
+	}
+}
+
 static void test_crl_expired(void **state)
 {
 	struct tpol t;
@@ -1402,6 +1435,7 @@ int main(void)
 		cmocka_unit_test(test_crl_leaf_missing),
 		cmocka_unit_test(test_crl_chain_intermediate_revoked),
 		cmocka_unit_test(test_crl_chain_missing_intermediate_crl),
+		cmocka_unit_test(test_crl_auto_per_ca),
 		cmocka_unit_test(test_crl_expired),
 		cmocka_unit_test(test_purpose),
 		cmocka_unit_test(test_identity),

@@ -1,0 +1,870 @@
+/*
+ * test_config.c - configuration loading (config.c): a full valid file,
+ * the lookup index, every error with its exact "FILE:LINE: " prefix,
+ * relative paths, CRL defaults and the [agent] settings.
+ *
+ * The CA and CRL files are generated at test time with pki.h into a
+ * temporary directory, next to the INI file written by each test.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <openssl/x509.h>
+
+#include "config.h"
+#include "pki.h"
+#include "policy.h"
+
+struct fixture {
+	char *dir;
+	char conf[512];           /* dir/mtls.conf */
+	struct pki_cert *ca_a, *ca_b, *ca_b2, *ca_c, *leaf;
+	time_t crl_c_next;        /* earliest nextUpdate among c's CRLs */
+};
+
+static struct fixture fx;
+
+static void fx_path(char *buf, size_t len, const char *rel)
+{
+	int n = snprintf(buf, len, "%s/%s", fx.dir, rel);
+
+	assert_true(n > 0 && (size_t)n < len);
+}
+
+static void write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	assert_int_equal(fputs(text, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+}
+
+static time_t crl_next(X509_CRL *crl)
+{
+	struct tm tm;
+
+	memset(&tm, 0, sizeof(tm));
+	assert_int_equal(ASN1_TIME_to_tm(X509_CRL_get0_nextUpdate(crl), &tm), 1);
+	return timegm(&tm);
+}
+
+static int group_setup(void **state)
+{
+	struct pki_cert_opts o;
+	char p[512];
+	X509_CRL *crl;
+	uint64_t revoked[] = { 1234 };
+
+	(void)state;
+	fx.dir = pki_tmpdir();
+	fx_path(fx.conf, sizeof(fx.conf), "mtls.conf");
+	fx_path(p, sizeof(p), "ca");
+	assert_int_equal(mkdir(p, 0700), 0);
+	fx_path(p, sizeof(p), "crl");
+	assert_int_equal(mkdir(p, 0700), 0);
+	fx_path(p, sizeof(p), "sub");
+	assert_int_equal(mkdir(p, 0700), 0);
+
+	memset(&o, 0, sizeof(o));
+	o.is_ca = 1;
+	o.cn = "Partner A Root";
+	fx.ca_a = pki_make(&o, NULL);
+	o.cn = "Partner B Root";
+	fx.ca_b = pki_make(&o, NULL);
+	o.cn = "Partner B Root 2";
+	fx.ca_b2 = pki_make(&o, NULL);
+	o.cn = "Partner C Root";
+	fx.ca_c = pki_make(&o, NULL);
+	memset(&o, 0, sizeof(o));
+	o.cn = "leaf.example";
+	o.eku = PKI_EKU_CLIENT;
+	fx.leaf = pki_make(&o, fx.ca_a);
+
+	fx_path(p, sizeof(p), "ca/a.pem");
+	pki_write_pem(p, (const struct pki_cert *const[]){ fx.ca_a }, 1);
+	fx_path(p, sizeof(p), "ca/b.pem");
+	pki_write_pem(p, (const struct pki_cert *const[]){ fx.ca_b, fx.ca_b2 },
+	              2);
+	fx_path(p, sizeof(p), "ca/c.pem");
+	pki_write_pem(p, (const struct pki_cert *const[]){ fx.ca_c }, 1);
+	/* A bundle whose second certificate is not a CA. */
+	fx_path(p, sizeof(p), "notca.pem");
+	pki_write_pem(p, (const struct pki_cert *const[]){ fx.ca_a, fx.leaf },
+	              2);
+
+	crl = pki_crl(fx.ca_c, revoked, 1, -60, 7200);
+	fx_path(p, sizeof(p), "crl/c.crl");
+	pki_write_crl_pem(p, crl);
+	X509_CRL_free(crl);
+	crl = pki_crl(fx.ca_c, NULL, 0, -60, 3600);
+	fx.crl_c_next = crl_next(crl);
+	fx_path(p, sizeof(p), "crl/c.der");
+	pki_write_crl_der(p, crl);
+	X509_CRL_free(crl);
+
+	fx_path(p, sizeof(p), "empty.pem");
+	write_text(p, "");
+	fx_path(p, sizeof(p), "garbage.crl");
+	write_text(p, "this is not a CRL\n");
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	pki_free(fx.ca_a);
+	pki_free(fx.ca_b);
+	pki_free(fx.ca_b2);
+	pki_free(fx.ca_c);
+	pki_free(fx.leaf);
+	pki_rmdir(fx.dir);
+	return 0;
+}
+
+/* Write `text` as the config file and load it. */
+static int load_text(const char *text, struct config **cfg, char *err)
+{
+	write_text(fx.conf, text);
+	return config_load(fx.conf, cfg, err, CONFIG_ERR_LEN);
+}
+
+static struct config *load_ok(const char *text)
+{
+	struct config *cfg = NULL;
+	char err[CONFIG_ERR_LEN];
+
+	err[0] = '\0';
+	if (load_text(text, &cfg, err) != 0)
+		fail_msg("load failed: %s\n--- config ---\n%s", err, text);
+	assert_non_null(cfg);
+	return cfg;
+}
+
+#define CA_A "[ca a]\nfile = ca/a.pem\n"
+#define CA_B "[ca b]\nfile = ca/b.pem\n"
+#define CA_C "[ca c]\nfile = ca/c.pem\ncrl = crl/c.crl\ncrl = crl/c.der\n"
+
+static const char full_config[] =
+	"; mtls-spoa test configuration\n"                          /* 1 */
+	"[agent]\n"                                                 /* 2 */
+	"listen = 127.0.0.1:12345\n"                                /* 3 */
+	"listen = [::1]:12346   ; IPv6\n"                           /* 4 */
+	"listen = unix:/run/mtls-spoa.sock\n"                       /* 5 */
+	"threads = 3\n"                                             /* 6 */
+	"max-frame-size = 65536\n"                                  /* 7 */
+	"idle-timeout = 2m\n"                                       /* 8 */
+	"log-level = debug\n"                                       /* 9 */
+	"max-connections = 5000\n"                                  /* 10 */
+	"max-output = 1m\n"                                         /* 11 */
+	"cache-entries = 0\n"                                       /* 12 */
+	"cache-ttl = 1500ms\n"                                      /* 13 */
+	"\n"
+	"[ca a]\n"
+	"file = ca/a.pem        ; relative to the config file\n"
+	"[ca b]\n"
+	"file = ca/b.pem\n"
+	"# c has two CRLs, one PEM and one DER\n"
+	CA_C
+	"\n"
+	"[host api.example.com]\n"
+	"ca = a b\n"
+	"mode = enforce\n"
+	"verify-depth = 3\n"
+	"purpose = any\n"
+	"allow-identity = spiffe://prod.example/*\n"
+	"allow-identity = *.partner-a.example\n"
+	"pin-sha256 = AB:CD:EF:01:23:45:67:89:ab:cd:ef:01:23:45:67:89:"
+	"AB:CD:EF:01:23:45:67:89:ab:cd:ef:01:23:45:67:89\n"
+	"pin-sha256 = 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
+	"crl-check = none\n"
+	"[host *.example.com]\n"
+	"ca = c\n"
+	"mode = optional\n"
+	"[host *]\n"
+	"ca = a\n"
+	"mode = log\n"
+	"[host API2.Example.com.]\n"
+	"ca = c\n"
+	"ca = a\n"
+	"crl-check = chain\n"
+	"[host off.example.com]\n"
+	"mode = off\n"
+	"[host both.example.com]\n"
+	"ca = a c a\n";
+
+static void test_full_config(void **state)
+{
+	struct config *cfg;
+	const struct host_policy *h;
+	char p[512];
+
+	(void)state;
+	cfg = load_ok(full_config);
+	assert_string_equal(cfg->path, fx.conf);
+
+	/* [agent] */
+	assert_int_equal(cfg->agent.n_listen, 3);
+	assert_string_equal(cfg->agent.listen[0], "127.0.0.1:12345");
+	assert_string_equal(cfg->agent.listen[1], "[::1]:12346");
+	assert_string_equal(cfg->agent.listen[2], "unix:/run/mtls-spoa.sock");
+	assert_int_equal(cfg->agent.threads, 3);
+	assert_int_equal(cfg->agent.max_frame_size, 65536);
+	assert_int_equal(cfg->agent.idle_timeout_ms, 120000);
+	assert_int_equal(cfg->agent.log_level, LOG_LVL_DEBUG);
+	assert_int_equal(cfg->agent.max_connections, 5000);
+	assert_int_equal(cfg->agent.max_output_bytes, 1024 * 1024);
+	assert_int_equal(cfg->agent.cache_entries, 0);
+	assert_int_equal(cfg->agent.cache_ttl_ms, 1500);
+
+	/* [ca] */
+	assert_int_equal(cfg->n_cas, 3);
+	assert_string_equal(cfg->cas[0].name, "a");
+	fx_path(p, sizeof(p), "ca/a.pem");
+	assert_string_equal(cfg->cas[0].file, p);
+	assert_int_equal(sk_X509_num(cfg->cas[0].certs), 1);
+	assert_int_equal(X509_cmp(sk_X509_value(cfg->cas[0].certs, 0),
+	                          fx.ca_a->x509), 0);
+	assert_int_equal(sk_X509_CRL_num(cfg->cas[0].crls), 0);
+	assert_int_equal(cfg->cas[0].crl_next_update, 0);
+	assert_int_equal(sk_X509_num(cfg->cas[1].certs), 2);
+	assert_int_equal(X509_cmp(sk_X509_value(cfg->cas[1].certs, 1),
+	                          fx.ca_b2->x509), 0);
+	assert_string_equal(cfg->cas[2].name, "c");
+	assert_int_equal(sk_X509_CRL_num(cfg->cas[2].crls), 2);
+	assert_int_equal(cfg->cas[2].crl_next_update, fx.crl_c_next);
+
+	/* [host] */
+	assert_int_equal(cfg->n_hosts, 6);
+	h = &cfg->hosts[0];
+	assert_string_equal(h->pattern, "api.example.com");
+	assert_string_equal(h->name, "api.example.com");
+	assert_int_equal(h->kind, POLICY_EXACT);
+	assert_int_equal(h->mode, MODE_ENFORCE);
+	assert_int_equal(h->verify_depth, 3);
+	assert_int_equal(h->purpose, PURPOSE_ANY);
+	assert_int_equal(h->crl_check, CRL_CHECK_NONE);
+	assert_int_equal(h->n_cas, 2);
+	assert_ptr_equal(h->cas[0], &cfg->cas[0]);
+	assert_ptr_equal(h->cas[1], &cfg->cas[1]);
+	assert_int_equal(h->n_identities, 2);
+	assert_string_equal(h->identities[0], "spiffe://prod.example/*");
+	assert_string_equal(h->identities[1], "*.partner-a.example");
+	assert_int_equal(h->n_pins, 2);
+	assert_memory_equal(h->pins[0],
+	                    "\xab\xcd\xef\x01\x23\x45\x67\x89\xab\xcd\xef\x01"
+	                    "\x23\x45\x67\x89\xab\xcd\xef\x01\x23\x45\x67\x89"
+	                    "\xab\xcd\xef\x01\x23\x45\x67\x89", 32);
+	assert_int_equal(h->pins[1][0], 0x00);
+	assert_int_equal(h->pins[1][31], 0xff);
+	assert_non_null(h->store);
+
+	h = &cfg->hosts[1];
+	assert_string_equal(h->pattern, "*.example.com");
+	assert_string_equal(h->name, "example.com");
+	assert_int_equal(h->kind, POLICY_WILDCARD);
+	assert_int_equal(h->mode, MODE_OPTIONAL);
+	/* defaults */
+	assert_int_equal(h->verify_depth, 5);
+	assert_int_equal(h->purpose, PURPOSE_CLIENT);
+	assert_int_equal(h->crl_check, CRL_CHECK_LEAF);   /* c has CRLs */
+	assert_int_equal(h->n_identities, 0);
+	assert_int_equal(h->n_pins, 0);
+
+	h = &cfg->hosts[2];
+	assert_int_equal(h->kind, POLICY_DEFAULT);
+	assert_ptr_equal(cfg->default_policy, h);
+	assert_int_equal(h->mode, MODE_LOG);
+	assert_int_equal(h->crl_check, CRL_CHECK_NONE);   /* a has none */
+
+	h = &cfg->hosts[3];
+	assert_string_equal(h->pattern, "API2.Example.com.");
+	assert_string_equal(h->name, "api2.example.com");
+	assert_int_equal(h->crl_check, CRL_CHECK_CHAIN);
+	assert_int_equal(h->n_cas, 2);   /* lists accumulate */
+	assert_ptr_equal(h->cas[0], &cfg->cas[2]);
+	assert_ptr_equal(h->cas[1], &cfg->cas[0]);
+
+	h = &cfg->hosts[4];
+	assert_int_equal(h->mode, MODE_OFF);
+	assert_int_equal(h->n_cas, 0);
+	assert_null(h->store);
+
+	h = &cfg->hosts[5];
+	assert_int_equal(h->n_cas, 2);   /* "a c a": a once */
+	assert_int_equal(h->crl_check, CRL_CHECK_LEAF);   /* one CA has CRLs */
+	config_free(cfg);
+}
+
+static const char *lookup_pattern(const struct config *cfg, const char *host,
+                                  int strip_port)
+{
+	char norm[POLICY_HOST_MAX + 1];
+	const struct host_policy *h;
+	int n = policy_normalize(host, strlen(host), strip_port, norm);
+
+	if (n < 0)
+		return "<invalid>";
+	h = config_lookup(cfg, norm, (size_t)n);
+	return h != NULL ? h->pattern : "<none>";
+}
+
+struct lookup_case {
+	const char *host;
+	int strip_port;
+	const char *want;
+};
+
+static const struct lookup_case lookup_cases[] = {
+	{ "api.example.com", 0, "api.example.com" },        /* exact */
+	{ "API.Example.COM.", 0, "api.example.com" },       /* case, dot */
+	{ "api.example.com:8443", 1, "api.example.com" },   /* Host port */
+	{ "x.example.com", 0, "*.example.com" },            /* wildcard */
+	{ "X.EXAMPLE.COM:443", 1, "*.example.com" },
+	{ "api2.example.com", 0, "API2.Example.com." },     /* exact beats wildcard */
+	{ "example.com", 0, "*" },                          /* not one label */
+	{ "a.b.example.com", 0, "*" },                      /* two labels */
+	{ "other.org", 0, "*" },                            /* default */
+	{ "[::1]:443", 1, "::1" },                          /* IPv6 literal */
+	{ "::1", 0, "::1" },
+	{ "a.long-suffix.test", 0, "*.long-suffix.test" },
+	{ "long-suffix.test", 0, "*" },
+};
+
+static void test_lookup_table(void **state)
+{
+	struct config *cfg;
+
+	(void)state;
+	cfg = load_ok(CA_A
+	              "[host api.example.com]\nca = a\n"
+	              "[host *.example.com]\nca = a\n"
+	              "[host API2.Example.com.]\nca = a\n"
+	              "[host *]\nca = a\n"
+	              "[host ::1]\nca = a\n"
+	              "[host *.long-suffix.test]\nca = a\n");
+	for (size_t i = 0; i < sizeof(lookup_cases) / sizeof(lookup_cases[0]);
+	     i++) {
+		const struct lookup_case *c = &lookup_cases[i];
+		const char *got = lookup_pattern(cfg, c->host, c->strip_port);
+
+		if (strcmp(got, c->want) != 0)
+			fail_msg("lookup case %zu \"%s\": got %s, want %s", i,
+			         c->host, got, c->want);
+	}
+	/* Not NUL-terminated input: the length is what counts. */
+	assert_string_equal(config_lookup(cfg, "api.example.comXYZ", 15)->pattern,
+	                    "api.example.com");
+	assert_ptr_equal(config_lookup(NULL, "api.example.com", 15), NULL);
+	config_free(cfg);
+
+	/* Without [host *], unmatched names get no policy. */
+	cfg = load_ok(CA_A "[host *.example.com]\nca = a\n");
+	assert_string_equal(lookup_pattern(cfg, "a.example.com", 0),
+	                    "*.example.com");
+	assert_string_equal(lookup_pattern(cfg, "example.com", 0), "<none>");
+	assert_string_equal(lookup_pattern(cfg, "a.b.example.com", 0), "<none>");
+	assert_null(config_lookup(cfg, "x", 1));
+	assert_null(cfg->default_policy);
+	config_free(cfg);
+}
+
+/* libinih truncates section names to 49 characters: a long host pattern
+ * must still be taken whole. */
+static void test_long_host_pattern(void **state)
+{
+	char name[POLICY_HOST_MAX + 1];
+	char text[1024];
+	struct config *cfg;
+
+	(void)state;
+	memset(name, 'a', 60);
+	memcpy(name + 60, ".example.com", 13);
+	snprintf(text, sizeof(text), CA_A "[host %s]\nca = a\n"
+	         "[host %.50s]\nca = a\n", name, name);
+	cfg = load_ok(text);
+	assert_int_equal(cfg->n_hosts, 2);
+	assert_string_equal(cfg->hosts[0].name, name);
+	assert_string_equal(config_lookup(cfg, name, strlen(name))->pattern,
+	                    name);
+	config_free(cfg);
+}
+
+static void test_agent_defaults(void **state)
+{
+	struct config *cfg;
+	struct agent_settings d;
+
+	(void)state;
+	config_agent_defaults(&d);
+	assert_int_equal(d.n_listen, 0);
+	assert_int_equal(d.threads, 0);
+	assert_int_equal(d.max_frame_size, 16380);
+	assert_int_equal(d.idle_timeout_ms, 30000);
+	assert_int_equal(d.log_level, LOG_LVL_INFO);
+	assert_int_equal(d.max_connections, 1024);
+	assert_int_equal(d.max_output_bytes, 256 * 1024);
+	assert_int_equal(d.cache_entries, 10000);
+	assert_int_equal(d.cache_ttl_ms, 60000);
+
+	cfg = load_ok(CA_A "[host *]\nca = a\n");
+	assert_memory_equal(&cfg->agent, &d, sizeof(d));
+	config_free(cfg);
+
+	/* An empty file is a valid (useless) configuration. */
+	cfg = load_ok("");
+	assert_int_equal(cfg->n_hosts, 0);
+	assert_int_equal(cfg->n_cas, 0);
+	assert_null(config_lookup(cfg, "a", 1));
+	config_free(cfg);
+
+	/* Bounds accepted. */
+	cfg = load_ok("[agent]\nthreads = 0\nmax-frame-size = 256\n"
+	              "idle-timeout = 1\nmax-output = 4k\ncache-ttl = 1h\n"
+	              "max-connections = 1000000\ncache-entries = 10000000\n");
+	assert_int_equal(cfg->agent.threads, 0);
+	assert_int_equal(cfg->agent.max_frame_size, 256);
+	assert_int_equal(cfg->agent.idle_timeout_ms, 1);
+	assert_int_equal(cfg->agent.max_output_bytes, 4096);
+	assert_int_equal(cfg->agent.cache_ttl_ms, 3600000);
+	assert_int_equal(cfg->agent.max_connections, 1000000);
+	assert_int_equal(cfg->agent.cache_entries, 10000000);
+	config_free(cfg);
+	cfg = load_ok("[agent]\nthreads = 64\nmax-frame-size = 1048576\n"
+	              "max-output = 64m\nlog-level = error\n");
+	assert_int_equal(cfg->agent.threads, 64);
+	assert_int_equal(cfg->agent.max_frame_size, 1048576);
+	assert_int_equal(cfg->agent.max_output_bytes, 64 * 1024 * 1024);
+	assert_int_equal(cfg->agent.log_level, LOG_LVL_ERROR);
+	config_free(cfg);
+
+	/* 16 listen lines: the maximum. */
+	{
+		char text[2048];
+		size_t n = 0;
+
+		n += (size_t)snprintf(text, sizeof(text), "[agent]\n");
+		for (int i = 0; i < CONFIG_MAX_LISTEN; i++)
+			n += (size_t)snprintf(text + n, sizeof(text) - n,
+			                      "listen = 127.0.0.1:%d\n", 20000 + i);
+		cfg = load_ok(text);
+		assert_int_equal(cfg->agent.n_listen, CONFIG_MAX_LISTEN);
+		assert_string_equal(cfg->agent.listen[15], "127.0.0.1:20015");
+		config_free(cfg);
+	}
+}
+
+/* Comments: full-line ';' and '#', inline " ;" and " #"; a '#' inside a
+ * value (no space before it) is kept. */
+static void test_comments(void **state)
+{
+	struct config *cfg;
+
+	(void)state;
+	cfg = load_ok("# comment\n; comment\n" CA_A
+	              "[host a.example]   ; trailing comment\n"
+	              "ca = a ; comment\n"
+	              "mode = log # comment\n"
+	              "allow-identity = spiffe://x/y#frag\n"
+	              "   verify-depth = 7\n");
+	assert_int_equal(cfg->hosts[0].mode, MODE_LOG);
+	assert_int_equal(cfg->hosts[0].n_cas, 1);
+	assert_int_equal(cfg->hosts[0].verify_depth, 7);
+	assert_string_equal(cfg->hosts[0].identities[0], "spiffe://x/y#frag");
+	config_free(cfg);
+}
+
+/* Relative paths resolve against the directory of the config file, not
+ * the working directory. */
+static void test_relative_paths(void **state)
+{
+	char sub[512], conf[600], text[1024], want[600], cwd[1024];
+	struct config *cfg = NULL;
+	char err[CONFIG_ERR_LEN];
+
+	(void)state;
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	assert_int_equal(chdir("/"), 0);
+	fx_path(sub, sizeof(sub), "sub");
+	snprintf(conf, sizeof(conf), "%s/relative.conf", sub);
+	write_text(conf, "[ca a]\nfile = ../ca/a.pem\n[ca c]\nfile = ../ca/c.pem\n"
+	           "crl = ../crl/c.der\n[host x.example]\nca = a c\n");
+	assert_int_equal(config_load(conf, &cfg, err, sizeof(err)), 0);
+	snprintf(want, sizeof(want), "%s/../ca/a.pem", sub);
+	assert_string_equal(cfg->cas[0].file, want);
+	assert_int_equal(sk_X509_CRL_num(cfg->cas[1].crls), 1);
+	config_free(cfg);
+
+	/* config_load_string: the path names it and anchors the files. */
+	snprintf(conf, sizeof(conf), "%s/virtual.conf", fx.dir);
+	assert_int_equal(config_load_string("[ca a]\nfile = ca/a.pem\n", conf,
+	                                    &cfg, err, sizeof(err)), 0);
+	fx_path(want, sizeof(want), "ca/a.pem");
+	assert_string_equal(cfg->cas[0].file, want);
+	config_free(cfg);
+
+	/* Absolute paths are taken as they are. */
+	fx_path(want, sizeof(want), "ca/a.pem");
+	snprintf(text, sizeof(text), "[ca a]\nfile = %s\n", want);
+	assert_int_equal(config_load_string(text, "/nonexistent/x.conf", &cfg,
+	                                    err, sizeof(err)), 0);
+	assert_string_equal(cfg->cas[0].file, want);
+	config_free(cfg);
+
+	/* A bare file name: relative to ".", here "/". */
+	assert_int_equal(config_load_string("[ca a]\nfile = nope.pem\n",
+	                                    "x.conf", &cfg, err, sizeof(err)), -1);
+	assert_null(cfg);
+	assert_non_null(strstr(err, "x.conf:2: cannot read ./nope.pem: "));
+	assert_int_equal(chdir(cwd), 0);
+}
+
+static void test_crl_defaults(void **state)
+{
+	struct config *cfg;
+
+	(void)state;
+	cfg = load_ok(CA_A CA_C
+	              "[host a.test]\nca = a\n"
+	              "[host c.test]\nca = c\n"
+	              "[host ac.test]\nca = a c\n"
+	              "[host none.test]\nca = c\ncrl-check = none\n"
+	              "[host leaf.test]\nca = c\ncrl-check = leaf\n"
+	              "[host chain.test]\nca = c a\ncrl-check = chain\n"
+	              "[host nonea.test]\nca = a\ncrl-check = none\n");
+	assert_int_equal(cfg->hosts[0].crl_check, CRL_CHECK_NONE);
+	assert_int_equal(cfg->hosts[1].crl_check, CRL_CHECK_LEAF);
+	assert_int_equal(cfg->hosts[2].crl_check, CRL_CHECK_LEAF);
+	assert_int_equal(cfg->hosts[3].crl_check, CRL_CHECK_NONE);
+	assert_int_equal(cfg->hosts[4].crl_check, CRL_CHECK_LEAF);
+	assert_int_equal(cfg->hosts[5].crl_check, CRL_CHECK_CHAIN);
+	assert_int_equal(cfg->hosts[6].crl_check, CRL_CHECK_NONE);
+	/* Defaulted: checked per CA (see test_crl_auto_per_ca); written: strict. */
+	assert_int_equal(cfg->hosts[0].crl_check_auto, 1);
+	assert_int_equal(cfg->hosts[2].crl_check_auto, 1);
+	assert_int_equal(cfg->hosts[4].crl_check_auto, 0);
+	assert_int_equal(cfg->hosts[5].crl_check_auto, 0);
+	for (size_t i = 0; i < cfg->n_hosts; i++)
+		assert_non_null(cfg->hosts[i].store);
+	config_free(cfg);
+}
+
+/* ---- errors ------------------------------------------------------------ */
+
+struct err_case {
+	const char *text;
+	int line;
+	const char *msg;      /* must appear after the "FILE:LINE: " prefix */
+};
+
+static const struct err_case err_cases[] = {
+	/* sections and keys */
+	{ "[agent]\nbogus = 1\n", 2, "unknown key \"bogus\" in [agent]" },
+	{ CA_A "[host x.test]\nca = a\ncolour = blue\n", 5,
+	  "unknown key \"colour\" in [host x.test]" },
+	{ "[ca a]\nfile = ca/a.pem\nkey = x\n", 3, "unknown key \"key\" in [ca a]" },
+	{ "\n[nope]\nx = 1\n", 2, "unknown section [nope]" },
+	{ "[agent]\n[nope x]\n", 2, "unknown section [nope x]" },  /* no keys */
+	{ "listen = 127.0.0.1:1\n", 1, "outside of any section" },
+	{ "[agent\nthreads = 1\n", 1, "missing ']'" },
+	{ "[agent] junk\n", 1, "unexpected text after section header" },
+	{ "[]\n", 1, "empty section name" },
+	{ "[agent x]\n", 1, "[agent] takes no argument" },
+	{ "[agent]\n[agent]\n", 2, "duplicate [agent] section" },
+	{ "[ca]\n", 1, "expected [ca NAME]" },
+	{ "[ca a b]\n", 1, "expected [ca NAME]" },
+	{ "[host]\n", 1, "expected [host PATTERN]" },
+	{ "[host a.test b.test]\n", 1, "expected [host PATTERN]" },
+	{ "[agent]\nthreads\n", 2, "syntax error" },
+	/* An indented line does not continue the previous value. */
+	{ CA_A CA_B "[host x.test]\nca = a\n  b\n", 7, "syntax error" },
+	{ "[agent]\nthreads = 1\nthreads = 2\n", 3, "duplicate key \"threads\"" },
+	{ CA_A "[host x.test]\nca = a\nmode = log\nmode = off\n", 6,
+	  "duplicate key \"mode\"" },
+	/* CAs */
+	{ CA_A "[host x.test]\nca = a\nca = a zz\n", 5, "unknown CA \"zz\"" },
+	{ "[host x.test]\nca = later\n" CA_A "[ca later]\n", 5,
+	  "[ca later] has no file" },
+	{ "[host x.test]\nca = nope\n" CA_A, 2, "unknown CA \"nope\"" },
+	{ "[ca a]\n\nfile = missing.pem\n", 3, "missing.pem: No such file or directory" },
+	{ "[ca a]\nfile = ca\n", 2, "cannot read" },
+	{ "[ca a]\nfile = empty.pem\n", 2, "empty.pem: no PEM certificate found" },
+	{ "[ca a]\nfile = ca/a.pem\nfile = ca/b.pem\n", 3, "duplicate key \"file\"" },
+	{ "[ca a]\nfile =\n", 2, "empty file" },
+	{ "[ca bad]\nfile = notca.pem\n", 2, "notca.pem: certificate \"CN=leaf.example\" is not a CA" },
+	{ "[ca a]\nfile = ca/a.pem\n\n[ca a]\nfile = ca/b.pem\n", 4,
+	  "duplicate [ca a] (first at line 1)" },
+	{ "[ca a/b]\n", 1, "bad CA name" },
+	{ CA_C "crl = garbage.crl\n", 5, "garbage.crl: not a PEM or DER CRL" },
+	{ CA_A "crl = crl/none.crl\n", 3, "none.crl: No such file or directory" },
+	{ CA_A "crl =\n", 3, "empty crl" },
+	/* hosts */
+	{ CA_A "[host api.example.com]\nca = a\n[host API.example.com.]\nca = a\n",
+	  5, "duplicate host \"API.example.com.\" (same as \"api.example.com\" at line 3)" },
+	{ CA_A "[host *.Example.com]\nca = a\n[host *.example.com.]\nca = a\n",
+	  5, "duplicate host" },
+	{ CA_A "[host *]\nca = a\n[host *]\nca = a\n", 5, "duplicate [host *]" },
+	{ CA_A "[host api.*.example.com]\nca = a\n", 3, "'*' is only allowed" },
+	{ CA_A "[host a*.example.com]\nca = a\n", 3, "'*' is only allowed" },
+	{ CA_A "[host *.*.example.com]\nca = a\n", 3, "bad host pattern" },
+	{ CA_A "[host *.]\nca = a\n", 3, "bad host pattern" },
+	{ CA_A "[host **]\nca = a\n", 3, "'*' is only allowed" },
+	{ CA_A "[host a..b]\nca = a\n", 3, "bad host name" },
+	{ CA_A "[host a.test:443]\nca = a\n", 3, "bad host name" },
+	{ CA_A "\n[host api.example.com]\nmode = enforce\n", 4, "[host api.example.com] has no ca" },
+	{ CA_A "[host x.test]\n", 3, "[host x.test] has no ca" },
+	{ CA_A "[host x.test]\nmode = optional\n", 3, "has no ca" },
+	{ CA_A "[host x.test]\nca = a\nmode = strict\n", 5, "bad mode \"strict\"" },
+	{ CA_A "[host x.test]\nca = a\nca =\n", 5, "empty ca list" },
+	{ CA_A "[host x.test]\nca = a\nverify-depth = 0\n", 5, "bad verify-depth" },
+	{ CA_A "[host x.test]\nca = a\nverify-depth = 33\n", 5, "bad verify-depth" },
+	{ CA_A "[host x.test]\nca = a\npurpose = server\n", 5, "bad purpose" },
+	{ CA_A "[host x.test]\nca = a\ncrl-check = all\n", 5, "bad crl-check" },
+	{ CA_A "[host x.test]\nca = a\ncrl-check = default\n", 5, "bad crl-check" },
+	{ CA_A "[host x.test]\nca = a\ncrl-check = leaf\n", 5,
+	  "crl-check = leaf but none of the host's CAs has a crl" },
+	{ CA_A "[host x.test]\nca = a\n\ncrl-check = chain\n", 6, "crl-check = chain" },
+	{ CA_A "[host x.test]\nca = a\nallow-identity =\n", 5, "bad allow-identity" },
+	/* pins */
+	{ CA_A "[host x.test]\nca = a\npin-sha256 = abcd\n", 5, "bad pin-sha256" },
+	{ CA_A "[host x.test]\nca = a\npin-sha256 = "
+	  "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeZZ\n",
+	  5, "bad pin-sha256" },
+	{ CA_A "[host x.test]\nca = a\npin-sha256 = "
+	  "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff00\n",
+	  5, "bad pin-sha256" },
+	{ CA_A "[host x.test]\nca = a\npin-sha256 = "
+	  "00112233445566778899aabbccddeeff00112233445566778899aabbccddeef\n",
+	  5, "bad pin-sha256" },
+	/* [agent] values */
+	{ "[agent]\nidle-timeout = 30x\n", 2, "bad idle-timeout \"30x\"" },
+	{ "[agent]\nidle-timeout = 0\n", 2, "bad idle-timeout" },
+	{ "[agent]\nidle-timeout = 0s\n", 2, "bad idle-timeout" },
+	{ "[agent]\nidle-timeout = -1s\n", 2, "bad idle-timeout" },
+	{ "[agent]\nidle-timeout = 5 s\n", 2, "bad idle-timeout" },
+	{ "[agent]\nidle-timeout = 5000000h\n", 2, "bad idle-timeout" },
+	{ "[agent]\ncache-ttl = 0\n", 2, "bad cache-ttl" },
+	{ "[agent]\ncache-ttl = s\n", 2, "bad cache-ttl" },
+	{ "[agent]\nthreads = 65\n", 2, "bad threads" },
+	{ "[agent]\nthreads = -1\n", 2, "bad threads" },
+	{ "[agent]\nthreads = 2x\n", 2, "bad threads" },
+	{ "[agent]\nthreads =\n", 2, "bad threads" },
+	{ "[agent]\nmax-frame-size = 255\n", 2, "bad max-frame-size" },
+	{ "[agent]\nmax-frame-size = 1048577\n", 2, "bad max-frame-size" },
+	{ "[agent]\nmax-connections = 0\n", 2, "bad max-connections" },
+	{ "[agent]\nmax-output = 3k\n", 2, "bad max-output" },
+	{ "[agent]\nmax-output = 65m\n", 2, "bad max-output" },
+	{ "[agent]\nmax-output = 1g\n", 2, "bad max-output" },
+	{ "[agent]\ncache-entries = 10000001\n", 2, "bad cache-entries" },
+	{ "[agent]\nlog-level = verbose\n", 2, "bad log-level \"verbose\"" },
+	/* listen syntax */
+	{ "[agent]\nlisten = 127.0.0.1\n", 2, "bad listen address \"127.0.0.1\"" },
+	{ "[agent]\nlisten = 127.0.0.1:0\n", 2, "PORT must be 1..65535" },
+	{ "[agent]\nlisten = 127.0.0.1:65536\n", 2, "PORT must be 1..65535" },
+	{ "[agent]\nlisten = 127.0.0.1:http\n", 2, "PORT must be 1..65535" },
+	{ "[agent]\nlisten = :12345\n", 2, "missing host" },
+	{ "[agent]\nlisten = ::1:12345\n", 2, "need brackets" },
+	{ "[agent]\nlisten = [::1]\n", 2, "expected [IPV6]:PORT" },
+	{ "[agent]\nlisten = [::1]:0\n", 2, "expected [IPV6]:PORT" },
+	{ "[agent]\nlisten = [zz::1]:80\n", 2, "bad IPv6 address" },
+	{ "[agent]\nlisten = [::1:80\n", 2, "missing ']'" },
+	{ "[agent]\nlisten = unix:run/x.sock\n", 2, "must be absolute" },
+	{ "[agent]\nlisten = bad_host:80\n", 2, "bad character in host" },
+	{ "[agent]\nlisten = 127.0.0.1:1\nlisten = 127.0.0.1:2\nlisten = 127.0.0.1:3\n"
+	  "listen = 127.0.0.1:4\nlisten = 127.0.0.1:5\nlisten = 127.0.0.1:6\n"
+	  "listen = 127.0.0.1:7\nlisten = 127.0.0.1:8\nlisten = 127.0.0.1:9\n"
+	  "listen = 127.0.0.1:10\nlisten = 127.0.0.1:11\nlisten = 127.0.0.1:12\n"
+	  "listen = 127.0.0.1:13\nlisten = 127.0.0.1:14\nlisten = 127.0.0.1:15\n"
+	  "listen = 127.0.0.1:16\nlisten = 127.0.0.1:17\n", 18,
+	  "too many listen addresses" },
+};
+
+static void check_error(const char *text, int line, const char *msg)
+{
+	struct config *cfg = (struct config *)0x1;
+	char err[CONFIG_ERR_LEN];
+	char prefix[600];
+
+	memset(err, 0, sizeof(err));
+	if (load_text(text, &cfg, err) != -1)
+		fail_msg("config loaded, want error \"%s\"\n--- config ---\n%s",
+		         msg, text);
+	assert_null(cfg);
+	snprintf(prefix, sizeof(prefix), "%s:%d: ", fx.conf, line);
+	if (strncmp(err, prefix, strlen(prefix)) != 0 ||
+	    strstr(err + strlen(prefix), msg) == NULL)
+		fail_msg("got  \"%s\"\nwant \"%s%s...\"\n--- config ---\n%s", err,
+		         prefix, msg, text);
+}
+
+static void test_errors_table(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(err_cases) / sizeof(err_cases[0]); i++)
+		check_error(err_cases[i].text, err_cases[i].line, err_cases[i].msg);
+}
+
+static void test_error_line_too_long(void **state)
+{
+	char *text;
+	size_t n = 8000;
+
+	(void)state;
+	text = malloc(n + 64);
+	assert_non_null(text);
+	strcpy(text, "[agent]\n\nlisten = ");
+	memset(text + strlen(text), 'a', n);
+	text[18 + n] = '\0';
+	text[18 + n - 1] = '\n';
+	assert_int_equal(strlen("[agent]\n\nlisten = "), 18);
+	check_error(text, 3, "line too long");
+	free(text);
+}
+
+static void test_error_nul_byte(void **state)
+{
+	static const char text[] = "[agent]\nthreads = 1\0junk\n";
+	FILE *f;
+	struct config *cfg = NULL;
+	char err[CONFIG_ERR_LEN];
+	char want[600];
+
+	(void)state;
+	f = fopen(fx.conf, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(text, 1, sizeof(text) - 1, f), sizeof(text) - 1);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(config_load(fx.conf, &cfg, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "%s:2: NUL byte in line", fx.conf);
+	assert_string_equal(err, want);
+}
+
+static void test_error_missing_config(void **state)
+{
+	struct config *cfg = NULL;
+	char err[CONFIG_ERR_LEN];
+	char path[600];
+
+	(void)state;
+	fx_path(path, sizeof(path), "does-not-exist.conf");
+	assert_int_equal(config_load(path, &cfg, err, sizeof(err)), -1);
+	assert_null(cfg);
+	assert_non_null(strstr(err, "does-not-exist.conf:0: cannot read: "
+	                            "No such file or directory"));
+}
+
+/* The error line of a config_load_string names the given path. */
+static void test_error_string_path(void **state)
+{
+	struct config *cfg = NULL;
+	char err[CONFIG_ERR_LEN];
+
+	(void)state;
+	assert_int_equal(config_load_string("[agent]\n\n\nthreads = x\n",
+	                                    "/etc/mtls-spoa/test.conf", &cfg, err,
+	                                    sizeof(err)), -1);
+	assert_string_equal(err, "/etc/mtls-spoa/test.conf:4: bad threads \"x\" "
+	                         "(0..64, 0 = one per CPU)");
+	/* A small error buffer truncates, never overflows. */
+	{
+		char small[12];
+
+		memset(small, 'Z', sizeof(small));
+		assert_int_equal(config_load_string("[x]\n", "p.conf", &cfg,
+		                                    small, sizeof(small)), -1);
+		assert_int_equal(small[sizeof(small) - 1], '\0');
+		assert_string_equal(small, "p.conf:1: u");
+	}
+}
+
+/* ---- small parsers ----------------------------------------------------- */
+
+struct dur_case {
+	const char *s;
+	int ok;
+	unsigned int ms;
+};
+
+static const struct dur_case dur_cases[] = {
+	{ "500ms", 1, 500 }, { "30s", 1, 30000 }, { "2m", 1, 120000 },
+	{ "1h", 1, 3600000 }, { "250", 1, 250 }, { "0", 1, 0 },
+	{ "0ms", 1, 0 }, { "4294967295", 1, 4294967295u },
+	{ "4294967296", 0, 0 }, { "1193h", 1, 1193u * 3600000u },
+	{ "1194h", 0, 0 }, { "", 0, 0 }, { "s", 0, 0 }, { "10x", 0, 0 },
+	{ "10 s", 0, 0 }, { " 10s", 0, 0 }, { "-1", 0, 0 }, { "1.5s", 0, 0 },
+	{ "10S", 0, 0 }, { "10sec", 0, 0 }, { "99999999999999999999", 0, 0 },
+};
+
+static void test_parse_duration(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(dur_cases) / sizeof(dur_cases[0]); i++) {
+		unsigned int ms = 12345;
+		int rc = config_parse_duration(dur_cases[i].s, &ms);
+
+		if (dur_cases[i].ok) {
+			if (rc != 0 || ms != dur_cases[i].ms)
+				fail_msg("duration \"%s\": rc %d ms %u, want %u",
+				         dur_cases[i].s, rc, ms, dur_cases[i].ms);
+		} else if (rc != -1 || ms != 12345) {
+			fail_msg("duration \"%s\": accepted (%u)", dur_cases[i].s, ms);
+		}
+	}
+}
+
+static void test_strings(void **state)
+{
+	int lvl = -1;
+
+	(void)state;
+	assert_string_equal(config_mode_str(MODE_ENFORCE), "enforce");
+	assert_string_equal(config_mode_str(MODE_OPTIONAL), "optional");
+	assert_string_equal(config_mode_str(MODE_LOG), "log");
+	assert_string_equal(config_mode_str(MODE_OFF), "off");
+	assert_string_equal(config_mode_str(MODE_COUNT), "unknown");
+	assert_string_equal(config_log_level_str(LOG_LVL_ERROR), "error");
+	assert_string_equal(config_log_level_str(LOG_LVL_WARNING), "warning");
+	assert_string_equal(config_log_level_str(LOG_LVL_INFO), "info");
+	assert_string_equal(config_log_level_str(LOG_LVL_DEBUG), "debug");
+	assert_string_equal(config_log_level_str(-1), "unknown");
+	assert_string_equal(config_log_level_str(LOG_LVL_COUNT), "unknown");
+	assert_int_equal(config_parse_log_level("warning", &lvl), 0);
+	assert_int_equal(lvl, LOG_LVL_WARNING);
+	assert_int_equal(config_parse_log_level("debug", &lvl), 0);
+	assert_int_equal(lvl, LOG_LVL_DEBUG);
+	assert_int_equal(config_parse_log_level("warn", &lvl), -1);
+	assert_int_equal(config_parse_log_level("INFO", &lvl), -1);
+	assert_int_equal(config_parse_log_level("", &lvl), -1);
+	assert_int_equal(lvl, LOG_LVL_DEBUG);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_full_config),
+		cmocka_unit_test(test_lookup_table),
+		cmocka_unit_test(test_long_host_pattern),
+		cmocka_unit_test(test_agent_defaults),
+		cmocka_unit_test(test_comments),
+		cmocka_unit_test(test_relative_paths),
+		cmocka_unit_test(test_crl_defaults),
+		cmocka_unit_test(test_errors_table),
+		cmocka_unit_test(test_error_line_too_long),
+		cmocka_unit_test(test_error_nul_byte),
+		cmocka_unit_test(test_error_missing_config),
+		cmocka_unit_test(test_error_string_path),
+		cmocka_unit_test(test_parse_duration),
+		cmocka_unit_test(test_strings),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
