@@ -469,6 +469,7 @@ struct server {
 	struct agent_settings settings;
 	ev_signal sigterm, sigint, sighup;
 	ev_tstamp last_limit_log;
+	uint64_t refused;        /* connections refused over max-connections */
 };
 
 int server_addr_split(const char *addr, char *host, size_t hostlen,
@@ -611,6 +612,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 		struct worker *w;
 		int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		int one = 1;
+		char peer[INET6_ADDRSTRLEN + 16];
 
 		if (fd == -1) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
@@ -623,12 +625,18 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 		}
 		if (atomic_fetch_add(&nconns_total, 1) >= s->settings.max_connections) {
 			atomic_fetch_sub(&nconns_total, 1);
-			close(fd);
+			s->refused++;
+			/* A storm must not turn into a log storm: one line a
+			 * second, naming the latest peer and the count. */
 			if (ev_now(loop) - s->last_limit_log >= 1.0) {
 				s->last_limit_log = ev_now(loop);
-				log_warning("max-connections (%u) reached on %s: refusing new connections",
-				            s->settings.max_connections, l->addr);
+				peer_name(fd, peer, sizeof(peer));
+				log_warning("%s: refused on %s, max-connections (%u) reached "
+				            "(%llu refused so far)", peer, l->addr,
+				            s->settings.max_connections,
+				            (unsigned long long)s->refused);
 			}
+			close(fd);
 			continue;
 		}
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));

@@ -21,8 +21,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void check_output(const struct obuf *o, uint32_t max_frame)
 {
-	const uint8_t *p = o->data + o->off, *end = o->data + o->len;
+	const uint8_t *p, *end;
 	struct spop_frame f;
+
+	if (o->data == NULL)
+		return;
+	p = o->data + o->off;
+	end = o->data + o->len;
 
 	while (p < end) {
 		if (spop_frame_decode(&p, end, max_frame, &f) != SPOP_RC_OK)
