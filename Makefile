@@ -142,3 +142,7 @@ demo: $(BUILD)/mtls-spoa
 
 demo-check: $(BUILD)/mtls-spoa
 	@MTLS_BUILD=$(BUILD) tests/demo/demo.sh --check
+
+# Unit tests and an agent session under valgrind: zero errors, zero leaks.
+valgrind: $(BUILD)/mtls-spoa $(UNIT_BINS)
+	@BUILD=$(BUILD) tests/valgrind.sh

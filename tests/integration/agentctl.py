@@ -93,7 +93,9 @@ class Agent:
         return ("127.0.0.1", self.port)
 
     def _argv(self):
-        argv = [binary_path()]
+        # MTLS_AGENT_WRAPPER runs the agent under a tool, e.g. valgrind
+        # (make valgrind): "valgrind --error-exitcode=99 ...".
+        argv = os.environ.get("MTLS_AGENT_WRAPPER", "").split() + [binary_path()]
         if self.config_text is not None:
             self.config_path = os.path.join(self.workdir, self.name + ".conf")
             with open(self.config_path, "w") as f:
