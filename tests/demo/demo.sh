@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# demo.sh [--check] - a narrated tour of mtls-spoa behind a real HAProxy.
+#
+# Generates a throwaway PKI (two tenant CAs, one with an intermediate;
+# valid, expired, wrong-CA and wrong-purpose client certificates), starts
+# the agent and HAProxy on free high ports of 127.0.0.1 with the reference
+# configuration in haproxy-conf/, and walks through allow, deny and log
+# verdicts with curl. Then it keeps running, printing how to try by hand,
+# until Ctrl-C; everything is stopped and removed on exit.
+#
+#   --check   the same tour without the interactive part; prints
+#             "ok"/"not ok" per step and exits non-zero on any unexpected
+#             verdict (make demo-check, and make test through
+#             tests/integration/test_demo_check.sh)
+#
+# It builds nothing: "make demo" builds $MTLS_BUILD/mtls-spoa first
+# (MTLS_BUILD defaults to build).
+set -u
+CHECK=0
+case "${1:-}" in
+--check) CHECK=1 ;;
+"") ;;
+-h | --help)
+	sed -n '2,17s/^# \{0,1\}//p' "$0"
+	exit 0
+	;;
+*)
+	echo "usage: $0 [--check]" >&2
+	exit 2
+	;;
+esac
+
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "$0")/../integration/lib.sh"
+
+if [ -t 1 ] && [ "$CHECK" = 0 ]; then
+	B=$'\e[1m' DIM=$'\e[2m' G=$'\e[32m' R=$'\e[31m' Y=$'\e[33m' N=$'\e[0m'
+else
+	B='' DIM='' G='' R='' Y='' N=''
+fi
+
+say() { printf '%s\n' "$*"; }
+title() { printf '\n%s== %s ==%s\n' "$B" "$*" "$N"; }
+
+if ! command -v "$T_HAPROXY" >/dev/null; then
+	say "haproxy not found: run 'make deps' (Debian: apt-get install haproxy)" >&2
+	exit 1
+fi
+if [ ! -x "$T_AGENT_BIN" ]; then
+	say "$T_AGENT_BIN not found: run 'make' first (or 'make demo')" >&2
+	exit 1
+fi
+
+t_init
+# Ctrl-C ends the interactive demo normally.
+trap 'echo; say "stopping..."; exit 0' INT
+
+say "${B}mtls-spoa demo${N}: \"bring your own CA\" client certificates for HAProxy"
+say "Generating a demo PKI..."
+t_pki
+t_start_agent || exit 1
+t_start_haproxy || exit 1
+if ! t_wait_agent_state UP 15; then
+	say "the agent never became healthy in HAProxy; logs:" >&2
+	tail -n 20 "$T_WORK/agent.log" "$T_WORK/haproxy.log" >&2
+	exit 1
+fi
+
+P=$T_PKI
+PORT=$T_HTTPS_PORT
+say "agent:   127.0.0.1:$T_AGENT_PORT  (haproxy-conf/mtls-spoa.conf, log $T_WORK/agent.log)"
+say "haproxy: https://127.0.0.1:$PORT  (haproxy-conf/haproxy.cfg, log $T_WORK/haproxy.log)"
+say "PKI:     $P"
+say "Policies: api.example.com enforce (tenant A), other.example.com enforce (tenant B),"
+say "          *.example.net log (tenant A), public.example.com off, everything else log."
+
+FAILED=0
+STEP=0
+
+# curl command line as a user would type it (PKI=$P, PORT=$PORT).
+show_cmd() { # show_cmd HOST CLIENT [extra curl args...]
+	local host=$1 client=$2 c a
+	shift 2
+	c="curl --cacert \$PKI/server-ca.pem --resolve $host:\$PORT:127.0.0.1"
+	if [ "$client" != none ]; then
+		c="$c --cert \$PKI/$client.pem --key \$PKI/$client.key"
+	fi
+	for a in "$@"; do
+		c="$c $(printf '%q' "$a")"
+	done
+	say "  ${DIM}\$ $c https://$host:\$PORT/${N}"
+}
+
+# step "NARRATION" WANT_STATUS WANT_ACTION WANT_RESULT HOST CLIENT [curl args]
+step() {
+	local text=$1 want=$2 wact=$3 wres=$4 host=$5 client=$6
+	shift 6
+	STEP=$((STEP + 1))
+	title "$STEP. $text"
+	show_cmd "$host" "$client" "$@"
+	t_req "$host" "$client" "/demo/$STEP" "$@"
+	local act res col
+	act=$(t_hdr X-Mtls-Action)
+	res=$(t_hdr X-Mtls-Result)
+	if [ "$T_STATUS" = 200 ]; then col=$G; else col=$R; fi
+	say "  -> HTTP ${col}$T_STATUS${N}   action=${B}$act${N} result=${B}$res${N} mode=$(t_hdr X-Mtls-Mode) policy=$(t_hdr X-Mtls-Policy)"
+	local subj ca
+	subj=$(t_hdr X-Mtls-Subject)
+	ca=$(t_hdr X-Mtls-Ca)
+	[ -n "$subj" ] && say "     subject=$subj${ca:+  ca=$ca}"
+	if [ "$T_STATUS" = "$want" ] && [ "$act" = "$wact" ] && [ "$res" = "$wres" ]; then
+		[ "$CHECK" = 1 ] && ok "demo step $STEP: $text ($want $wact $wres)"
+	else
+		FAILED=$((FAILED + 1))
+		if [ "$CHECK" = 1 ]; then
+			not_ok "demo step $STEP: $text"
+		fi
+		say "  ${R}UNEXPECTED${N}: wanted HTTP $want action=$wact result=$wres"
+	fi
+}
+
+say ""
+say "Every request below goes client -> HAProxy (TLS, any client certificate"
+say "accepted) -> mtls-spoa (per-host CA check) -> verdict -> HAProxy rule."
+say "Shell variables for copying the commands: PKI=$P PORT=$PORT"
+
+step "Tenant A's client, valid certificate, on tenant A's API: allowed" \
+	200 allow ok api.example.com a-valid
+cc=$(t_body_field client-cert)
+say "     the backend received Client-Cert: ${cc:0:40}... (RFC 9440, verified only)"
+step "No certificate on an enforce host: denied" \
+	403 deny no_cert api.example.com none
+step "Expired certificate: denied, and the reason is precise" \
+	403 deny expired api.example.com a-expired
+step "Certificate from a CA nobody configured: denied" \
+	403 deny untrusted api.example.com rogue
+step "Right CA but a serverAuth-only certificate (wrong purpose): denied" \
+	403 deny bad_purpose api.example.com a-server
+step "Tenant B's valid certificate on tenant A's host: denied (CAs are per host)" \
+	403 deny untrusted api.example.com b-valid
+step "Tenant B's certificate on tenant B's own host: allowed" \
+	200 allow ok other.example.com b-valid
+step "TLS handshake as an unprotected host (SNI public.example.com), request for api.example.com: denied" \
+	403 deny host_mismatch public.example.com a-valid -H "Host: api.example.com"
+step "Log mode (*.example.net): an expired certificate passes, and is logged" \
+	200 log expired www.example.net a-expired
+pat="^<4>.* fe_mtls.*/demo/$STEP HTTP/.*mtls_action=log mtls_result=expired "
+if t_wait_log "$pat"; then
+	say "     HAProxy log (<4> = warning level):"
+	say "     ${Y}$(t_log_line "$pat" | cut -c1-400)${N}"
+	[ "$CHECK" = 1 ] && ok "demo step $STEP: logged at warning level with the result"
+else
+	FAILED=$((FAILED + 1))
+	[ "$CHECK" = 1 ] && not_ok "demo step $STEP: logged at warning level with the result"
+	say "  ${R}UNEXPECTED${N}: no warning-level log line for step $STEP"
+fi
+step "No checks at all on public.example.com (mode off)" \
+	200 allow no_policy public.example.com none
+
+title "Summary"
+if [ "$FAILED" -eq 0 ]; then
+	say "${G}All $STEP steps gave the expected verdict.${N}"
+else
+	say "${R}$FAILED of $STEP steps gave an unexpected verdict.${N}"
+fi
+
+if [ "$CHECK" = 1 ]; then
+	t_finish
+	exit $?
+fi
+
+title "Try it yourself"
+cat <<EOF
+  PKI=$P PORT=$PORT
+  curl --cacert \$PKI/server-ca.pem --resolve api.example.com:\$PORT:127.0.0.1 \\
+       --cert \$PKI/a-valid.pem --key \$PKI/a-valid.key -i https://api.example.com:\$PORT/
+  Client certificates in \$PKI: a-valid a-other a-expired a-notyet a-server
+  a-revoked (tenant A), b-valid (tenant B), rogue (unknown CA).
+  Hosts: api.example.com other.example.com optional.example.com
+  partner.example.com public.example.com anything.example.net anything.example.org
+  The X-Mtls-* response headers show the verdict because the demo sets
+  MTLS_VERDICT_HEADERS=1 (never in production: it tells clients why).
+  Watch the verdicts:  tail -f $T_WORK/haproxy.log
+  Reload the agent:    edit $T_AGENT_CONF, then kill -HUP $T_AGENT_PID
+  Stop the agent:      kill $T_AGENT_PID   (requests then fail closed: 503)
+Press Ctrl-C to stop the demo and remove everything.
+EOF
+while t_pid_alive "$T_HAPROXY_PID"; do
+	sleep 1
+done
+say "haproxy exited; stopping."
+exit 1
