@@ -43,19 +43,14 @@ static int wait_fd(int fd, short events, long deadline)
 
 static int probe_connect(const char *addr, long deadline, char *err, size_t errlen)
 {
-	char host[256], port[8];
-	int is_unix, fd = -1, rc;
-	struct addrinfo hints, *res = NULL, *ai;
+	int fd = -1, kind;
+	struct addrinfo *res = NULL, *ai;
+	struct sockaddr_un sun;
 
-	if (server_addr_split(addr, host, sizeof(host), port, sizeof(port), &is_unix,
-	                      err, errlen) != 0)
+	kind = server_addr_resolve(addr, 0, &sun, &res, err, errlen);
+	if (kind == -1)
 		return -1;
-	if (is_unix) {
-		struct sockaddr_un sun;
-
-		memset(&sun, 0, sizeof(sun));
-		sun.sun_family = AF_UNIX;
-		memcpy(sun.sun_path, host, strlen(host) + 1);
+	if (kind == 1) {
 		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (fd == -1 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
 			snprintf(err, errlen, "%s: %s", addr, strerror(errno));
@@ -64,16 +59,6 @@ static int probe_connect(const char *addr, long deadline, char *err, size_t errl
 			return -1;
 		}
 		return fd;
-	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICSERV;
-	rc = getaddrinfo((host[0] == '\0' || strcmp(host, "*") == 0) ? "127.0.0.1" : host,
-	                 port, &hints, &res);
-	if (rc != 0) {
-		snprintf(err, errlen, "%s: %s", addr, gai_strerror(rc));
-		return -1;
 	}
 	snprintf(err, errlen, "%s: no usable address", addr);
 	for (ai = res; ai; ai = ai->ai_next) {

@@ -541,26 +541,55 @@ int server_addr_valid(const char *addr, char *err, size_t errlen)
 	                  err, errlen);
 }
 
-int server_listen(const char *addr, char *err, size_t errlen)
+int server_addr_resolve(const char *addr, int passive, struct sockaddr_un *sun,
+                        struct addrinfo **res, char *err, size_t errlen)
 {
 	char host[256], port[8];
-	int is_unix, fd = -1, one = 1, rc;
-	struct addrinfo hints, *res = NULL, *ai;
+	int is_unix, rc;
+	struct addrinfo hints;
 
 	if (server_addr_split(addr, host, sizeof(host), port, sizeof(port), &is_unix,
-	               err, errlen) != 0)
+	                      err, errlen) != 0)
 		return -1;
 	if (is_unix) {
-		struct sockaddr_un sun;
+		memset(sun, 0, sizeof(*sun));
+		sun->sun_family = AF_UNIX;
+		memcpy(sun->sun_path, host, strlen(host) + 1);
+		return 1;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
+	/* "*:port" is every address when listening, this host when
+	 * connecting. */
+	if (host[0] == '\0' || strcmp(host, "*") == 0)
+		rc = getaddrinfo(passive ? NULL : "127.0.0.1", port, &hints, res);
+	else
+		rc = getaddrinfo(host, port, &hints, res);
+	if (rc != 0) {
+		snprintf(err, errlen, "%s: %s", addr, gai_strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
+int server_listen(const char *addr, char *err, size_t errlen)
+{
+	int fd = -1, one = 1, kind;
+	struct addrinfo *res = NULL, *ai;
+	struct sockaddr_un sun;
+
+	kind = server_addr_resolve(addr, 1, &sun, &res, err, errlen);
+	if (kind == -1)
+		return -1;
+	if (kind == 1) {
 		struct stat st;
 
-		memset(&sun, 0, sizeof(sun));
-		sun.sun_family = AF_UNIX;
-		memcpy(sun.sun_path, host, strlen(host) + 1);
 		/* A stale socket from a previous run would make bind fail;
 		 * remove it, but never a regular file. */
-		if (lstat(host, &st) == 0 && S_ISSOCK(st.st_mode))
-			unlink(host);
+		if (lstat(sun.sun_path, &st) == 0 && S_ISSOCK(st.st_mode))
+			unlink(sun.sun_path);
 		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd == -1 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
 		    listen(fd, SERVER_BACKLOG) == -1) {
@@ -570,16 +599,6 @@ int server_listen(const char *addr, char *err, size_t errlen)
 			return -1;
 		}
 		return fd;
-	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	rc = getaddrinfo((host[0] == '\0' || strcmp(host, "*") == 0) ? NULL : host,
-	                 port, &hints, &res);
-	if (rc != 0) {
-		snprintf(err, errlen, "%s: %s", addr, gai_strerror(rc));
-		return -1;
 	}
 	snprintf(err, errlen, "%s: no usable address", addr);
 	for (ai = res; ai; ai = ai->ai_next) {

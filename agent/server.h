@@ -36,6 +36,16 @@ SERVER_WUR int server_addr_split(const char *addr, char *host, size_t hostlen,
                                  char *port, size_t portlen, int *is_unix,
                                  char *err, size_t errlen);
 
+/* Resolve an address for listening (`passive`) or connecting. Returns 1
+ * for a unix socket (*sun filled), 0 for TCP (*res to free with
+ * freeaddrinfo), or -1 with a message in err. */
+struct sockaddr_un;
+struct addrinfo;
+SERVER_WUR int server_addr_resolve(const char *addr, int passive,
+                                   struct sockaddr_un *sun,
+                                   struct addrinfo **res, char *err,
+                                   size_t errlen);
+
 /* Check a listen address's syntax without opening it. Returns 0 or -1. */
 SERVER_WUR int server_addr_valid(const char *addr, char *err, size_t errlen);
 
