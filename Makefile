@@ -132,7 +132,7 @@ fuzz: $(FUZZ_BINS)
 		seeds=tests/fuzz/corpus/$$name; [ -d $$seeds ] || seeds=tests/fuzz/corpus/spop; \
 		work=build-fuzz/corpus-$$name; mkdir -p $$work; cp -r $$seeds/. $$work/ 2>/dev/null || true; \
 		echo "== $$b for $(FUZZ_SECONDS)s"; \
-		$$b -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$work 2>&1 | \
+		$$b -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=build-fuzz/ $$work 2>&1 | \
 			grep -E 'stat::number_of_executed_units|ERROR|SUMMARY|Done' ; \
 		test $${PIPESTATUS[0]} -eq 0; \
 	done
