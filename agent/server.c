@@ -39,6 +39,12 @@
 #define SERVER_ACCEPT_BURST 64
 /* How long a stopping worker waits for its peers to read their answers. */
 #define SERVER_DRAIN_SECONDS 5.0
+/* How long a closing connection waits for the peer's own close. */
+#define SERVER_LINGER_SECONDS 1.0
+/* At stop, most reads per connection to answer what already arrived
+ * (16 KiB each): bounded, so a peer that never stops sending cannot hold
+ * the shutdown. */
+#define SERVER_STOP_READS 256
 
 /* ---- live configuration --------------------------------------------- */
 
@@ -110,7 +116,10 @@ struct conn {
 	struct worker *w;
 	struct conn *prev, *next;
 	int fd;
-	int closing;          /* close once the output is flushed */
+	int closing;          /* no more requests: flush, then linger */
+	int lingering;        /* output flushed and shut down: discard input
+	                         until the peer closes, so our last frame is
+	                         not destroyed by a reset */
 	uint8_t *rbuf;
 	size_t rlen, rcap;
 	struct obuf out;
@@ -185,9 +194,19 @@ static int conn_flush(struct conn *c)
 	}
 	c->out.off = c->out.len = 0;
 	ev_io_stop(c->w->loop, &c->wio);
-	if (c->closing) {
-		conn_close(c);
-		return -1;
+	if (c->closing && !c->lingering) {
+		/* Closing a socket with unread input sends a reset, which can
+		 * make the peer drop our last frame (the AGENT-DISCONNECT):
+		 * half-close and read until its own close instead. */
+		if (shutdown(c->fd, SHUT_WR) == -1) {
+			conn_close(c);
+			return -1;
+		}
+		c->lingering = 1;
+		c->rlen = 0;
+		ev_io_start(c->w->loop, &c->rio);
+		c->idle.repeat = SERVER_LINGER_SECONDS;
+		ev_timer_again(c->w->loop, &c->idle);
 	}
 	return 0;
 }
@@ -238,11 +257,21 @@ static int conn_run(struct conn *c)
 	return conn_flush(c);
 }
 
-/* Read once. Returns -1 if c was closed. */
+/* Read once. Returns -1 if c was closed, 0 if there was nothing to read,
+ * 1 if data was read and handled (c may now be closing). */
 static int conn_read(struct conn *c)
 {
 	ssize_t n;
 
+	if (c->lingering) {
+		n = recv(c->fd, c->rbuf, c->rcap, 0);
+		if (n == 0 || (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK &&
+		               errno != EINTR)) {
+			conn_close(c);
+			return -1;
+		}
+		return n > 0;
+	}
 	if (c->rlen == c->rcap) {
 		/* Cannot happen with a well-sized buffer: conn_process
 		 * rejects frames over max-frame-size as soon as their length
@@ -269,7 +298,7 @@ static int conn_read(struct conn *c)
 		return -1;
 	}
 	c->rlen += (size_t)n;
-	return conn_run(c);
+	return conn_run(c) == -1 ? -1 : 1;
 }
 
 static void conn_read_cb(struct ev_loop *loop, ev_io *io, int revents)
@@ -293,6 +322,10 @@ static void conn_idle_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	struct conn *c = (struct conn *)((char *)t - offsetof(struct conn, idle));
 
 	(void)loop; (void)revents;
+	if (c->lingering) {
+		conn_close(c);
+		return;
+	}
 	if (c->closing) {
 		/* Our last frame is still unsent after a full idle period. */
 		log_info("%s: peer does not read, closing", c->peer);
@@ -372,28 +405,31 @@ static void worker_adopt(struct worker *w, int fd)
 	log_debug("%s: connected (worker %d)", c->peer, w->id);
 }
 
-/* Stop: answer what has arrived, say goodbye, close once flushed. */
+/* Stop: answer everything that has already arrived, say goodbye, close
+ * once flushed. */
 static void worker_begin_stop(struct worker *w)
 {
 	struct conn *c, *next;
+	int i, r;
 
 	for (c = w->conns; c; c = next) {
 		next = c->next;
-		if (!c->closing) {
-			/* Whatever the peer already sent gets its answer. */
-			if (conn_read(c) == -1)
-				continue;
-			if (c->closing)
-				continue;
-			c->closing = 1;
-			ev_io_stop(w->loop, &c->rio);
-			if (c->proto.state == CONN_ST_READY &&
-			    conn_disconnect(&c->proto, SPOP_ST_NORMAL, &c->out) != 0) {
-				conn_close(c);
-				continue;
-			}
-			(void)conn_flush(c);
+		if (c->closing)
+			continue;
+		/* Read until the socket is empty: every NOTIFY HAProxy sent
+		 * before the signal gets its ACK. */
+		for (i = 0, r = 1; i < SERVER_STOP_READS && r == 1 && !c->closing; i++)
+			r = conn_read(c);
+		if (r == -1 || c->closing)
+			continue;
+		c->closing = 1;
+		ev_io_stop(w->loop, &c->rio);
+		if (c->proto.state == CONN_ST_READY &&
+		    conn_disconnect(&c->proto, SPOP_ST_NORMAL, &c->out) != 0) {
+			conn_close(c);
+			continue;
 		}
+		(void)conn_flush(c);
 	}
 	if (w->conns == NULL)
 		ev_break(w->loop, EVBREAK_ONE);
