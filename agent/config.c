@@ -310,6 +310,9 @@ static const char *config_check_listen(const char *v)
 			return "expected HOST:PORT, [IPV6]:PORT or unix:/path";
 		if (colon == v)
 			return "missing host before ':PORT'";
+		/* "*:PORT": every address, as with -l. */
+		if (colon == v + 1 && v[0] == '*')
+			return config_port_ok(colon + 1) ? NULL : "PORT must be 1..65535";
 		for (const char *q = v; q < colon; q++) {
 			if (*q == ':')
 				return "IPv6 addresses need brackets: [IPV6]:PORT";

@@ -5,7 +5,7 @@
 set -u
 BUILD=${BUILD:-build}
 VG=(valgrind --quiet --error-exitcode=99 --leak-check=full
-    --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect
+    "--show-leak-kinds=definite,indirect" "--errors-for-leak-kinds=definite,indirect"
     --track-fds=no)
 passed=0
 failed=0

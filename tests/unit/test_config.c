@@ -421,6 +421,11 @@ static void test_agent_defaults(void **state)
 	config_free(cfg);
 
 	/* An empty file is a valid (useless) configuration. */
+	/* "*:PORT" is every address, as on the command line. */
+	cfg = load_ok("[agent]\nlisten = *:12345\n");
+	assert_int_equal(cfg->agent.n_listen, 1);
+	assert_string_equal(cfg->agent.listen[0], "*:12345");
+	config_free(cfg);
 	cfg = load_ok("");
 	assert_int_equal(cfg->n_hosts, 0);
 	assert_int_equal(cfg->n_cas, 0);
@@ -679,6 +684,8 @@ static const struct err_case err_cases[] = {
 	{ "[agent]\nlisten = [::1:80\n", 2, "missing ']'" },
 	{ "[agent]\nlisten = unix:run/x.sock\n", 2, "must be absolute" },
 	{ "[agent]\nlisten = bad_host:80\n", 2, "bad character in host" },
+	{ "[agent]\nlisten = *x:80\n", 2, "bad character in host" },
+	{ "[agent]\nlisten = *:0\n", 2, "PORT must be 1..65535" },
 	{ "[agent]\nlisten = 127.0.0.1:1\nlisten = 127.0.0.1:2\nlisten = 127.0.0.1:3\n"
 	  "listen = 127.0.0.1:4\nlisten = 127.0.0.1:5\nlisten = 127.0.0.1:6\n"
 	  "listen = 127.0.0.1:7\nlisten = 127.0.0.1:8\nlisten = 127.0.0.1:9\n"
