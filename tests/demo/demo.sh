@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# demo.sh [--check] - a narrated tour of mtls-spoa behind a real HAProxy.
+# demo.sh [--check] [--remote HOST:PORT --pki DIR] - a narrated tour of
+# mtls-spoa behind a real HAProxy.
 #
 # Generates a throwaway PKI (two tenant CAs, one with an intermediate;
 # valid, expired, wrong-CA and wrong-purpose client certificates), starts
@@ -12,23 +13,52 @@
 #             "ok"/"not ok" per step and exits non-zero on any unexpected
 #             verdict (make demo-check, and make test through
 #             tests/integration/test_demo_check.sh)
+#   --remote HOST:PORT --pki DIR
+#             the same tour against an HAProxy that is already running
+#             haproxy-conf/haproxy.cfg with MTLS_VERDICT_HEADERS set (the
+#             compose "tour" service: --remote haproxy:8443 --pki /pki),
+#             with the client certificates of the PKI in DIR. Starts
+#             nothing, waits up to 60 s for HAProxy to give verdicts, and
+#             exits when the tour is over.
 #
 # It builds nothing: "make demo" builds $MTLS_BUILD/mtls-spoa first
 # (MTLS_BUILD defaults to build).
 set -u
 CHECK=0
-case "${1:-}" in
---check) CHECK=1 ;;
-"") ;;
--h | --help)
-	sed -n '2,17s/^# \{0,1\}//p' "$0"
-	exit 0
-	;;
-*)
-	echo "usage: $0 [--check]" >&2
-	exit 2
-	;;
-esac
+REMOTE=
+REMOTE_PKI=
+usage() { echo "usage: $0 [--check] [--remote HOST:PORT --pki DIR]" >&2; exit 2; }
+while [ "$#" -gt 0 ]; do
+	case "$1" in
+	--check) CHECK=1 ;;
+	--remote)
+		[ "$#" -ge 2 ] || usage
+		REMOTE=$2
+		shift
+		;;
+	--pki)
+		[ "$#" -ge 2 ] || usage
+		REMOTE_PKI=$2
+		shift
+		;;
+	-h | --help)
+		sed -n '2,26s/^# \{0,1\}//p' "$0"
+		exit 0
+		;;
+	*) usage ;;
+	esac
+	shift
+done
+# HOST:PORT, HOST may be a name or [IPv6]; the port is what the URLs carry
+# (so the Host header is "name:PORT", as in the local tour).
+REMOTE_HOST=${REMOTE%:*}
+REMOTE_PORT=${REMOTE##*:}
+if [ -n "$REMOTE" ] || [ -n "$REMOTE_PKI" ]; then
+	if [ -z "$REMOTE" ] || [ -z "$REMOTE_PKI" ] || [ -z "$REMOTE_HOST" ] ||
+		! [[ $REMOTE_PORT =~ ^[0-9]+$ ]]; then
+		usage
+	fi
+fi
 
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/../integration/lib.sh"
@@ -42,11 +72,11 @@ fi
 say() { printf '%s\n' "$*"; }
 title() { printf '\n%s== %s ==%s\n' "$B" "$*" "$N"; }
 
-if ! command -v "$T_HAPROXY" >/dev/null; then
+if [ -z "$REMOTE" ] && ! command -v "$T_HAPROXY" >/dev/null; then
 	say "haproxy not found: run 'make deps' (Debian: apt-get install haproxy)" >&2
 	exit 1
 fi
-if [ ! -x "$T_AGENT_BIN" ]; then
+if [ -z "$REMOTE" ] && [ ! -x "$T_AGENT_BIN" ]; then
 	say "$T_AGENT_BIN not found: run 'make' first (or 'make demo')" >&2
 	exit 1
 fi
@@ -55,22 +85,56 @@ t_init
 # Ctrl-C ends the interactive demo normally.
 trap 'echo; say "stopping..."; exit 0' INT
 
-say "${B}mtls-spoa demo${N}: \"bring your own CA\" client certificates for HAProxy"
-say "Generating a demo PKI..."
-t_pki
-t_start_agent || exit 1
-t_start_haproxy || exit 1
-if ! t_wait_agent_state UP 15; then
-	say "the agent never became healthy in HAProxy; logs:" >&2
-	tail -n 20 "$T_WORK/agent.log" "$T_WORK/haproxy.log" >&2
-	exit 1
-fi
+# Extra curl arguments of every tour request. Remote: keep the URL (so SNI
+# and Host are the demo host names) but connect to HOST:PORT; curl resolves
+# HOST itself (a compose service name works), lib.sh's --resolve entry for
+# the demo name is then unused.
+CONNECT=()
 
+say "${B}mtls-spoa demo${N}: \"bring your own CA\" client certificates for HAProxy"
+if [ -n "$REMOTE" ]; then
+	T_PKI=$REMOTE_PKI
+	T_HTTPS_PORT=$REMOTE_PORT
+	CONNECT=(--connect-to "::$REMOTE_HOST:$REMOTE_PORT")
+	for f in server-ca.pem a-valid.pem a-valid.key; do
+		if [ ! -r "$T_PKI/$f" ]; then
+			say "$T_PKI/$f is missing or unreadable: is --pki the mkpki.sh output?" >&2
+			[ "$CHECK" = 1 ] && not_ok "the PKI in $T_PKI is readable"
+			exit 1
+		fi
+	done
+	# HAProxy (and through it the agent and the backend) may still be
+	# starting: wait, bounded, for a verdict on the host without checks.
+	say "Waiting for HAProxy at $REMOTE to give verdicts..."
+	deadline=$((SECONDS + 60))
+	while :; do
+		t_req public.example.com none /demo/ready "${CONNECT[@]}"
+		[ "$T_STATUS" = 200 ] && [ -n "$(t_hdr X-Mtls-Action)" ] && break
+		if [ "$SECONDS" -ge "$deadline" ]; then
+			say "no verdict from $REMOTE within 60 s (last: HTTP $T_STATUS $(t_verdict))" >&2
+			[ "$CHECK" = 1 ] && not_ok "HAProxy at $REMOTE gives verdicts"
+			exit 1
+		fi
+		sleep 1
+	done
+	say "haproxy: https://$REMOTE  (haproxy-conf/haproxy.cfg, already running)"
+	say "PKI:     $T_PKI"
+else
+	say "Generating a demo PKI..."
+	t_pki
+	t_start_agent || exit 1
+	t_start_haproxy || exit 1
+	if ! t_wait_agent_state UP 15; then
+		say "the agent never became healthy in HAProxy; logs:" >&2
+		tail -n 20 "$T_WORK/agent.log" "$T_WORK/haproxy.log" >&2
+		exit 1
+	fi
+	say "agent:   127.0.0.1:$T_AGENT_PORT  (haproxy-conf/mtls-spoa.conf, log $T_WORK/agent.log)"
+	say "haproxy: https://127.0.0.1:$T_HTTPS_PORT  (haproxy-conf/haproxy.cfg, log $T_WORK/haproxy.log)"
+	say "PKI:     $T_PKI"
+fi
 P=$T_PKI
 PORT=$T_HTTPS_PORT
-say "agent:   127.0.0.1:$T_AGENT_PORT  (haproxy-conf/mtls-spoa.conf, log $T_WORK/agent.log)"
-say "haproxy: https://127.0.0.1:$PORT  (haproxy-conf/haproxy.cfg, log $T_WORK/haproxy.log)"
-say "PKI:     $P"
 say "Policies: api.example.com enforce (tenant A), other.example.com enforce (tenant B),"
 say "          *.example.net log (tenant A), public.example.com off, everything else log."
 
@@ -81,7 +145,11 @@ STEP=0
 show_cmd() { # show_cmd HOST CLIENT [extra curl args...]
 	local host=$1 client=$2 c a
 	shift 2
-	c="curl --cacert \$PKI/server-ca.pem --resolve $host:\$PORT:127.0.0.1"
+	if [ -n "$REMOTE" ]; then
+		c="curl --cacert \$PKI/server-ca.pem --connect-to ::$REMOTE_HOST:\$PORT"
+	else
+		c="curl --cacert \$PKI/server-ca.pem --resolve $host:\$PORT:127.0.0.1"
+	fi
 	if [ "$client" != none ]; then
 		c="$c --cert \$PKI/$client.pem --key \$PKI/$client.key"
 	fi
@@ -98,7 +166,7 @@ step() {
 	STEP=$((STEP + 1))
 	title "$STEP. $text"
 	show_cmd "$host" "$client" "$@"
-	t_req "$host" "$client" "/demo/$STEP" "$@"
+	t_req "$host" "$client" "/demo/$STEP" "${CONNECT[@]}" "$@"
 	local act res col
 	act=$(t_hdr X-Mtls-Action)
 	res=$(t_hdr X-Mtls-Result)
@@ -128,6 +196,10 @@ step "Tenant A's client, valid certificate, on tenant A's API: allowed" \
 	200 allow ok api.example.com a-valid
 cc=$(t_body_field client-cert)
 say "     the backend received Client-Cert: ${cc:0:40}... (RFC 9440, verified only)"
+if [ "$CHECK" = 1 ]; then
+	check_eq "demo step $STEP: the backend received the certificate as Client-Cert" \
+		"$cc" ":$(t_cert_b64 a-valid):"
+fi
 step "No certificate on an enforce host: denied" \
 	403 deny no_cert api.example.com none
 step "Expired certificate: denied, and the reason is precise" \
@@ -145,7 +217,11 @@ step "TLS handshake as an unprotected host (SNI public.example.com), request for
 step "Log mode (*.example.net): an expired certificate passes, and is logged" \
 	200 log expired www.example.net a-expired
 pat="^<4>.* fe_mtls.*/demo/$STEP HTTP/.*mtls_action=log mtls_result=expired "
-if t_wait_log "$pat"; then
+if [ -n "$REMOTE" ]; then
+	# HAProxy's log is not ours to read here: say where to look.
+	say "     HAProxy logs this request at warning level (<4>) with mtls_result=expired;"
+	say "     see its log (docker compose -f docker/compose.yaml logs haproxy)."
+elif t_wait_log "$pat"; then
 	say "     HAProxy log (<4> = warning level):"
 	say "     ${Y}$(t_log_line "$pat" | cut -c1-400)${N}"
 	[ "$CHECK" = 1 ] && ok "demo step $STEP: logged at warning level with the result"
@@ -166,6 +242,12 @@ fi
 
 if [ "$CHECK" = 1 ]; then
 	t_finish
+	exit $?
+fi
+# Remote: nothing of ours keeps running; how to try by hand is in the
+# README ("Run with Docker").
+if [ -n "$REMOTE" ]; then
+	[ "$FAILED" -eq 0 ]
 	exit $?
 fi
 
