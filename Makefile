@@ -42,16 +42,16 @@ UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 UNIT_HELP  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%.o,\
               $(filter-out $(UNIT_SRCS),$(wildcard tests/unit/*.c)))
-TOOL_SRCS  := $(wildcard tests/tools/*.c)
-TOOL_BINS  := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
+BENCH_SRCS := $(wildcard tests/bench/*.c)
+BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
 DEBIAN_PKGS := build-essential pkg-config libev-dev libssl-dev libinih-dev \
                uthash-dev libcmocka-dev haproxy curl openssl python3 \
-               clang valgrind shellcheck docker-compose wrk
+               clang valgrind shellcheck docker-compose wrk jq linux-perf
 
 .SECONDARY:
 .PHONY: all deps test unit integration clean install \
-        asan valgrind fuzz bench demo demo-check tools
+        asan valgrind fuzz bench demo demo-check
 
 all: $(BUILD)/mtls-spoa
 
@@ -67,13 +67,13 @@ $(BUILD)/tests/%.o: tests/unit/%.c $(wildcard agent/*.h tests/unit/*.h) | $(BUIL
 $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(UNIT_HELP) $(LIB_OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
-$(BUILD)/tools/%: tests/tools/%.c $(LIB_OBJS) | $(BUILD)/tools
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+# Benchmark tools (spop-bench, raw-verify, callgrind-notify), linked with
+# the agent objects like unit tests.
+$(BUILD)/bench/%: tests/bench/%.c tests/bench/benchutil.h $(LIB_OBJS) | $(BUILD)/bench
+	$(CC) $(CFLAGS) -Itests/bench $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
 
-$(BUILD)/agent $(BUILD)/tests $(BUILD)/tools:
+$(BUILD)/agent $(BUILD)/tests $(BUILD)/bench:
 	mkdir -p $@
-
-tools: $(TOOL_BINS)
 
 # Install the build and test dependencies (Debian 12).
 deps:
@@ -89,13 +89,13 @@ deps:
 # Everything: unit tests, then integration tests against a real HAProxy.
 # tests/run.sh prints one TAP-style line per check and ends with the
 # summary line "N passed, N failed".
-test: $(BUILD)/mtls-spoa $(UNIT_BINS) $(TOOL_BINS)
+test: $(BUILD)/mtls-spoa $(UNIT_BINS) $(BENCH_BINS)
 	@BUILD=$(BUILD) tests/run.sh
 
 unit: $(UNIT_BINS)
 	@BUILD=$(BUILD) TEST_ONLY=unit tests/run.sh
 
-integration: $(BUILD)/mtls-spoa $(TOOL_BINS)
+integration: $(BUILD)/mtls-spoa $(BENCH_BINS)
 	@BUILD=$(BUILD) TEST_ONLY=integration tests/run.sh
 
 # Whole suite under AddressSanitizer + UndefinedBehaviorSanitizer.
@@ -146,3 +146,10 @@ demo-check: $(BUILD)/mtls-spoa
 # Unit tests and an agent session under valgrind: zero errors, zero leaks.
 valgrind: $(BUILD)/mtls-spoa $(UNIT_BINS)
 	@BUILD=$(BUILD) tests/valgrind.sh
+
+# Benchmarks: agent alone (cached, uncached, threads), the raw OpenSSL
+# limit, instructions per cached NOTIFY (callgrind), end to end against
+# native HAProxy verification, and a 10,000-host configuration. Writes
+# BENCHMARKS.md. About 3 minutes; needs wrk, valgrind, jq (make deps).
+bench: $(BUILD)/mtls-spoa $(BENCH_BINS)
+	MTLS_BUILD=$(BUILD) tests/bench/bench.sh
