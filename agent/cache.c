@@ -1,22 +1,28 @@
 /*
  * cache.c - per-worker verdict cache: 4-way set-associative, LRU inside a
- * set, values malloc'd on insert (the miss path already pays for a
- * certificate verification) and never on a hit.
+ * set. Each entry holds a copy of the request it answers (compared byte
+ * for byte on lookup) followed by the answer. Memory is allocated on
+ * insert (the miss path already pays for a verification), never on a hit.
  */
 #include <stdlib.h>
 #include <string.h>
-#include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include "cache.h"
 
 #define CACHE_WAYS 4
+#define CACHE_FIELDS 4   /* host, sni, cert, chain */
 
 struct cache_slot {
-	uint8_t key[CACHE_KEY_LEN];
+	uint64_t hash;
+	uint64_t gen;
 	int64_t expires;        /* 0: empty slot */
 	uint64_t used;          /* LRU stamp */
-	uint8_t *data;
-	uint32_t len, cap;
+	uint32_t flen[CACHE_FIELDS];
+	uint8_t present;        /* bit i: field i was sent (even if empty) */
+	uint32_t ans_len;
+	uint8_t *blob;          /* the fields, then the answer */
+	uint32_t cap;
 };
 
 struct cache {
@@ -24,10 +30,19 @@ struct cache {
 	size_t nsets;
 	size_t capacity;
 	uint64_t clock;
-	EVP_MD *md;
-	EVP_MD_CTX *mdctx;
+	uint64_t seed;
 	struct cache_stats st;
 };
+
+/* The request's fields in a fixed order. */
+static void fields_of(const struct mtls_request *req, const uint8_t *p[CACHE_FIELDS],
+                      size_t n[CACHE_FIELDS])
+{
+	p[0] = (const uint8_t *)req->host; n[0] = req->host ? req->host_len : 0;
+	p[1] = (const uint8_t *)req->sni;  n[1] = req->sni ? req->sni_len : 0;
+	p[2] = req->cert;                  n[2] = req->cert ? req->cert_len : 0;
+	p[3] = req->chain;                 n[3] = req->chain ? req->chain_len : 0;
+}
 
 struct cache *cache_new(unsigned int capacity)
 {
@@ -38,16 +53,14 @@ struct cache *cache_new(unsigned int capacity)
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
-	/* Sets of CACHE_WAYS; the slot count is exactly `capacity` rounded
-	 * up to a whole set. */
+	/* Sets of CACHE_WAYS; the slot count is `capacity` rounded up to a
+	 * whole set. */
 	c->nsets = (capacity + CACHE_WAYS - 1) / CACHE_WAYS;
 	c->capacity = c->nsets * CACHE_WAYS;
 	c->slots = calloc(c->capacity, sizeof(*c->slots));
-	/* Fetch SHA-256 once: an implicit fetch per digest costs more than
-	 * hashing a certificate. */
-	c->md = EVP_MD_fetch(NULL, "SHA256", NULL);
-	c->mdctx = EVP_MD_CTX_new();
-	if (!c->slots || !c->md || !c->mdctx) {
+	/* A secret seed, so that clients cannot aim many certificates at
+	 * one set to evict the others. */
+	if (!c->slots || RAND_bytes((unsigned char *)&c->seed, sizeof(c->seed)) != 1) {
 		cache_free(c);
 		return NULL;
 	}
@@ -72,65 +85,92 @@ void cache_free(struct cache *c)
 	if (!c)
 		return;
 	for (i = 0; c->slots && i < c->capacity; i++)
-		free(c->slots[i].data);
+		free(c->slots[i].blob);
 	free(c->slots);
-	EVP_MD_free(c->md);
-	EVP_MD_CTX_free(c->mdctx);
 	free(c);
 }
 
-/* Hash one field with its presence and length, so that no two different
- * requests can produce the same byte stream. */
-static int hash_field(EVP_MD_CTX *ctx, const void *p, size_t len)
+/* Multiply-xorshift mixing, 8 bytes at a time: about one instruction per
+ * byte. Only distribution matters, since a hit compares the bytes. */
+static uint64_t mix(uint64_t h, uint64_t v)
 {
-	uint8_t hdr[9];
-	uint64_t l = len;
+	h ^= v;
+	h *= 0xff51afd7ed558ccdULL;
+	return h ^ (h >> 32);
+}
+
+static uint64_t hash_bytes(uint64_t h, const uint8_t *p, size_t n)
+{
+	uint64_t v;
+
+	h = mix(h, (uint64_t)n);
+	for (; n >= 8; p += 8, n -= 8) {
+		memcpy(&v, p, 8);
+		h = mix(h, v);
+	}
+	if (n > 0) {
+		v = 0;
+		memcpy(&v, p, n);
+		h = mix(h, v);
+	}
+	return h;
+}
+
+uint64_t cache_hash(const struct cache *c, uint64_t gen, const struct mtls_request *req)
+{
+	const uint8_t *p[CACHE_FIELDS];
+	size_t n[CACHE_FIELDS];
+	uint64_t h = mix(c->seed, gen);
 	int i;
 
-	hdr[0] = p != NULL;
-	for (i = 0; i < 8; i++)
-		hdr[1 + i] = (uint8_t)(l >> (8 * i));
-	return EVP_DigestUpdate(ctx, hdr, sizeof(hdr)) == 1 &&
-	       (len == 0 || EVP_DigestUpdate(ctx, p, len) == 1) ? 0 : -1;
+	fields_of(req, p, n);
+	for (i = 0; i < CACHE_FIELDS; i++)
+		h = p[i] ? hash_bytes(h, p[i], n[i]) : mix(h, 0x9e3779b97f4a7c15ULL);
+	return h;
 }
 
-int cache_key(struct cache *c, uint64_t gen, const struct mtls_request *req,
-              uint8_t key[CACHE_KEY_LEN])
+static struct cache_slot *set_of(struct cache *c, uint64_t hash)
 {
-	uint8_t g[8];
-	unsigned int outlen = 0;
+	return &c->slots[(hash % c->nsets) * CACHE_WAYS];
+}
+
+/* 1 when slot `s` holds exactly this request. */
+static int slot_matches(const struct cache_slot *s, uint64_t hash, uint64_t gen,
+                        const struct mtls_request *req)
+{
+	const uint8_t *p[CACHE_FIELDS];
+	size_t n[CACHE_FIELDS], off = 0;
+	uint8_t present = 0;
 	int i;
 
-	for (i = 0; i < 8; i++)
-		g[i] = (uint8_t)(gen >> (8 * i));
-	if (EVP_DigestInit_ex2(c->mdctx, c->md, NULL) != 1 ||
-	    EVP_DigestUpdate(c->mdctx, g, sizeof(g)) != 1 ||
-	    hash_field(c->mdctx, req->host, req->host_len) != 0 ||
-	    hash_field(c->mdctx, req->sni, req->sni_len) != 0 ||
-	    hash_field(c->mdctx, req->cert, req->cert_len) != 0 ||
-	    hash_field(c->mdctx, req->chain, req->chain_len) != 0 ||
-	    EVP_DigestFinal_ex(c->mdctx, key, &outlen) != 1 ||
-	    outlen != CACHE_KEY_LEN)
-		return -1;
-	return 0;
+	if (s->expires == 0 || s->hash != hash || s->gen != gen)
+		return 0;
+	fields_of(req, p, n);
+	for (i = 0; i < CACHE_FIELDS; i++) {
+		if (p[i])
+			present |= (uint8_t)(1u << i);
+		if (s->flen[i] != n[i])
+			return 0;
+	}
+	if (present != s->present)
+		return 0;
+	for (i = 0; i < CACHE_FIELDS; i++) {
+		if (n[i] > 0 && memcmp(s->blob + off, p[i], n[i]) != 0)
+			return 0;
+		off += n[i];
+	}
+	return 1;
 }
 
-static struct cache_slot *set_of(struct cache *c, const uint8_t *key)
-{
-	uint64_t h;
-
-	memcpy(&h, key, sizeof(h));  /* the key is a digest: any bits will do */
-	return &c->slots[(h % c->nsets) * CACHE_WAYS];
-}
-
-int cache_get(struct cache *c, const uint8_t key[CACHE_KEY_LEN], time_t now,
+int cache_get(struct cache *c, uint64_t hash, uint64_t gen,
+              const struct mtls_request *req, time_t now,
               const uint8_t **data, size_t *len)
 {
-	struct cache_slot *s = set_of(c, key);
+	struct cache_slot *s = set_of(c, hash);
 	int i;
 
 	for (i = 0; i < CACHE_WAYS; i++) {
-		if (s[i].expires == 0 || memcmp(s[i].key, key, CACHE_KEY_LEN) != 0)
+		if (!slot_matches(&s[i], hash, gen, req))
 			continue;
 		if ((int64_t)now >= s[i].expires) {
 			s[i].expires = 0;
@@ -139,8 +179,8 @@ int cache_get(struct cache *c, const uint8_t key[CACHE_KEY_LEN], time_t now,
 			break;
 		}
 		s[i].used = ++c->clock;
-		*data = s[i].data;
-		*len = s[i].len;
+		*data = s[i].blob + (s[i].cap - s[i].ans_len);
+		*len = s[i].ans_len;
 		c->st.hits++;
 		return 1;
 	}
@@ -148,18 +188,24 @@ int cache_get(struct cache *c, const uint8_t key[CACHE_KEY_LEN], time_t now,
 	return 0;
 }
 
-void cache_put(struct cache *c, const uint8_t key[CACHE_KEY_LEN], time_t expires,
+void cache_put(struct cache *c, uint64_t hash, uint64_t gen,
+               const struct mtls_request *req, time_t expires,
                const uint8_t *data, size_t len)
 {
-	struct cache_slot *s = set_of(c, key), *victim = NULL;
+	struct cache_slot *s = set_of(c, hash), *victim = NULL;
+	const uint8_t *p[CACHE_FIELDS];
+	size_t n[CACHE_FIELDS], total = 0, off = 0;
 	int i;
 
-	if (len > CACHE_MAX_VALUE || expires <= 0)
+	fields_of(req, p, n);
+	for (i = 0; i < CACHE_FIELDS; i++)
+		total += n[i];
+	if (len > CACHE_MAX_VALUE || total > CACHE_MAX_REQUEST || expires <= 0)
 		return;
-	/* Same key: replace in place. Else an empty slot, else the least
-	 * recently used one. */
+	/* Same request: replace in place. Else an empty slot, else the
+	 * least recently used one. */
 	for (i = 0; i < CACHE_WAYS && !victim; i++)
-		if (s[i].expires != 0 && memcmp(s[i].key, key, CACHE_KEY_LEN) == 0)
+		if (slot_matches(&s[i], hash, gen, req))
 			victim = &s[i];
 	for (i = 0; i < CACHE_WAYS && !victim; i++)
 		if (s[i].expires == 0)
@@ -175,17 +221,29 @@ void cache_put(struct cache *c, const uint8_t key[CACHE_KEY_LEN], time_t expires
 		victim->expires = 0;
 		c->st.entries--;
 	}
-	if (victim->cap < len) {
-		uint8_t *n = realloc(victim->data, len);
+	/* The answer sits at the end of the blob so that a hit finds it
+	 * from cap - ans_len; the blob is sized exactly once reused. */
+	if (victim->cap != total + len) {
+		uint8_t *nb = realloc(victim->blob, total + len);
 
-		if (!n)
+		if (!nb)
 			return;
-		victim->data = n;
-		victim->cap = (uint32_t)len;
+		victim->blob = nb;
+		victim->cap = (uint32_t)(total + len);
 	}
-	memcpy(victim->key, key, CACHE_KEY_LEN);
-	memcpy(victim->data, data, len);
-	victim->len = (uint32_t)len;
+	victim->present = 0;
+	for (i = 0; i < CACHE_FIELDS; i++) {
+		if (p[i])
+			victim->present |= (uint8_t)(1u << i);
+		victim->flen[i] = (uint32_t)n[i];
+		if (n[i] > 0)
+			memcpy(victim->blob + off, p[i], n[i]);
+		off += n[i];
+	}
+	memcpy(victim->blob + off, data, len);
+	victim->ans_len = (uint32_t)len;
+	victim->hash = hash;
+	victim->gen = gen;
 	victim->expires = expires;
 	victim->used = ++c->clock;
 	c->st.inserts++;

@@ -96,17 +96,17 @@ static _Thread_local struct verdict ans_verdict;
 static int answer(const struct handler_env *env, const struct mtls_request *req,
                   int with_cert_info, const uint8_t **ans, size_t room)
 {
-	uint8_t key[CACHE_KEY_LEN];
 	const uint8_t *hit;
 	size_t hitlen;
 	struct spop_wr w;
-	int cached = env->cache && with_cert_info &&
-	             cache_key(env->cache, env->gen, req, key) == 0;
+	int cached = env->cache && with_cert_info;
+	uint64_t hash = cached ? cache_hash(env->cache, env->gen, req) : 0;
 	time_t now = time(NULL);
 
 	if (room > sizeof(ans_buf))
 		room = sizeof(ans_buf);
-	if (cached && cache_get(env->cache, key, now, &hit, &hitlen) && hitlen <= room) {
+	if (cached && cache_get(env->cache, hash, env->gen, req, now, &hit, &hitlen) &&
+	    hitlen <= room) {
 		*ans = hit;
 		return (int)hitlen;
 	}
@@ -124,7 +124,7 @@ static int answer(const struct handler_env *env, const struct mtls_request *req,
 	if (w.err)
 		return -1;
 	if (cached)
-		cache_put(env->cache, key,
+		cache_put(env->cache, hash, env->gen, req,
 		          handler_cache_until(&ans_verdict, now, env->cache_ttl),
 		          ans_buf, (size_t)(w.p - ans_buf));
 	*ans = ans_buf;
