@@ -45,12 +45,15 @@ UNIT_HELP  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%.o,\
 BENCH_SRCS := $(wildcard tests/bench/*.c)
 BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
-DEBIAN_PKGS := build-essential pkg-config libev-dev libssl-dev libinih-dev \
-               uthash-dev libcmocka-dev haproxy curl openssl python3 \
-               clang valgrind shellcheck docker-compose wrk jq linux-perf
+# Debian 12 packages: what building needs, and what the tests, the demo,
+# the hardening targets and the benchmarks need on top.
+BUILD_PKGS := build-essential pkg-config libev-dev libssl-dev libinih-dev uthash-dev
+TEST_PKGS  := libcmocka-dev haproxy curl openssl python3 clang valgrind \
+              shellcheck docker-compose wrk jq linux-perf
+DEBIAN_PKGS := $(BUILD_PKGS) $(TEST_PKGS)
 
 .SECONDARY:
-.PHONY: all deps test unit integration clean install \
+.PHONY: all deps build-deps test-deps test unit integration clean install \
         asan valgrind fuzz bench demo demo-check
 
 all: $(BUILD)/mtls-spoa
@@ -58,10 +61,10 @@ all: $(BUILD)/mtls-spoa
 $(BUILD)/mtls-spoa: $(AGENT_OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/agent/%.o: agent/%.c $(wildcard agent/*.h) | $(BUILD)/agent
+$(BUILD)/agent/%.o: agent/%.c $(wildcard agent/*.h) | $(BUILD)/agent build-deps
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/%.o: tests/unit/%.c $(wildcard agent/*.h tests/unit/*.h) | $(BUILD)/tests
+$(BUILD)/tests/%.o: tests/unit/%.c $(wildcard agent/*.h tests/unit/*.h) | $(BUILD)/tests test-deps
 	$(CC) $(CFLAGS) -Itests/unit -c -o $@ $<
 
 $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(UNIT_HELP) $(LIB_OBJS)
@@ -74,6 +77,29 @@ $(BUILD)/bench/%: tests/bench/%.c tests/bench/benchutil.h $(LIB_OBJS) | $(BUILD)
 
 $(BUILD)/agent $(BUILD)/tests $(BUILD)/bench:
 	mkdir -p $@
+
+# Before building or testing, make sure the Debian packages are there; if
+# not, "make deps" installs them (as root) or prints the command. So on a
+# fresh Debian 12 machine "make test" and "make demo" work as the first
+# command. SKIP_DEPS=1 skips the check (other distributions).
+define check_pkgs
+	@if [ "$(SKIP_DEPS)" != 1 ] && command -v dpkg-query >/dev/null; then \
+		missing=; \
+		for p in $(1); do \
+			dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+		done; \
+		if [ -n "$$missing" ]; then \
+			echo "missing Debian packages:$$missing"; \
+			$(MAKE) --no-print-directory deps DEBIAN_PKGS="$(1)"; \
+		fi; \
+	fi
+endef
+
+build-deps:
+	$(call check_pkgs,$(BUILD_PKGS))
+
+test-deps:
+	$(call check_pkgs,$(DEBIAN_PKGS))
 
 # Install the build and test dependencies (Debian 12).
 deps:
@@ -89,13 +115,13 @@ deps:
 # Everything: unit tests, then integration tests against a real HAProxy.
 # tests/run.sh prints one TAP-style line per check and ends with the
 # summary line "N passed, N failed".
-test: $(BUILD)/mtls-spoa $(UNIT_BINS) $(BENCH_BINS)
+test: test-deps $(BUILD)/mtls-spoa $(UNIT_BINS) $(BENCH_BINS)
 	@BUILD=$(BUILD) tests/run.sh
 
-unit: $(UNIT_BINS)
+unit: test-deps $(UNIT_BINS)
 	@BUILD=$(BUILD) TEST_ONLY=unit tests/run.sh
 
-integration: $(BUILD)/mtls-spoa $(BENCH_BINS)
+integration: test-deps $(BUILD)/mtls-spoa $(BENCH_BINS)
 	@BUILD=$(BUILD) TEST_ONLY=integration tests/run.sh
 
 # Whole suite under AddressSanitizer + UndefinedBehaviorSanitizer.
@@ -126,7 +152,7 @@ build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) $(wildcard agent/*.h)
 	@mkdir -p build-fuzz
 	clang $(FUZZ_FLAGS) -o $@ $< $(LIB_SRCS) $(if $(filter verify,$*),tests/unit/pki.c) $(LDLIBS)
 
-fuzz: $(FUZZ_BINS)
+fuzz: test-deps $(FUZZ_BINS)
 	@set -e; for b in $(FUZZ_BINS); do \
 		name=$$(basename $$b); name=$${name#fuzz_}; \
 		seeds=tests/fuzz/corpus/$$name; [ -d $$seeds ] || seeds=tests/fuzz/corpus/spop; \
@@ -137,19 +163,19 @@ fuzz: $(FUZZ_BINS)
 		test $${PIPESTATUS[0]} -eq 0; \
 	done
 
-demo: $(BUILD)/mtls-spoa
+demo: test-deps $(BUILD)/mtls-spoa
 	@MTLS_BUILD=$(BUILD) tests/demo/demo.sh
 
-demo-check: $(BUILD)/mtls-spoa
+demo-check: test-deps $(BUILD)/mtls-spoa
 	@MTLS_BUILD=$(BUILD) tests/demo/demo.sh --check
 
 # Unit tests and an agent session under valgrind: zero errors, zero leaks.
-valgrind: $(BUILD)/mtls-spoa $(UNIT_BINS)
+valgrind: test-deps $(BUILD)/mtls-spoa $(UNIT_BINS)
 	@BUILD=$(BUILD) tests/valgrind.sh
 
 # Benchmarks: agent alone (cached, uncached, threads), the raw OpenSSL
 # limit, instructions per cached NOTIFY (callgrind), end to end against
 # native HAProxy verification, and a 10,000-host configuration. Writes
 # BENCHMARKS.md. About 3 minutes; needs wrk, valgrind, jq (make deps).
-bench: $(BUILD)/mtls-spoa $(BENCH_BINS)
+bench: test-deps $(BUILD)/mtls-spoa $(BENCH_BINS)
 	MTLS_BUILD=$(BUILD) tests/bench/bench.sh
