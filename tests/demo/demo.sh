@@ -223,7 +223,7 @@ if [ -n "$REMOTE" ]; then
 	say "     see its log (docker compose -f docker/compose.yaml logs haproxy)."
 elif t_wait_log "$pat"; then
 	say "     HAProxy log (<4> = warning level):"
-	say "     ${Y}$(t_log_line "$pat" | cut -c1-400)${N}"
+	say "     ${Y}$(t_log_line "$pat" | cut -c1-1000)${N}"
 	[ "$CHECK" = 1 ] && ok "demo step $STEP: logged at warning level with the result"
 else
 	FAILED=$((FAILED + 1))
