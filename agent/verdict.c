@@ -105,9 +105,26 @@ void verdict_evaluate(const struct config *cfg, const struct mtls_request *req,
 	if (req->sni != NULL && req->sni_len > 0)
 		sni_len = policy_normalize(req->sni, req->sni_len, 0, sni);
 
+	/* A Host header that is not a host name matches no policy, yet
+	 * HAProxy rules routing on a part of it (say field(1,:)) could still
+	 * send the request to a protected backend: it is refused whatever
+	 * the modes. The SNI's policy, if any, is reported. */
+	if (host_present && host_len < 0) {
+		p = sni_len >= 0 ? config_lookup(cfg, sni, (size_t)sni_len) :
+		    cfg->default_policy;
+		if (p != NULL) {
+			v->has_policy = 1;
+			v->mode = p->mode;
+			v->policy = p->pattern;
+		}
+		v->result = RESULT_HOST_MISMATCH;
+		v->action = ACTION_DENY;
+		return;
+	}
+
 	/* The Host header is what the request is routed by, so it picks the
-	 * policy; an unusable Host falls back to the SNI. With no name at
-	 * all only the default policy can apply. */
+	 * policy; without one, the SNI. With no name at all only the default
+	 * policy can apply. */
 	if (host_len >= 0)
 		p = config_lookup(cfg, host, (size_t)host_len);
 	else if (sni_len >= 0)
@@ -124,9 +141,7 @@ void verdict_evaluate(const struct config *cfg, const struct mtls_request *req,
 		return;
 
 	/* A client must not handshake as one host and send its requests to
-	 * another: the SNI must be there and name the Host's host. A Host
-	 * that does not parse cannot be shown to match, so it is a mismatch
-	 * too. */
+	 * another: the SNI must be there and name the Host's host. */
 	if (sni_len < 0 ||
 	    (host_present &&
 	     (host_len != sni_len ||

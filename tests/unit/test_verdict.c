@@ -294,8 +294,8 @@ static const struct match_case match_cases[] = {
 	/* No Host: the SNI chooses */
 	{ NULL, "api.example.com", RESULT_NO_CERT, "api.example.com" },
 	{ "", "api.example.com", RESULT_NO_CERT, "api.example.com" },
-	/* A Host that does not parse: the SNI chooses, and since the Host
-	 * cannot be shown to name the same host it is a mismatch. */
+	/* A Host that does not parse: refused, the SNI's policy reported
+	 * (see also test_unparseable_host). */
 	{ "api.example.com:x", "api.example.com", RESULT_HOST_MISMATCH,
 	  "api.example.com" },
 	{ "api example.com", "api.example.com", RESULT_HOST_MISMATCH,
@@ -322,6 +322,42 @@ static void test_host_matching(void **state)
 		/* enforce: both are denials */
 		assert_int_equal(v.action, ACTION_DENY);
 		assert_int_equal(v.mode, MODE_ENFORCE);
+	}
+}
+
+/* A Host header that is not a host name is refused whatever the modes:
+ * even when the SNI names a host whose mode is off, or nothing at all. */
+static void test_unparseable_host(void **state)
+{
+	static const struct { const char *host, *sni, *policy; } cases[] = {
+		{ "api.example.com:x", "off.example.com", "off.example.com" },
+		{ "api.example.com:99999", "off.example.com", "off.example.com" },
+		{ "api example.com", "unknown.example", NULL },
+		{ "[::1", NULL, NULL },
+	};
+	struct verdict v;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct mtls_request r = req_make(cases[i].host, cases[i].sni,
+		                                 fx.der_a, fx.der_a_len);
+
+		verdict_evaluate(fx.cfg, &r, &v);
+		assert_int_equal(v.result, RESULT_HOST_MISMATCH);
+		assert_int_equal(v.action, ACTION_DENY);
+		assert_int_equal(v.has_policy, cases[i].policy != NULL);
+		if (cases[i].policy)
+			assert_string_equal(v.policy, cases[i].policy);
+	}
+	/* With a default policy and no SNI, the default is reported. */
+	{
+		struct mtls_request r = req_make("bad host", NULL, NULL, 0);
+
+		verdict_evaluate(fx.cfg_def, &r, &v);
+		assert_int_equal(v.result, RESULT_HOST_MISMATCH);
+		assert_int_equal(v.action, ACTION_DENY);
+		assert_string_equal(v.policy, "*");
 	}
 }
 
@@ -705,6 +741,7 @@ int main(void)
 		cmocka_unit_test(test_strings),
 		cmocka_unit_test(test_no_policy),
 		cmocka_unit_test(test_host_matching),
+		cmocka_unit_test(test_unparseable_host),
 		cmocka_unit_test(test_mismatch_before_cert),
 		cmocka_unit_test(test_default_policy),
 		cmocka_unit_test(test_no_cert),
