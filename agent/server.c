@@ -282,8 +282,15 @@ static int conn_read(struct conn *c)
 	}
 	n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
 	if (n == 0) {
-		/* HAProxy 3.x closes without DISCONNECT: a normal close. */
+		/* HAProxy 3.x closes without DISCONNECT: a normal close. A
+		 * peer that only shut its sending side still gets the answers
+		 * already queued. */
 		log_debug("%s: connection closed by peer", c->peer);
+		if (obuf_pending(&c->out) > 0 && !c->closing) {
+			c->closing = 1;
+			ev_io_stop(c->w->loop, &c->rio);
+			return 0;
+		}
 		conn_close(c);
 		return -1;
 	}

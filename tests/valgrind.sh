@@ -27,7 +27,7 @@ done
 # requires exit status 0 after SIGTERM; under valgrind a leak or an error
 # makes that 99. Threads: 2, so the worker hand-off is exercised.
 log=$(mktemp)
-if MTLS_BUILD=$BUILD MTLS_AGENT_WRAPPER="${VG[*]}" MTLS_SLOW=1 \
+if MTLS_BUILD=$BUILD MTLS_AGENT_WRAPPER="${VG[*]}" \
 	python3 tests/integration/test_spop_protocol.py >"$log" 2>&1; then
 	echo "ok - valgrind agent session (test_spop_protocol.py, $(grep -c '^ok' "$log") checks)"
 	passed=$((passed + 1))
