@@ -246,16 +246,16 @@ static void test_glob_embedded_nul(void **state)
 	assert_int_equal(policy_glob_match("good.example*", s, sizeof(s) - 1), 1);
 }
 
+/* CPU time of this process, so a loaded machine does not count. */
 static double now_seconds(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return (double)clock() / CLOCKS_PER_SEC;
 }
 
-/* A backtracking (recursive) glob takes exponential time on this; ours
- * must finish in well under a second. */
+/* A backtracking glob takes time growing like the length to the power of
+ * the stars (years here); ours is linear in practice, about a millisecond.
+ * The bound is loose on purpose (valgrind, sanitizers): it only has to
+ * tell linear from exponential. */
 static void test_glob_pathological(void **state)
 {
 	enum { LEN = 100000 };
@@ -274,8 +274,8 @@ static void test_glob_pathological(void **state)
 	free(s);
 	assert_int_equal(r1, 0);
 	assert_int_equal(r2, 1);
-	if (dt > 1.0)
-		fail_msg("pathological glob took %.3f s", dt);
+	if (dt > 10.0)
+		fail_msg("pathological glob took %.3f s of CPU", dt);
 }
 
 int main(void)
