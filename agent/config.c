@@ -801,6 +801,18 @@ static void *cfg_grow(void *arr, size_t *cap, size_t need, size_t elem)
 	return n;
 }
 
+/* Make room for element `n` of an exactly sized array of `elem`-byte
+ * elements. Returns the (maybe moved) array, or NULL after reporting the
+ * failure at the current line (the old array is then untouched). */
+static void *cfg_append(struct load_ctx *c, void *arr, size_t n, size_t elem)
+{
+	void *a = realloc(arr, (n + 1) * elem);
+
+	if (a == NULL)
+		cfg_err(c, c->line, "out of memory");
+	return a;
+}
+
 static int cfg_valid_ca_name(const char *s)
 {
 	size_t n = strlen(s);
@@ -1252,11 +1264,9 @@ static void cfg_key_host(struct load_ctx *c, const char *key, const char *v)
 				        "%d)", CONFIG_MAX_HOST_CAS);
 				return;
 			}
-			refs = realloc(hx->refs, (hx->n_refs + 1) * sizeof(*refs));
-			if (refs == NULL) {
-				cfg_err(c, c->line, "out of memory");
+			refs = cfg_append(c, hx->refs, hx->n_refs, sizeof(*refs));
+			if (refs == NULL)
 				return;
-			}
 			hx->refs = refs;
 			refs[hx->n_refs].line = c->line;
 			refs[hx->n_refs].name = cfg_strdup(c, t);
@@ -1304,11 +1314,9 @@ static void cfg_key_host(struct load_ctx *c, const char *key, const char *v)
 			        CONFIG_MAX_PER_HOST);
 			return;
 		}
-		ids = realloc(h->identities, (h->n_identities + 1) * sizeof(*ids));
-		if (ids == NULL) {
-			cfg_err(c, c->line, "out of memory");
+		ids = cfg_append(c, h->identities, h->n_identities, sizeof(*ids));
+		if (ids == NULL)
 			return;
-		}
 		h->identities = ids;
 		ids[h->n_identities] = cfg_strdup(c, v);
 		if (ids[h->n_identities] != NULL)
@@ -1327,11 +1335,9 @@ static void cfg_key_host(struct load_ctx *c, const char *key, const char *v)
 			        CONFIG_MAX_PER_HOST);
 			return;
 		}
-		pins = realloc(h->pins, (h->n_pins + 1) * sizeof(*pins));
-		if (pins == NULL) {
-			cfg_err(c, c->line, "out of memory");
+		pins = cfg_append(c, h->pins, h->n_pins, sizeof(*pins));
+		if (pins == NULL)
 			return;
-		}
 		h->pins = pins;
 		memcpy(pins[h->n_pins], pin, sizeof(pin));
 		h->n_pins++;
