@@ -118,6 +118,7 @@ static const char *const mode_names[MODE_COUNT] = {
 	[MODE_OPTIONAL] = "optional",
 	[MODE_LOG] = "log",
 	[MODE_OFF] = "off",
+	[MODE_DENY] = "deny",
 };
 _Static_assert(sizeof(mode_names) / sizeof(mode_names[0]) == MODE_COUNT,
                "mode_names");
@@ -1280,7 +1281,7 @@ static void cfg_key_host(struct load_ctx *c, const char *key, const char *v)
 		i = config_lookup_name(mode_names, MODE_COUNT, v);
 		if (i < 0) {
 			cfg_err(c, c->line, "bad mode \"%s\" (enforce, optional, log, "
-			        "off)", v);
+			        "off, deny)", v);
 			return;
 		}
 		h->mode = (enum policy_mode)i;
@@ -1438,9 +1439,10 @@ static void cfg_finish(struct load_ctx *c)
 			if (sk_X509_CRL_num(h->cas[k]->crls) > 0)
 				any_crl = 1;
 		}
-		if (h->mode != MODE_OFF && h->n_cas == 0) {
+		/* off and deny never look at the certificate. */
+		if (h->mode != MODE_OFF && h->mode != MODE_DENY && h->n_cas == 0) {
 			cfg_err(c, hx->line, "[host %s] has no ca (required unless "
-			        "mode = off)", h->pattern);
+			        "mode = off or deny)", h->pattern);
 			return;
 		}
 		if (h->crl_check == CRL_CHECK_DEFAULT) {

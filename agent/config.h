@@ -33,6 +33,7 @@ enum policy_mode {
 	MODE_OPTIONAL,
 	MODE_LOG,
 	MODE_OFF,
+	MODE_DENY,      /* refuse every request, whatever the certificate */
 	MODE_COUNT
 };
 

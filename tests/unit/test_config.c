@@ -563,6 +563,24 @@ static void test_crl_defaults(void **state)
 	config_free(cfg);
 }
 
+/* mode = deny needs no ca (like off), and may still name one. */
+static void test_mode_deny(void **state)
+{
+	struct config *cfg;
+
+	(void)state;
+	cfg = load_ok(CA_A "[host *]\nmode = deny\n"
+	              "[host d.test]\nca = a\nmode = deny\n");
+	assert_int_equal(cfg->hosts[0].mode, MODE_DENY);
+	assert_int_equal(cfg->hosts[0].n_cas, 0);
+	assert_null(cfg->hosts[0].store);
+	assert_ptr_equal(cfg->default_policy, &cfg->hosts[0]);
+	assert_string_equal(lookup_pattern(cfg, "nobody.example", 0), "*");
+	assert_int_equal(cfg->hosts[1].mode, MODE_DENY);
+	assert_int_equal(cfg->hosts[1].n_cas, 1);
+	config_free(cfg);
+}
+
 /* ---- errors ------------------------------------------------------------ */
 
 struct err_case {
@@ -629,6 +647,10 @@ static const struct err_case err_cases[] = {
 	{ CA_A "[host x.test]\n", 3, "[host x.test] has no ca" },
 	{ CA_A "[host x.test]\nmode = optional\n", 3, "has no ca" },
 	{ CA_A "[host x.test]\nca = a\nmode = strict\n", 5, "bad mode \"strict\"" },
+	{ CA_A "[host x.test]\nca = a\nmode = Deny\n", 5,
+	  "bad mode \"Deny\" (enforce, optional, log, off, deny)" },
+	{ CA_A "[host x.test]\nmode = log\n", 3,
+	  "[host x.test] has no ca (required unless mode = off or deny)" },
 	{ CA_A "[host x.test]\nca = a\nca =\n", 5, "empty ca list" },
 	{ CA_A "[host x.test]\nca = a\nverify-depth = 0\n", 5, "bad verify-depth" },
 	{ CA_A "[host x.test]\nca = a\nverify-depth = 33\n", 5, "bad verify-depth" },
@@ -837,6 +859,7 @@ static void test_strings(void **state)
 	assert_string_equal(config_mode_str(MODE_OPTIONAL), "optional");
 	assert_string_equal(config_mode_str(MODE_LOG), "log");
 	assert_string_equal(config_mode_str(MODE_OFF), "off");
+	assert_string_equal(config_mode_str(MODE_DENY), "deny");
 	assert_string_equal(config_mode_str(MODE_COUNT), "unknown");
 	assert_string_equal(config_log_level_str(LOG_LVL_ERROR), "error");
 	assert_string_equal(config_log_level_str(LOG_LVL_WARNING), "warning");
@@ -864,6 +887,7 @@ int main(void)
 		cmocka_unit_test(test_comments),
 		cmocka_unit_test(test_relative_paths),
 		cmocka_unit_test(test_crl_defaults),
+		cmocka_unit_test(test_mode_deny),
 		cmocka_unit_test(test_errors_table),
 		cmocka_unit_test(test_error_line_too_long),
 		cmocka_unit_test(test_error_nul_byte),
