@@ -64,6 +64,7 @@ struct index_entry {
 struct config_index {
 	struct index_entry *exact;
 	struct index_entry *wild;   /* keyed by the suffix after "*." */
+	struct index_entry *deep;   /* keyed by the suffix after "**." */
 };
 
 static void config_index_free(struct config_index *idx)
@@ -80,7 +81,23 @@ static void config_index_free(struct config_index *idx)
 		HASH_DEL(idx->wild, e);
 		free(e);
 	}
+	HASH_ITER(hh, idx->deep, e, tmp) {
+		HASH_DEL(idx->deep, e);
+		free(e);
+	}
 	free(idx);
+}
+
+/* The table that holds patterns of `kind` (not POLICY_DEFAULT, which is
+ * kept apart). */
+static struct index_entry **config_index_table(struct config_index *idx,
+                                               enum policy_kind kind)
+{
+	if (kind == POLICY_WILDCARD)
+		return &idx->wild;
+	if (kind == POLICY_ANY_DEPTH)
+		return &idx->deep;
+	return &idx->exact;
 }
 
 /* See config.h. Pure reads of the hash tables: no allocation, safe from
@@ -104,6 +121,21 @@ const struct host_policy *config_lookup(const struct config *cfg,
 
 			HASH_FIND(hh, cfg->index->wild, rest,
 			          len - (size_t)(rest - name), e);
+			if (e != NULL)
+				return &cfg->hosts[e->host];
+		}
+		/* Any-depth wildcard: every suffix that follows a dot, the
+		 * longest (leftmost dot) first, so the most specific wins.
+		 * The whole name is never tried: "**.x" needs a label. */
+		for (const char *p = name, *end = name + len;
+		     (dot = memchr(p, '.', (size_t)(end - p))) != NULL;
+		     p = dot + 1) {
+			const char *rest = dot + 1;
+
+			if (dot == name || rest == end)
+				break;  /* empty label: not a normalized name */
+			HASH_FIND(hh, cfg->index->deep, rest,
+			          (size_t)(end - rest), e);
 			if (e != NULL)
 				return &cfg->hosts[e->host];
 		}
@@ -879,7 +911,7 @@ static void cfg_section_host(struct load_ctx *c, const char *pattern)
 	char norm[POLICY_HOST_MAX + 1];
 	enum policy_kind kind;
 	struct host_policy *h;
-	struct index_entry *e, *dup = NULL;
+	struct index_entry *e, *dup = NULL, **table;
 	struct host_policy *hosts;
 	struct host_extra *hxs;
 	int n, hash_oom = 0;
@@ -887,12 +919,17 @@ static void cfg_section_host(struct load_ctx *c, const char *pattern)
 	if (strcmp(pattern, "*") == 0) {
 		kind = POLICY_DEFAULT;
 		strcpy(norm, "*");
-	} else if (strncmp(pattern, "*.", 2) == 0) {
-		kind = POLICY_WILDCARD;
-		n = policy_normalize(pattern + 2, strlen(pattern + 2), 0, norm);
+	} else if (strncmp(pattern, "*.", 2) == 0 ||
+	           strncmp(pattern, "**.", 3) == 0) {
+		size_t skip = pattern[1] == '*' ? 3 : 2;
+
+		kind = skip == 3 ? POLICY_ANY_DEPTH : POLICY_WILDCARD;
+		n = policy_normalize(pattern + skip, strlen(pattern + skip), 0,
+		                     norm);
 		if (n < 0 || strchr(norm, '*') != NULL || strchr(norm, ':') != NULL) {
 			cfg_err(c, c->line, "bad host pattern \"%s\" (a wildcard is "
-			        "\"*.\" followed by a host name)", pattern);
+			        "\"%s\" followed by a host name)", pattern,
+			        skip == 3 ? "**." : "*.");
 			return;
 		}
 	} else {
@@ -900,7 +937,8 @@ static void cfg_section_host(struct load_ctx *c, const char *pattern)
 		if (strchr(pattern, '*') != NULL) {
 			cfg_err(c, c->line, "bad host pattern \"%s\": '*' is only "
 			        "allowed as \"*\" or as the whole first label "
-			        "(\"*.example.com\")", pattern);
+			        "(\"*.example.com\" one label, \"**.example.com\" "
+			        "any depth)", pattern);
 			return;
 		}
 		n = policy_normalize(pattern, strlen(pattern), 0, norm);
@@ -917,8 +955,8 @@ static void cfg_section_host(struct load_ctx *c, const char *pattern)
 			return;
 		}
 	} else {
-		HASH_FIND(hh, kind == POLICY_EXACT ? cfg->index->exact :
-		          cfg->index->wild, norm, strlen(norm), dup);
+		table = config_index_table(cfg->index, kind);
+		HASH_FIND(hh, *table, norm, strlen(norm), dup);
 		if (dup != NULL) {
 			cfg_err(c, c->line, "duplicate host \"%s\" (same as \"%s\" "
 			        "at line %d)", pattern, cfg->hosts[dup->host].pattern,
@@ -965,12 +1003,8 @@ static void cfg_section_host(struct load_ctx *c, const char *pattern)
 			return;
 		}
 		e->host = cfg->n_hosts - 1;
-		if (kind == POLICY_EXACT)
-			HASH_ADD_KEYPTR(hh, cfg->index->exact, h->name,
-			                strlen(h->name), e);
-		else
-			HASH_ADD_KEYPTR(hh, cfg->index->wild, h->name,
-			                strlen(h->name), e);
+		table = config_index_table(cfg->index, kind);
+		HASH_ADD_KEYPTR(hh, *table, h->name, strlen(h->name), e);
 		if (hash_oom) {
 			free(e);
 			cfg_err(c, c->line, "out of memory");

@@ -55,6 +55,7 @@ enum policy_kind {
 	POLICY_EXACT = 0,     /* api.example.com */
 	POLICY_WILDCARD,      /* *.example.com: exactly one label */
 	POLICY_DEFAULT,       /* [host *] */
+	POLICY_ANY_DEPTH,     /* **.example.com: one or more labels */
 	POLICY_KIND_COUNT
 };
 
@@ -86,7 +87,8 @@ struct ca_entry {
 struct host_policy {
 	char *pattern;              /* as written, for the `policy` variable */
 	char *name;                 /* normalized: lower case, no trailing dot;
-	                               for wildcards the part after "*." */
+	                               for wildcards the part after "*." or
+	                               "**." */
 	enum policy_kind kind;
 	enum policy_mode mode;
 	enum policy_purpose purpose;
@@ -136,8 +138,10 @@ CONFIG_WUR int config_load_string(const char *text, const char *path,
 void config_free(struct config *cfg);
 
 /* Look up the policy for an already normalized host name (see
- * policy_normalize()): exact, then one-label wildcard, then default.
- * Returns NULL when none applies. */
+ * policy_normalize()): exact, then one-label wildcard "*.suffix", then
+ * any-depth wildcard "**.suffix" with the longest matching suffix, then
+ * the default [host *]. One hash lookup per label at most. Returns NULL
+ * when none applies. */
 const struct host_policy *config_lookup(const struct config *cfg,
                                         const char *name, size_t len);
 

@@ -178,6 +178,25 @@ int policy_wildcard_match(const char *name, size_t len, const char *suffix,
 	return 1;
 }
 
+/* See policy.h. */
+int policy_any_depth_match(const char *name, size_t len, const char *suffix,
+                           size_t suffix_len)
+{
+	size_t dot;
+
+	if (suffix_len == 0 || len < suffix_len + 2)
+		return 0;
+	dot = len - suffix_len - 1;
+	if (name[dot] != '.' || name[dot - 1] == '.' || name[0] == '.')
+		return 0;
+	for (size_t i = 0; i < suffix_len; i++) {
+		if (policy_lower((unsigned char)name[dot + 1 + i]) !=
+		    policy_lower((unsigned char)suffix[i]))
+			return 0;
+	}
+	return 1;
+}
+
 /* See policy.h. Classic iterative glob with a single backtrack point: on
  * a mismatch after a '*', retry with that star absorbing one more
  * character. Only the latest star matters (an earlier star can absorb

@@ -22,6 +22,12 @@ int policy_normalize(const char *in, size_t len, int strip_port, char *out);
 int policy_wildcard_match(const char *name, size_t len, const char *suffix,
                           size_t suffix_len);
 
+/* 1 if `name` (normalized) matches `suffix` as an any-depth wildcard
+ * ("**.suffix"), i.e. name == "<labels>." + suffix with one or more
+ * non-empty labels; name == suffix does not match. */
+int policy_any_depth_match(const char *name, size_t len, const char *suffix,
+                           size_t suffix_len);
+
 /* Glob match for allow-identity: '*' matches any run of characters
  * (including none and including dots), everything else is compared
  * case-insensitively. 1 on match. */

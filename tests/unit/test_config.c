@@ -378,6 +378,111 @@ static void test_lookup_table(void **state)
 	config_free(cfg);
 }
 
+static const struct lookup_case deep_cases[] = {
+	{ "x.example.com", 0, "*.example.com" },           /* one label first */
+	{ "a.z.example.com", 0, "**.example.com" },        /* any depth */
+	{ "a.b.c.d.example.com", 0, "**.example.com" },
+	{ "A.Z.EXAMPLE.COM.", 0, "**.example.com" },       /* case, dot */
+	{ "a.z.example.com:8443", 1, "**.example.com" },
+	{ "a.b.example.com", 0, "**.B.Example.com." },
+	{ "example.com", 0, "*" },                         /* the suffix itself */
+	{ "x.b.example.com", 0, "**.B.Example.com." },     /* longest suffix */
+	{ "y.x.b.example.com", 0, "**.B.Example.com." },
+	{ "b.example.com", 0, "*.example.com" },
+	{ "api.b.example.com", 0, "api.b.example.com" },   /* exact first */
+	{ "w.c.example.com", 0, "*.c.example.com" },       /* one label beats */
+	{ "v.w.c.example.com", 0, "**.example.com" },
+	{ "a.b.other.test", 0, "**.test" },
+	{ "other.test", 0, "**.test" },
+	{ "test", 0, "*" },
+	{ "x.notexample.com", 0, "*" },
+};
+
+static void test_lookup_any_depth(void **state)
+{
+	struct config *cfg;
+	const struct host_policy *h;
+	char name[POLICY_HOST_MAX + 1];
+	size_t n;
+
+	(void)state;
+	cfg = load_ok(CA_A
+	              "[host **.example.com]\nca = a\n"
+	              "[host *.example.com]\nca = a\n"
+	              "[host **.B.Example.com.]\nca = a\n"
+	              "[host api.b.example.com]\nca = a\n"
+	              "[host *.c.example.com]\nca = a\n"
+	              "[host **.test]\nca = a\n"
+	              "[host *]\nca = a\n");
+	h = &cfg->hosts[0];
+	assert_int_equal(h->kind, POLICY_ANY_DEPTH);
+	assert_string_equal(h->pattern, "**.example.com");
+	assert_string_equal(h->name, "example.com");
+	assert_int_equal(cfg->hosts[1].kind, POLICY_WILDCARD);
+	assert_string_equal(cfg->hosts[2].name, "b.example.com");
+	for (size_t i = 0; i < sizeof(deep_cases) / sizeof(deep_cases[0]); i++) {
+		const struct lookup_case *c = &deep_cases[i];
+		const char *got = lookup_pattern(cfg, c->host, c->strip_port);
+
+		if (strcmp(got, c->want) != 0)
+			fail_msg("any-depth case %zu \"%s\": got %s, want %s", i,
+			         c->host, got, c->want);
+	}
+	/* A long name: 60 labels of 3 bytes below the suffix. */
+	n = 0;
+	for (int i = 0; i < 60; i++) {
+		memcpy(name + n, "ab.", 3);
+		n += 3;
+	}
+	memcpy(name + n, "example.com", 12);
+	n += 11;
+	assert_string_equal(config_lookup(cfg, name, n)->pattern,
+	                    "**.example.com");
+	memcpy(name + n - 11, "nothere.zz", 11);
+	assert_string_equal(config_lookup(cfg, name, n - 1)->pattern, "*");
+	config_free(cfg);
+
+	/* Without [host *], the suffix alone gets no policy. */
+	cfg = load_ok(CA_A "[host **.example.com]\nca = a\n");
+	assert_string_equal(lookup_pattern(cfg, "a.b.example.com", 0),
+	                    "**.example.com");
+	assert_string_equal(lookup_pattern(cfg, "example.com", 0), "<none>");
+	assert_string_equal(lookup_pattern(cfg, "com", 0), "<none>");
+	config_free(cfg);
+}
+
+/* Thousands of hosts of every kind: each still found by its own entry. */
+static void test_lookup_many(void **state)
+{
+	enum { N = 3000 };
+	size_t cap = (size_t)N * 64 + 64, len;
+	char *text = malloc(cap), host[64];
+	struct config *cfg;
+
+	(void)state;
+	assert_non_null(text);
+	len = (size_t)snprintf(text, cap, CA_A);
+	for (int i = 0; i < N; i++)
+		len += (size_t)snprintf(text + len, cap - len,
+		                        "[host %st%d.example]\nca = a\n",
+		                        i % 3 == 0 ? "" : i % 3 == 1 ? "*." : "**.",
+		                        i);
+	assert_true(len < cap);
+	cfg = load_ok(text);
+	free(text);
+	assert_int_equal(cfg->n_hosts, N);
+	for (int i = 0; i < N; i++) {
+		const struct host_policy *h;
+
+		snprintf(host, sizeof(host), "%st%d.example",
+		         i % 3 == 0 ? "" : i % 3 == 1 ? "x." : "x.y.", i);
+		h = config_lookup(cfg, host, strlen(host));
+		assert_non_null(h);
+		assert_ptr_equal(h, &cfg->hosts[i]);
+	}
+	config_free(cfg);
+}
+
 /* libinih truncates section names to 49 characters: a long host pattern
  * must still be taken whole. */
 static void test_long_host_pattern(void **state)
@@ -641,6 +746,22 @@ static const struct err_case err_cases[] = {
 	{ CA_A "[host *.*.example.com]\nca = a\n", 3, "bad host pattern" },
 	{ CA_A "[host *.]\nca = a\n", 3, "bad host pattern" },
 	{ CA_A "[host **]\nca = a\n", 3, "'*' is only allowed" },
+	{ CA_A "[host **.]\nca = a\n", 3,
+	  "bad host pattern \"**.\" (a wildcard is \"**.\" followed by a host "
+	  "name)" },
+	{ CA_A "[host ***.x]\nca = a\n", 3, "'*' is only allowed" },
+	{ CA_A "[host a.**.b]\nca = a\n", 3, "'*' is only allowed" },
+	{ CA_A "[host **x.example]\nca = a\n", 3, "'*' is only allowed" },
+	{ CA_A "[host **.*.example]\nca = a\n", 3, "bad host pattern" },
+	{ CA_A "[host **.**.example]\nca = a\n", 3, "bad host pattern" },
+	{ CA_A "[host **.a*.example]\nca = a\n", 3, "bad host pattern" },
+	{ CA_A "[host **..example]\nca = a\n", 3, "bad host pattern" },
+	{ CA_A "[host **.::1]\nca = a\n", 3, "bad host pattern" },
+	{ CA_A "[host **.example.com]\nca = a\n[host **.Example.COM.]\nca = a\n",
+	  5, "duplicate host \"**.Example.COM.\" (same as \"**.example.com\" "
+	  "at line 3)" },
+	{ CA_A "[host **.example.com]\nmode = enforce\n", 3,
+	  "[host **.example.com] has no ca" },
 	{ CA_A "[host a..b]\nca = a\n", 3, "bad host name" },
 	{ CA_A "[host a.test:443]\nca = a\n", 3, "bad host name" },
 	{ CA_A "\n[host api.example.com]\nmode = enforce\n", 4, "[host api.example.com] has no ca" },
@@ -882,6 +1003,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_full_config),
 		cmocka_unit_test(test_lookup_table),
+		cmocka_unit_test(test_lookup_any_depth),
+		cmocka_unit_test(test_lookup_many),
 		cmocka_unit_test(test_long_host_pattern),
 		cmocka_unit_test(test_agent_defaults),
 		cmocka_unit_test(test_comments),

@@ -1,5 +1,6 @@
 /*
- * test_policy.c - host name normalization, one-label wildcards and
+ * test_policy.c - host name normalization, one-label and any-depth
+ * wildcards and
  * allow-identity globs (policy.c).
  */
 #include <stdarg.h>
@@ -186,6 +187,38 @@ static void test_wildcard_table(void **state)
 	}
 }
 
+static const struct wild_case deep_cases[] = {
+	{ "a.example.com", "example.com", 1 },
+	{ "a.b.example.com", "example.com", 1 },
+	{ "a.b.c.d.example.com", "example.com", 1 },
+	{ "A.B.Example.COM", "example.com", 1 },
+	{ "x.b.example.com", "B.Example.com", 1 },
+	{ "example.com", "example.com", 0 },     /* the suffix itself */
+	{ ".example.com", "example.com", 0 },
+	{ "a..example.com", "example.com", 0 },
+	{ "aexample.com", "example.com", 0 },
+	{ "a.b.notexample.com", "example.com", 0 },
+	{ "a.example.com.evil", "example.com", 0 },
+	{ "a.example.co", "example.com", 0 },
+	{ "a.b.com", "com", 1 },
+	{ "a.example.com", "", 0 },
+	{ "", "example.com", 0 },
+};
+
+static void test_any_depth_table(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(deep_cases) / sizeof(deep_cases[0]); i++) {
+		const struct wild_case *c = &deep_cases[i];
+		int got = policy_any_depth_match(c->name, strlen(c->name),
+		                                 c->suffix, strlen(c->suffix));
+
+		if (got != c->want)
+			fail_msg("any-depth case %zu: \"%s\" vs **.%s: got %d want %d",
+			         i, c->name, c->suffix, got, c->want);
+	}
+}
+
 struct glob_case {
 	const char *pattern;
 	const char *s;
@@ -285,6 +318,7 @@ int main(void)
 		cmocka_unit_test(test_normalize_embedded_nul),
 		cmocka_unit_test(test_normalize_length),
 		cmocka_unit_test(test_wildcard_table),
+		cmocka_unit_test(test_any_depth_table),
 		cmocka_unit_test(test_glob_table),
 		cmocka_unit_test(test_glob_embedded_nul),
 		cmocka_unit_test(test_glob_pathological),
