@@ -11,7 +11,7 @@
 #include "cache.h"
 
 #define CACHE_WAYS 4
-#define CACHE_FIELDS 4   /* host, sni, cert, chain */
+#define CACHE_FIELDS 5   /* host, sni, cert, chain, message kind */
 
 struct cache_slot {
 	uint64_t hash;
@@ -34,10 +34,19 @@ struct cache {
 	struct cache_stats st;
 };
 
+/* One byte per message kind: the same bytes asked by check-client-cert
+ * and by check-client-cert-sni choose their policy differently, so the
+ * kind is a field of the key like the others. */
+static const uint8_t kind_tags[MSG_KIND_COUNT] = { 'h', 's' };
+
 /* The request's fields in a fixed order. */
 static void fields_of(const struct mtls_request *req, const uint8_t *p[CACHE_FIELDS],
                       size_t n[CACHE_FIELDS])
 {
+	unsigned int k = (unsigned int)req->kind < MSG_KIND_COUNT ?
+	                 (unsigned int)req->kind : MSG_HTTP;
+
+	p[4] = &kind_tags[k];              n[4] = 1;
 	p[0] = (const uint8_t *)req->host; n[0] = req->host ? req->host_len : 0;
 	p[1] = (const uint8_t *)req->sni;  n[1] = req->sni ? req->sni_len : 0;
 	p[2] = req->cert;                  n[2] = req->cert ? req->cert_len : 0;

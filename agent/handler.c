@@ -172,12 +172,19 @@ int handler_notify(const struct handler_env *env, const struct spop_frame *f,
 	while (p < end) {
 		if (spop_msg_next(&p, end, &msg) != SPOP_RC_OK)
 			return -1;
-		if (!name_is(msg.name, msg.name_len, HANDLER_MESSAGE)) {
+		enum mtls_msg_kind kind;
+
+		if (name_is(msg.name, msg.name_len, HANDLER_MESSAGE)) {
+			kind = MSG_HTTP;
+		} else if (name_is(msg.name, msg.name_len, HANDLER_MESSAGE_SNI)) {
+			kind = MSG_SNI;
+		} else {
 			warn_once(&warned_message, "message", msg.name, msg.name_len);
 			continue;
 		}
 		if (handler_parse_request(&msg, &req) != 0)
 			return -1;
+		req.kind = kind;
 		have = 1;
 		(*messages)++;
 	}

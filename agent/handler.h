@@ -1,10 +1,13 @@
 /*
  * handler.h - answers the messages of a NOTIFY frame.
  *
- * The agent knows one message, `check-client-cert`, with arguments matched
- * by name in any order: cert (BINARY), chain (BINARY), sni (STRING) and
- * host (STRING). Any may be missing or NULL. Unknown messages and
- * arguments are ignored (and logged once).
+ * The agent knows two messages, with arguments matched by name in any
+ * order: cert (BINARY), chain (BINARY), sni (STRING) and host (STRING).
+ *   check-client-cert      an HTTP request: the policy is the Host's, and a
+ *                          Host that is missing, NULL, empty or not one
+ *                          host[:port] is refused (see verdict.c)
+ *   check-client-cert-sni  a TCP connection: the policy is the SNI's alone
+ * Unknown messages and arguments are ignored (and logged once).
  */
 #ifndef MTLS_HANDLER_H
 #define MTLS_HANDLER_H
@@ -29,9 +32,11 @@ struct handler_env {
 #define HANDLER_WUR __attribute__((warn_unused_result))
 
 #define HANDLER_MESSAGE "check-client-cert"
+#define HANDLER_MESSAGE_SNI "check-client-cert-sni"
 
-/* Collect the arguments of one check-client-cert message into `req`
- * (views into the frame). Returns 0, or -1 if an argument does not decode. */
+/* Collect the arguments of one message into `req` (views into the frame);
+ * the caller sets req->kind afterwards. Returns 0, or -1 if an argument
+ * does not decode. */
 HANDLER_WUR int handler_parse_request(const struct spop_msg *msg,
                                       struct mtls_request *req);
 
@@ -39,7 +44,7 @@ HANDLER_WUR int handler_parse_request(const struct spop_msg *msg,
  * than `max_frame`: if the full variable set does not fit, the certificate
  * details are left out. Returns 0, or -1 if the NOTIFY payload is
  * malformed or `w` is too small (nothing is then left in `w`).
- * *messages is set to the number of check-client-cert messages answered. */
+ * *messages is set to the number of known messages answered. */
 HANDLER_WUR int handler_notify(const struct handler_env *env,
                                const struct spop_frame *f, uint32_t max_frame,
                                struct spop_wr *w, unsigned int *messages);

@@ -1,6 +1,6 @@
 /*
- * verdict.c - one check-client-cert message to one verdict: policy
- * selection (Host, else SNI), the SNI/Host consistency rule, the
+ * verdict.c - one check-client-cert(-sni) message to one verdict: policy
+ * selection (Host, or SNI for TCP), the SNI/Host consistency rule, the
  * certificate check (verify.c), mode -> action, and the set-var actions
  * of the ACK.
  *
@@ -76,21 +76,85 @@ enum mtls_action verdict_action_for(enum policy_mode mode, enum mtls_result r,
 		return r == RESULT_OK ? ACTION_ALLOW : ACTION_LOG;
 	case MODE_OFF:
 		return ACTION_ALLOW;
+	case MODE_DENY:
+		return ACTION_DENY;
 	case MODE_COUNT:
 	default:
 		return ACTION_DENY;
 	}
 }
 
-/* See verdict.h. */
+/* A policy that checks something: a Host/SNI disagreement matters only
+ * when one of the two names has one. */
+static int verdict_policy_active(const struct host_policy *p)
+{
+	return p != NULL && p->mode != MODE_OFF;
+}
+
+/* The stricter of two actions: deny, then log, then allow. */
+static enum mtls_action verdict_stricter(enum mtls_action a, enum mtls_action b)
+{
+	if (a == ACTION_DENY || b == ACTION_DENY)
+		return ACTION_DENY;
+	if (a == ACTION_LOG || b == ACTION_LOG)
+		return ACTION_LOG;
+	return ACTION_ALLOW;
+}
+
+static void verdict_set_policy(struct verdict *v, const struct host_policy *p)
+{
+	v->has_policy = 1;
+	v->mode = p->mode;
+	v->policy = p->pattern;
+}
+
+/* Refuse a request whose names disagree: the result is host_mismatch, and
+ * the action the stricter of what the Host's and the SNI's policies give
+ * it, since a frontend may route by either. The policy reported is the
+ * one that made the mismatch matter: the Host's when it is active, else
+ * the SNI's. */
+static void verdict_mismatch(struct verdict *v, const struct host_policy *ph,
+                             const struct host_policy *ps)
+{
+	enum mtls_action a = ACTION_ALLOW;
+
+	v->result = RESULT_HOST_MISMATCH;
+	if (verdict_policy_active(ph))
+		a = verdict_action_for(ph->mode, RESULT_HOST_MISMATCH, v->present);
+	if (verdict_policy_active(ps))
+		a = verdict_stricter(a, verdict_action_for(ps->mode,
+		                     RESULT_HOST_MISMATCH, v->present));
+	v->action = a;
+	if (verdict_policy_active(ph))
+		verdict_set_policy(v, ph);
+	else if (ps != NULL)
+		verdict_set_policy(v, ps);
+}
+
+/* See verdict.h.
+ *
+ * Which policy judges the request, for an HTTP message (check-client-cert):
+ * - the Host field must be one valid host[:port]. Missing, NULL, empty,
+ *   a list ("a, b") or anything else that is not a host name is refused
+ *   whatever the modes (host_mismatch, deny): HAProxy rules and backends
+ *   that route on a part of it, or on the request target, or to a default
+ *   virtual host, would otherwise reach a host that was never judged;
+ * - when the SNI names the same host, that host's policy applies;
+ * - when the names differ (or there is no SNI, which only the default
+ *   policy covers), the request is host_mismatch as soon as either name's
+ *   policy is active (mode not off): a frontend routing by SNI serves the
+ *   SNI's backend, one routing by Host the Host's, so neither may be
+ *   skipped. Only when neither is active does the Host's policy (off, or
+ *   none) let the request through.
+ * For check-client-cert-sni (TCP, no HTTP) the SNI alone chooses.
+ */
 void verdict_evaluate(const struct config *cfg, const struct mtls_request *req,
                       struct verdict *v)
 {
 	char host[POLICY_HOST_MAX + 1];
 	char sni[POLICY_HOST_MAX + 1];
 	int host_len = -1, sni_len = -1;
-	int host_present;
-	const struct host_policy *p;
+	const struct host_policy *p, *ps;
 
 	memset(v, 0, sizeof(*v));
 	v->present = req != NULL && req->cert != NULL && req->cert_len > 0;
@@ -99,53 +163,47 @@ void verdict_evaluate(const struct config *cfg, const struct mtls_request *req,
 	if (cfg == NULL || req == NULL)
 		return;
 
-	host_present = req->host != NULL && req->host_len > 0;
-	if (host_present)
-		host_len = policy_normalize(req->host, req->host_len, 1, host);
 	if (req->sni != NULL && req->sni_len > 0)
 		sni_len = policy_normalize(req->sni, req->sni_len, 0, sni);
+	ps = sni_len >= 0 ? config_lookup(cfg, sni, (size_t)sni_len) :
+	     cfg->default_policy;
 
-	/* A Host header that is not a host name matches no policy, yet
-	 * HAProxy rules routing on a part of it (say field(1,:)) could still
-	 * send the request to a protected backend: it is refused whatever
-	 * the modes. The SNI's policy, if any, is reported. */
-	if (host_present && host_len < 0) {
-		p = sni_len >= 0 ? config_lookup(cfg, sni, (size_t)sni_len) :
-		    cfg->default_policy;
-		if (p != NULL) {
-			v->has_policy = 1;
-			v->mode = p->mode;
-			v->policy = p->pattern;
+	if (req->kind == MSG_SNI) {
+		p = ps;
+	} else {
+		if (req->host != NULL && req->host_len > 0)
+			host_len = policy_normalize(req->host, req->host_len, 1, host);
+		if (host_len < 0) {
+			if (ps != NULL)
+				verdict_set_policy(v, ps);
+			v->result = RESULT_HOST_MISMATCH;
+			v->action = ACTION_DENY;
+			return;
 		}
-		v->result = RESULT_HOST_MISMATCH;
+		p = config_lookup(cfg, host, (size_t)host_len);
+		if (sni_len != host_len || memcmp(host, sni, (size_t)host_len) != 0) {
+			if (verdict_policy_active(p) || verdict_policy_active(ps)) {
+				verdict_mismatch(v, p, ps);
+				return;
+			}
+		}
+	}
+	if (p == NULL)
+		return;
+
+	verdict_set_policy(v, p);
+	if (p->mode == MODE_OFF)
+		return;
+	if (p->mode == MODE_DENY) {
+		/* The name is covered only by a policy that refuses it (the
+		 * reference [host *]): no tenant policy applies. */
 		v->action = ACTION_DENY;
 		return;
 	}
 
-	/* The Host header is what the request is routed by, so it picks the
-	 * policy; without one, the SNI. With no name at all only the default
-	 * policy can apply. */
-	if (host_len >= 0)
-		p = config_lookup(cfg, host, (size_t)host_len);
-	else if (sni_len >= 0)
-		p = config_lookup(cfg, sni, (size_t)sni_len);
-	else
-		p = cfg->default_policy;
-	if (p == NULL)
-		return;
-
-	v->has_policy = 1;
-	v->mode = p->mode;
-	v->policy = p->pattern;
-	if (p->mode == MODE_OFF)
-		return;
-
-	/* A client must not handshake as one host and send its requests to
-	 * another: the SNI must be there and name the Host's host. */
-	if (sni_len < 0 ||
-	    (host_present &&
-	     (host_len != sni_len ||
-	      memcmp(host, sni, (size_t)sni_len) != 0))) {
+	/* For the SNI message there is no other name, but there must be an
+	 * SNI: without one only the default policy matched. */
+	if (req->kind == MSG_SNI && sni_len < 0) {
 		v->result = RESULT_HOST_MISMATCH;
 	} else if (!v->present) {
 		v->result = RESULT_NO_CERT;
@@ -154,9 +212,7 @@ void verdict_evaluate(const struct config *cfg, const struct mtls_request *req,
 		            req->chain_len, 0, v);
 		/* Whatever verify_cert touched, these are ours. */
 		v->present = 1;
-		v->has_policy = 1;
-		v->mode = p->mode;
-		v->policy = p->pattern;
+		verdict_set_policy(v, p);
 		if ((unsigned int)v->result >= RESULT_COUNT)
 			v->result = RESULT_INTERNAL_ERROR;
 	}

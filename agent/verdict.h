@@ -39,14 +39,28 @@ enum mtls_result {
 	RESULT_COUNT
 };
 
+/* Which message asked. The kind decides how the policy is chosen, so it
+ * is part of every cache key. */
+enum mtls_msg_kind {
+	/* check-client-cert: an HTTP request. The Host field picks the
+	 * policy and must be one valid host[:port]: missing, NULL, empty or
+	 * list-valued is refused (host_mismatch), never "absent". */
+	MSG_HTTP = 0,
+	/* check-client-cert-sni: a TCP connection (no HTTP): the SNI alone
+	 * picks the policy; a host argument is ignored. */
+	MSG_SNI,
+	MSG_KIND_COUNT
+};
+
 /* The arguments of one check-client-cert message. Pointers are views into
  * the receive buffer; a NULL pointer means the argument was missing or
  * NULL. Lengths are in bytes. */
 struct mtls_request {
+	enum mtls_msg_kind kind;
 	const uint8_t *cert;  size_t cert_len;    /* ssl_c_der */
 	const uint8_t *chain; size_t chain_len;   /* ssl_c_chain_der */
 	const char *sni;      size_t sni_len;     /* ssl_fc_sni */
-	const char *host;     size_t host_len;    /* req.hdr(host) */
+	const char *host;     size_t host_len;    /* req.fhdr(host) */
 };
 
 #define VERDICT_DN_MAX 1024

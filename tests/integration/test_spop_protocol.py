@@ -511,6 +511,29 @@ def test_verdicts(agent, pki):
                {"action": "allow", "result": "no_policy", "present": True},
                "verdict: host without a policy -> allow/no_policy")
 
+    # The Host must be one valid host[:port]: missing (argument absent or
+    # NULL), empty or a list is refused, never judged by the SNI instead.
+    for label, kw in (("host argument absent", {"include": ("cert", "chain", "sni")}),
+                      ("host NULL", {}),
+                      ("host empty", {"host": ""}),
+                      ("host list api, nowhere", {"host": api + ", nowhere.test"}),
+                      ("host list nowhere, api", {"host": "nowhere.test," + api})):
+        args = {"cert": alice.der, "sni": api}
+        args.update(kw)
+        one_notify(agent, [S.check_cert_message(**args)],
+                   {"action": "deny", "result": "host_mismatch", "verified": False},
+                   "verdict: %s on an HTTP message -> deny/host_mismatch" % label)
+    # The SNI's policy counts too: a handshake as api.example.com carrying a
+    # Host that no policy covers is refused.
+    one_notify(agent, [S.check_cert_message(sni=api, host="nowhere.test")],
+               {"action": "deny", "result": "host_mismatch", "policy": api},
+               "verdict: SNI protected, Host without a policy -> deny/host_mismatch")
+    # check-client-cert-sni: a TCP connection, the SNI alone.
+    name, margs = S.check_cert_message(cert=alice.der, sni=api, include=("cert", "sni"))
+    one_notify(agent, [("check-client-cert-sni", margs)],
+               {"action": "allow", "result": "ok", "verified": True, "policy": api},
+               "verdict: check-client-cert-sni chooses by SNI alone -> allow/ok")
+
 
 def finish_agent(agent):
     code = agent.stop()

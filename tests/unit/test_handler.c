@@ -69,10 +69,11 @@ static int group_teardown(void **state)
 	return 0;
 }
 
-/* A NOTIFY frame's header as spop_frame_decode gives it, around a
- * check-client-cert message built into `buf`. */
-static struct spop_frame notify(uint8_t *buf, size_t room, const struct pki_cert *leaf,
-                                int with_chain, const char *sni, const char *host)
+/* A NOTIFY frame's header as spop_frame_decode gives it, around one
+ * message named `name` built into `buf`. */
+static struct spop_frame notify_msg(uint8_t *buf, size_t room, const char *name,
+                                    const struct pki_cert *leaf, int with_chain,
+                                    const char *sni, const char *host)
 {
 	struct spop_wr w;
 	struct spop_frame f;
@@ -81,7 +82,7 @@ static struct spop_frame notify(uint8_t *buf, size_t room, const struct pki_cert
 	size_t len = 0, clen = 0;
 
 	spop_wr_init(&w, buf, room);
-	spop_put_bytes(&w, "check-client-cert", 17);
+	spop_put_bytes(&w, name, strlen(name));
 	spop_put_u8(&w, 4);
 	if (leaf) {
 		der = pki_der(leaf, &len);
@@ -112,6 +113,12 @@ static struct spop_frame notify(uint8_t *buf, size_t room, const struct pki_cert
 	f.payload = buf;
 	f.payload_len = (size_t)(w.p - buf);
 	return f;
+}
+
+static struct spop_frame notify(uint8_t *buf, size_t room, const struct pki_cert *leaf,
+                                int with_chain, const char *sni, const char *host)
+{
+	return notify_msg(buf, room, "check-client-cert", leaf, with_chain, sni, host);
 }
 
 static size_t ack(const struct handler_env *env, const struct spop_frame *f,
@@ -170,7 +177,11 @@ static void test_cache_does_not_change_answers(void **state)
 		{ 1, 1, "off.example", "enforce.example", "host_mismatch" },
 		{ 2, 1, "log.example", "log.example", "expired" },
 		{ 0, 0, "a.optional.example", "a.optional.example", "no_cert" },
-		{ 1, 1, "a.optional.example", NULL, "ok" },
+		/* An HTTP request must carry a Host: without one it is refused,
+		 * never judged by the SNI alone. */
+		{ 1, 1, "a.optional.example", NULL, "host_mismatch" },
+		{ 1, 1, "a.optional.example", "", "host_mismatch" },
+		{ 1, 1, "a.optional.example", "a.optional.example, x", "host_mismatch" },
 		{ 1, 1, "off.example", "off.example", "no_policy" },
 		{ 1, 1, "unknown.example", "unknown.example", "no_policy" },
 	};
@@ -217,10 +228,56 @@ static void test_cache_does_not_change_answers(void **state)
 	cache_free(cache);
 }
 
+/* check-client-cert-sni (TCP) chooses by SNI alone; the same bytes asked
+ * as check-client-cert (HTTP, no Host) are refused. The message kind is
+ * part of the cache key, so neither answer is ever served for the other,
+ * whichever comes first. */
+static void test_sni_message(void **state)
+{
+	static uint8_t in[16384], a[16384];
+	struct cache *cache = cache_new(64);
+	struct handler_env env = { .cfg = fx.cfg, .gen = 1, .cache = cache, .cache_ttl = 60 };
+	struct spop_frame f;
+	struct spop_wr w;
+	unsigned int n;
+	size_t l;
+
+	(void)state;
+	assert_non_null(cache);
+	for (int round = 0; round < 2; round++) {
+		f = notify_msg(in, sizeof(in), "check-client-cert-sni", fx.valid, 1,
+		               "enforce.example", NULL);
+		l = ack(&env, &f, a, sizeof(a));
+		assert_string_equal(result_of(a, l), "ok");
+		f = notify(in, sizeof(in), fx.valid, 1, "enforce.example", NULL);
+		l = ack(&env, &f, a, sizeof(a));
+		assert_string_equal(result_of(a, l), "host_mismatch");
+		/* A host argument does not change the SNI message's choice. */
+		f = notify_msg(in, sizeof(in), "check-client-cert-sni", fx.valid, 1,
+		               "enforce.example", "off.example");
+		l = ack(&env, &f, a, sizeof(a));
+		assert_string_equal(result_of(a, l), "ok");
+		/* Without an SNI only the default could apply: refused. */
+		f = notify_msg(in, sizeof(in), "check-client-cert-sni", fx.valid, 1,
+		               NULL, NULL);
+		spop_wr_init(&w, a, sizeof(a));
+		assert_int_equal(handler_notify(&env, &f, SPOP_DEFAULT_FRAME_SIZE, &w, &n), 0);
+		assert_int_equal(n, 1);
+	}
+	/* A name that only starts like ours is not ours. */
+	f = notify_msg(in, sizeof(in), "check-client-cert-snix", fx.valid, 1,
+	               "enforce.example", NULL);
+	spop_wr_init(&w, a, sizeof(a));
+	assert_int_equal(handler_notify(&env, &f, SPOP_DEFAULT_FRAME_SIZE, &w, &n), 0);
+	assert_int_equal(n, 0);
+	cache_free(cache);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cache_does_not_change_answers),
+		cmocka_unit_test(test_sni_message),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -29,22 +29,22 @@
 #define D ACTION_DENY
 #define L ACTION_LOG
 static const enum mtls_action action_table[RESULT_COUNT][MODE_COUNT] = {
-	/*                          enforce optional log  off */
-	[RESULT_OK]                = { A, A, A, A },
-	[RESULT_NO_CERT]           = { D, A, L, A },
-	[RESULT_NO_POLICY]         = { D, D, L, A },
-	[RESULT_HOST_MISMATCH]     = { D, D, L, A },
-	[RESULT_MALFORMED]         = { D, D, L, A },
-	[RESULT_UNTRUSTED]         = { D, D, L, A },
-	[RESULT_EXPIRED]           = { D, D, L, A },
-	[RESULT_NOT_YET_VALID]     = { D, D, L, A },
-	[RESULT_REVOKED]           = { D, D, L, A },
-	[RESULT_CRL_ERROR]         = { D, D, L, A },
-	[RESULT_BAD_PURPOSE]       = { D, D, L, A },
-	[RESULT_IDENTITY_MISMATCH] = { D, D, L, A },
-	[RESULT_PIN_MISMATCH]      = { D, D, L, A },
-	[RESULT_CHAIN_ERROR]       = { D, D, L, A },
-	[RESULT_INTERNAL_ERROR]    = { D, D, L, A },
+	/*                          enforce optional log  off  deny */
+	[RESULT_OK]                = { A, A, A, A, D },
+	[RESULT_NO_CERT]           = { D, A, L, A, D },
+	[RESULT_NO_POLICY]         = { D, D, L, A, D },
+	[RESULT_HOST_MISMATCH]     = { D, D, L, A, D },
+	[RESULT_MALFORMED]         = { D, D, L, A, D },
+	[RESULT_UNTRUSTED]         = { D, D, L, A, D },
+	[RESULT_EXPIRED]           = { D, D, L, A, D },
+	[RESULT_NOT_YET_VALID]     = { D, D, L, A, D },
+	[RESULT_REVOKED]           = { D, D, L, A, D },
+	[RESULT_CRL_ERROR]         = { D, D, L, A, D },
+	[RESULT_BAD_PURPOSE]       = { D, D, L, A, D },
+	[RESULT_IDENTITY_MISMATCH] = { D, D, L, A, D },
+	[RESULT_PIN_MISMATCH]      = { D, D, L, A, D },
+	[RESULT_CHAIN_ERROR]       = { D, D, L, A, D },
+	[RESULT_INTERNAL_ERROR]    = { D, D, L, A, D },
 };
 #undef A
 #undef D
@@ -240,12 +240,19 @@ static void test_no_policy(void **state)
 	assert_int_equal(v.has_policy, 0);
 	assert_null(v.policy);
 
-	/* No name at all and no default. */
+	/* No name at all and no default: an HTTP request without Host is
+	 * refused whatever the policies; the TCP message has nothing to
+	 * check. */
 	r = req_make(NULL, NULL, NULL, 0);
+	verdict_evaluate(fx.cfg, &r, &v);
+	assert_int_equal(v.result, RESULT_HOST_MISMATCH);
+	assert_int_equal(v.action, ACTION_DENY);
+	assert_int_equal(v.has_policy, 0);
+	assert_int_equal(v.present, 0);
+	r.kind = MSG_SNI;
 	verdict_evaluate(fx.cfg, &r, &v);
 	assert_int_equal(v.result, RESULT_NO_POLICY);
 	assert_int_equal(v.action, ACTION_ALLOW);
-	assert_int_equal(v.present, 0);
 
 	/* mode = off: no_policy, but the policy is reported. */
 	r = req_make("OFF.example.com:443", "off.example.com", fx.der_b,
@@ -258,11 +265,101 @@ static void test_no_policy(void **state)
 	assert_string_equal(v.policy, "off.example.com");
 	assert_int_equal(v.has_cert_info, 0);
 
-	/* The Host routes to an off host: even a foreign SNI is fine. */
-	r = req_make("off.example.com", "api.example.com", NULL, 0);
+	/* Neither name has an active policy: nothing to protect. */
+	r = req_make("off.example.com", "other.org", NULL, 0);
 	verdict_evaluate(fx.cfg, &r, &v);
 	assert_int_equal(v.result, RESULT_NO_POLICY);
 	assert_int_equal(v.action, ACTION_ALLOW);
+	assert_string_equal(v.policy, "off.example.com");
+	r = req_make("other.org", "off.example.com", NULL, 0);
+	verdict_evaluate(fx.cfg, &r, &v);
+	assert_int_equal(v.result, RESULT_NO_POLICY);
+	assert_int_equal(v.has_policy, 0);
+}
+
+/* The SNI's policy counts as much as the Host's: a handshake made as a
+ * protected host may not carry requests for an unprotected name (a
+ * frontend routing by SNI would serve the protected backend), and the
+ * action is the stricter of the two policies'. */
+static void test_sni_policy_symmetric(void **state)
+{
+	static const struct {
+		const char *host, *sni;
+		enum mtls_action action;
+		const char *policy;
+	} cases[] = {
+		/* Host off or uncovered, SNI protected: the SNI's policy */
+		{ "off.example.com", "api.example.com", ACTION_DENY, "api.example.com" },
+		{ "other.org", "api.example.com", ACTION_DENY, "api.example.com" },
+		{ "other.org", "opt.example.com", ACTION_DENY, "opt.example.com" },
+		{ "off.example.com", "log.example.com", ACTION_LOG, "log.example.com" },
+		{ "other.org:443", "x.b.example", ACTION_DENY, "*.b.example" },
+		/* both active: the stricter wins, the Host's is reported */
+		{ "log.example.com", "api.example.com", ACTION_DENY, "log.example.com" },
+		{ "api.example.com", "log.example.com", ACTION_DENY, "api.example.com" },
+		/* Host protected, SNI not: as before */
+		{ "api.example.com", "off.example.com", ACTION_DENY, "api.example.com" },
+		{ "log.example.com", "other.org", ACTION_LOG, "log.example.com" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct mtls_request r = req_make(cases[i].host, cases[i].sni,
+		                                 fx.der_a, fx.der_a_len);
+		struct verdict v;
+
+		verdict_evaluate(fx.cfg, &r, &v);
+		if (v.result != RESULT_HOST_MISMATCH || v.action != cases[i].action ||
+		    !v.has_policy || strcmp(v.policy, cases[i].policy) != 0)
+			fail_msg("case %zu host=%s sni=%s: %s/%s policy %s", i,
+			         cases[i].host, cases[i].sni,
+			         verdict_result_str(v.result),
+			         verdict_action_str(v.action),
+			         v.has_policy ? v.policy : "(none)");
+		/* The certificate is not looked at. */
+		assert_int_equal(v.has_cert_info, 0);
+	}
+}
+
+/* mode = deny (the reference [host *]): names no tenant policy covers are
+ * refused whatever the certificate, and the deny policy is active for the
+ * SNI/Host rule like any other. */
+static void test_mode_deny(void **state)
+{
+	struct config *cfg = load_file("deny.conf",
+		"[ca a]\nfile = a.pem\n"
+		"[host api.example.com]\nca = a\nmode = enforce\n"
+		"[host off.example.com]\nmode = off\n"
+		"[host *]\nmode = deny\n");
+	struct mtls_request r = req_make("nothere.example", "nothere.example",
+	                                 fx.der_a, fx.der_a_len);
+	struct verdict v;
+
+	(void)state;
+	verdict_evaluate(cfg, &r, &v);
+	assert_int_equal(v.result, RESULT_NO_POLICY);
+	assert_int_equal(v.action, ACTION_DENY);
+	assert_int_equal(v.mode, MODE_DENY);
+	assert_string_equal(v.policy, "*");
+	assert_int_equal(v.has_cert_info, 0);
+
+	r = req_make("api.example.com", "api.example.com", fx.der_a, fx.der_a_len);
+	verdict_evaluate(cfg, &r, &v);
+	assert_int_equal(v.result, RESULT_OK);
+	assert_int_equal(v.action, ACTION_ALLOW);
+
+	r = req_make("off.example.com", "off.example.com", NULL, 0);
+	verdict_evaluate(cfg, &r, &v);
+	assert_int_equal(v.action, ACTION_ALLOW);
+
+	/* An off host reached without SNI: only the default (deny) covers
+	 * the handshake, so the names disagree. */
+	r = req_make("off.example.com", NULL, NULL, 0);
+	verdict_evaluate(cfg, &r, &v);
+	assert_int_equal(v.result, RESULT_HOST_MISMATCH);
+	assert_int_equal(v.action, ACTION_DENY);
+	assert_string_equal(v.policy, "*");
+	config_free(cfg);
 }
 
 struct match_case {
@@ -291,9 +388,15 @@ static const struct match_case match_cases[] = {
 	{ "api.example.com", "Api.EXAMPLE.com.", RESULT_NO_CERT,
 	  "api.example.com" },
 	{ "X.B.example:1", "x.b.example", RESULT_NO_CERT, "*.b.example" },
-	/* No Host: the SNI chooses */
-	{ NULL, "api.example.com", RESULT_NO_CERT, "api.example.com" },
-	{ "", "api.example.com", RESULT_NO_CERT, "api.example.com" },
+	/* No Host, or an empty or list-valued one: refused (a backend would
+	 * route it by the target or to its default host); the SNI's policy
+	 * is reported */
+	{ NULL, "api.example.com", RESULT_HOST_MISMATCH, "api.example.com" },
+	{ "", "api.example.com", RESULT_HOST_MISMATCH, "api.example.com" },
+	{ "api.example.com, off.example.com", "api.example.com",
+	  RESULT_HOST_MISMATCH, "api.example.com" },
+	{ "api.example.com,api.example.com", "api.example.com",
+	  RESULT_HOST_MISMATCH, "api.example.com" },
 	/* A Host that does not parse: refused, the SNI's policy reported
 	 * (see also test_unparseable_host). */
 	{ "api.example.com:x", "api.example.com", RESULT_HOST_MISMATCH,
@@ -407,10 +510,18 @@ static void test_default_policy(void **state)
 	assert_int_equal(v.result, RESULT_NO_CERT);
 	assert_int_equal(v.action, ACTION_ALLOW);   /* optional */
 
+	/* The TCP message: the SNI alone. */
 	r = req_make(NULL, "anything.test", fx.der_a, fx.der_a_len);
+	r.kind = MSG_SNI;
 	verdict_evaluate(fx.cfg_def, &r, &v);
 	assert_int_equal(v.result, RESULT_OK);
 	assert_int_equal(v.action, ACTION_ALLOW);
+	/* Without an SNI, it has nothing to match the default against. */
+	r = req_make("anything.test", NULL, fx.der_a, fx.der_a_len);
+	r.kind = MSG_SNI;
+	verdict_evaluate(fx.cfg_def, &r, &v);
+	assert_int_equal(v.result, RESULT_HOST_MISMATCH);
+	assert_int_equal(v.action, ACTION_DENY);
 }
 
 static void test_no_cert(void **state)
@@ -741,6 +852,8 @@ int main(void)
 		cmocka_unit_test(test_strings),
 		cmocka_unit_test(test_no_policy),
 		cmocka_unit_test(test_host_matching),
+		cmocka_unit_test(test_sni_policy_symmetric),
+		cmocka_unit_test(test_mode_deny),
 		cmocka_unit_test(test_unparseable_host),
 		cmocka_unit_test(test_mismatch_before_cert),
 		cmocka_unit_test(test_default_policy),
