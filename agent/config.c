@@ -433,6 +433,9 @@ void config_free(struct config *cfg)
 		sk_X509_CRL_pop_free(ca->crls, X509_CRL_free);
 	}
 	free(cfg->cas);
+	for (size_t i = 0; i < cfg->n_warnings; i++)
+		free(cfg->warnings[i]);
+	free(cfg->warnings);
 	for (size_t i = 0; i < cfg->agent.n_listen; i++)
 		free(cfg->agent.listen[i]);
 	config_index_free(cfg->index);
@@ -736,21 +739,28 @@ static time_t cfg_asn1_time(const ASN1_TIME *t)
 	return timegm(&tm);
 }
 
-static int cfg_add_crl(struct load_ctx *c, struct ca_entry *ca, X509_CRL *crl)
+/* Lower ca->crl_next_update to the nextUpdate of `crl` if earlier. */
+static void cfg_crl_bound(struct ca_entry *ca, const X509_CRL *crl)
 {
 	const ASN1_TIME *nu = X509_CRL_get0_nextUpdate(crl);
 
-	if (sk_X509_CRL_push(ca->crls, crl) <= 0) {
-		X509_CRL_free(crl);
-		cfg_err(c, c->line, "out of memory");
-		return -1;
-	}
 	if (nu != NULL) {
 		time_t t = cfg_asn1_time(nu);
 
 		if (t != 0 && (ca->crl_next_update == 0 || t < ca->crl_next_update))
 			ca->crl_next_update = t;
 	}
+}
+
+static int cfg_add_crl(struct load_ctx *c, struct ca_entry *ca, X509_CRL *crl)
+{
+	if (sk_X509_CRL_push(ca->crls, crl) <= 0) {
+		X509_CRL_free(crl);
+		cfg_err(c, c->line, "out of memory");
+		return -1;
+	}
+	ca->n_own_crls++;
+	cfg_crl_bound(ca, crl);
 	return 0;
 }
 
@@ -844,6 +854,192 @@ static void *cfg_append(struct load_ctx *c, void *arr, size_t n, size_t elem)
 	if (a == NULL)
 		cfg_err(c, c->line, "out of memory");
 	return a;
+}
+
+/* ---- CRLs follow their issuer ------------------------------------------ */
+
+/* 1 if `x` issued `crl`: the CRL names x's subject as its issuer and its
+ * signature verifies with x's key. Leaves the error queue as it was. */
+static int cfg_crl_issued_by(X509_CRL *crl, X509 *x)
+{
+	EVP_PKEY *key;
+	int ok;
+
+	if (X509_NAME_cmp(X509_CRL_get_issuer(crl),
+	                  X509_get_subject_name(x)) != 0)
+		return 0;
+	key = X509_get0_pubkey(x);
+	ERR_set_mark();
+	ok = key != NULL && X509_CRL_verify(crl, key) == 1;
+	ERR_pop_to_mark();
+	return ok;
+}
+
+/* 1 if `ca` issued `x` (names and signature), x != ca. */
+static int cfg_cert_issued_by(X509 *x, X509 *ca)
+{
+	EVP_PKEY *key;
+	int ok;
+
+	if (X509_cmp(x, ca) == 0 || X509_check_issued(ca, x) != X509_V_OK)
+		return 0;
+	key = X509_get0_pubkey(ca);
+	ERR_set_mark();
+	ok = key != NULL && X509_verify(x, key) == 1;
+	ERR_pop_to_mark();
+	return ok;
+}
+
+/* Add a reference to `crl` to ca->crls unless it is already there. */
+static int cfg_attach_crl(struct load_ctx *c, struct ca_entry *ca,
+                          X509_CRL *crl)
+{
+	for (int i = 0; i < sk_X509_CRL_num(ca->crls); i++)
+		if (sk_X509_CRL_value(ca->crls, i) == crl)
+			return 0;
+	if (X509_CRL_up_ref(crl) != 1) {
+		cfg_err(c, c->line, "out of memory");
+		return -1;
+	}
+	if (sk_X509_CRL_push(ca->crls, crl) <= 0) {
+		X509_CRL_free(crl);
+		cfg_err(c, c->line, "out of memory");
+		return -1;
+	}
+	cfg_crl_bound(ca, crl);
+	return 0;
+}
+
+/* Record "FILE:LINE: warning: ..." in cfg->warnings. */
+__attribute__((format(printf, 3, 4)))
+static void cfg_warn(struct load_ctx *c, int line, const char *fmt, ...)
+{
+	char buf[CONFIG_ERR_LEN], **w;
+	int n;
+	va_list ap;
+
+	n = snprintf(buf, sizeof(buf), "%s:%d: warning: ", c->path, line);
+	if (n < 0 || (size_t)n >= sizeof(buf))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf + n, sizeof(buf) - (size_t)n, fmt, ap);
+	va_end(ap);
+	w = cfg_append(c, c->cfg->warnings, c->cfg->n_warnings, sizeof(*w));
+	if (w == NULL)
+		return;
+	c->cfg->warnings = w;
+	w[c->cfg->n_warnings] = cfg_strdup(c, buf);
+	if (w[c->cfg->n_warnings] != NULL)
+		c->cfg->n_warnings++;
+}
+
+/* 1 if every own CRL of `a` issued by `x` is also an own CRL of `b`
+ * (same encoding). */
+static int cfg_own_crls_within(const struct ca_entry *a,
+                               const struct ca_entry *b, X509 *x)
+{
+	for (size_t i = 0; i < a->n_own_crls; i++) {
+		X509_CRL *r = sk_X509_CRL_value(a->crls, (int)i);
+		int found = 0;
+
+		if (!cfg_crl_issued_by(r, x))
+			continue;
+		for (size_t j = 0; j < b->n_own_crls && !found; j++)
+			found = X509_CRL_match(r, sk_X509_CRL_value(b->crls,
+			                                            (int)j)) == 0;
+		if (!found)
+			return 0;
+	}
+	return 1;
+}
+
+/* Warn about a CA certificate listed under two [ca] sections whose own
+ * `crl =` files differ for it: before CRLs followed their issuer, the
+ * certificates it issued were revoked through one section and not the
+ * other. cfg_share_crls() now applies both sets everywhere. */
+static void cfg_warn_split_crls(struct load_ctx *c)
+{
+	struct config *cfg = c->cfg;
+
+	for (size_t i = 0; i < cfg->n_cas; i++) {
+		struct ca_entry *a = &cfg->cas[i];
+
+		for (int xi = 0; xi < sk_X509_num(a->certs); xi++) {
+			X509 *x = sk_X509_value(a->certs, xi);
+
+			for (size_t k = i + 1; k < cfg->n_cas; k++) {
+				struct ca_entry *b = &cfg->cas[k];
+				char subj[256];
+				int held = 0;
+
+				for (int yi = 0; yi < sk_X509_num(b->certs) && !held;
+				     yi++)
+					held = X509_cmp(x, sk_X509_value(b->certs, yi)) == 0;
+				if (!held || (cfg_own_crls_within(a, b, x) &&
+				              cfg_own_crls_within(b, a, x)))
+					continue;
+				cfg_name_str(X509_get_subject_name(x), subj,
+				             sizeof(subj));
+				cfg_warn(c, c->ca_x[k].line, "CA certificate \"%s\" is "
+				         "in [ca %s] (line %d) and [ca %s] with different "
+				         "CRLs; the CRLs it issued now apply through both",
+				         subj, a->name, c->ca_x[i].line, b->name);
+			}
+		}
+	}
+}
+
+/* Attach `crl` (issued by `x`) to every section holding a certificate
+ * that issued x. */
+static void cfg_attach_above(struct load_ctx *c, X509 *x, X509_CRL *crl)
+{
+	struct config *cfg = c->cfg;
+
+	for (size_t m = 0; m < cfg->n_cas && !c->failed; m++) {
+		STACK_OF(X509) *certs = cfg->cas[m].certs;
+
+		for (int i = 0; i < sk_X509_num(certs); i++) {
+			if (cfg_cert_issued_by(x, sk_X509_value(certs, i))) {
+				(void)cfg_attach_crl(c, &cfg->cas[m], crl);
+				break;
+			}
+		}
+	}
+}
+
+/* Give every [ca] section the CRLs that describe its certificates, from
+ * whichever section lists them: a CRL issued by a certificate of the
+ * section, or by a certificate that one of the section's certificates
+ * issued (an intermediate listed elsewhere, sent by the client under a
+ * root-only section). Issuers are matched by name and signature, so a
+ * look-alike CA cannot bring its CRLs into another tenant's stores. A CRL
+ * that no configured certificate issued stays in its own section only. */
+static void cfg_share_crls(struct load_ctx *c)
+{
+	struct config *cfg = c->cfg;
+
+	for (size_t s = 0; s < cfg->n_cas && !c->failed; s++) {
+		struct ca_entry *src = &cfg->cas[s];
+
+		for (size_t r = 0; r < src->n_own_crls && !c->failed; r++) {
+			X509_CRL *crl = sk_X509_CRL_value(src->crls, (int)r);
+
+			for (size_t k = 0; k < cfg->n_cas && !c->failed; k++) {
+				struct ca_entry *dst = &cfg->cas[k];
+
+				for (int xi = 0; xi < sk_X509_num(dst->certs) &&
+				     !c->failed; xi++) {
+					X509 *x = sk_X509_value(dst->certs, xi);
+
+					if (cfg_crl_issued_by(crl, x)) {
+						(void)cfg_attach_crl(c, dst, crl);
+						cfg_attach_above(c, x, crl);
+						break;
+					}
+				}
+			}
+		}
+	}
 }
 
 static int cfg_valid_ca_name(const char *s)
@@ -1436,6 +1632,10 @@ static void cfg_finish(struct load_ctx *c)
 			cfg_err(c, c->ca_x[i].line, "[ca %s] has no file",
 			        cfg->cas[i].name);
 	}
+	if (!c->failed)
+		cfg_warn_split_crls(c);
+	if (!c->failed)
+		cfg_share_crls(c);
 	for (size_t i = 0; i < cfg->n_hosts && !c->failed; i++) {
 		struct host_policy *h = &cfg->hosts[i];
 		struct host_extra *hx = &c->host_x[i];

@@ -44,7 +44,8 @@ enum policy_purpose {
 };
 
 enum crl_check {
-	CRL_CHECK_DEFAULT = 0, /* leaf when any of the host's CAs has CRLs, else none */
+	CRL_CHECK_DEFAULT = 0, /* leaf when any of the host's CAs has CRLs, else
+	                          none; then only for leaves whose issuer has one */
 	CRL_CHECK_NONE,
 	CRL_CHECK_LEAF,
 	CRL_CHECK_CHAIN,
@@ -74,13 +75,20 @@ struct agent_settings {
 };
 
 /* [ca NAME]: a PEM bundle of CA certificates (each one a trust anchor) and
- * optional CRLs. */
+ * optional CRLs.
+ *
+ * A CRL describes the certificates of its issuer wherever that issuer is
+ * listed, so after loading `crls` holds the section's own `crl =` files
+ * (the first n_own_crls entries) and then every CRL of another section
+ * issued by one of this section's certificates, or by a certificate one
+ * of them issued (see cfg_share_crls() in config.c). */
 struct ca_entry {
 	char *name;
 	char *file;                 /* resolved path */
 	STACK_OF(X509) *certs;      /* owned */
-	STACK_OF(X509_CRL) *crls;   /* owned, may be empty */
-	time_t crl_next_update;     /* earliest nextUpdate of its CRLs, 0 if none */
+	STACK_OF(X509_CRL) *crls;   /* owned references, may be empty */
+	size_t n_own_crls;          /* from this section's `crl =` lines */
+	time_t crl_next_update;     /* earliest nextUpdate of `crls`, 0 if none */
 };
 
 /* [host PATTERN] */
@@ -93,8 +101,8 @@ struct host_policy {
 	enum policy_mode mode;
 	enum policy_purpose purpose;
 	enum crl_check crl_check;   /* resolved: never CRL_CHECK_DEFAULT after load */
-	int crl_check_auto;         /* crl-check was not written: a chain anchored
-	                               in a [ca] without CRLs skips the check */
+	int crl_check_auto;         /* crl-check was not written: a certificate
+	                               whose issuer has no CRL skips the check */
 	int verify_depth;           /* default 5 */
 	struct ca_entry **cas;      /* borrowed from struct config */
 	size_t n_cas;
@@ -116,6 +124,8 @@ struct config {
 	size_t n_hosts;
 	struct host_policy *default_policy;   /* [host *] or NULL */
 	struct config_index *index;
+	char **warnings;            /* "FILE:LINE: warning: ..." found at load */
+	size_t n_warnings;
 	uint64_t generation;        /* set by whoever installs it */
 };
 
@@ -129,6 +139,11 @@ void config_agent_defaults(struct agent_settings *s);
  * directory of `path`. */
 CONFIG_WUR int config_load(const char *path, struct config **out,
                            char *err, size_t errlen);
+
+/* A loaded configuration may carry warnings (cfg->warnings): things that
+ * load and work but that the operator should look at, such as one CA
+ * certificate listed under two [ca] sections with different CRLs. --check
+ * prints them. */
 
 /* Same, from a string; `path` names it in errors and anchors relative paths
  * (its directory). For tests. */

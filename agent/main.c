@@ -143,6 +143,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (check) {
+		/* Warnings do not fail the check: the configuration works. */
+		for (i = 0; i < cfg->n_warnings; i++)
+			fprintf(stderr, "%s\n", cfg->warnings[i]);
 		printf("OK: %zu CAs, %zu hosts\n", cfg->n_cas, cfg->n_hosts);
 		config_free(cfg);
 		return 0;

@@ -42,37 +42,57 @@ static void verify_errmsg(char *err, size_t errlen, const char *what)
 	ERR_clear_error();
 }
 
-/* With crl-check left to its default, CRLs are checked for the chains
- * anchored in a [ca] that brought CRLs, and not for the others: a host
- * may mix a CA that publishes CRLs with one that does not. Only a missing
- * CRL is forgiven, and only when no CA holding the anchor has CRLs. */
+/* 1 if one of the policy's CRLs was issued by `issuer`: it names the
+ * issuer's subject and its signature verifies with the issuer's key.
+ * config.c has already given each [ca] the CRLs of its certificates from
+ * every section, so this answers "does this issuer publish a CRL anywhere
+ * in the configuration". Leaves the error queue as it was. */
+static int verify_has_crl_of(const struct host_policy *p, X509 *issuer)
+{
+	const X509_NAME *subj = X509_get_subject_name(issuer);
+	EVP_PKEY *key = X509_get0_pubkey(issuer);
+	int found = 0;
+
+	if (key == NULL)
+		return 0;
+	ERR_set_mark();
+	for (size_t i = 0; i < p->n_cas && !found; i++) {
+		const struct ca_entry *ca = p->cas[i];
+
+		for (int j = 0; ca->crls != NULL && j < sk_X509_CRL_num(ca->crls) &&
+		     !found; j++) {
+			X509_CRL *crl = sk_X509_CRL_value(ca->crls, j);
+
+			found = X509_NAME_cmp(X509_CRL_get_issuer(crl), subj) == 0 &&
+			        X509_CRL_verify(crl, key) == 1;
+		}
+	}
+	ERR_pop_to_mark();
+	return found;
+}
+
+/* With crl-check left to its default, a certificate is checked when its
+ * issuer publishes a CRL, and not otherwise: a host may mix a CA that
+ * publishes CRLs with one that does not, and one CA may publish CRLs for
+ * an intermediate but not for itself. Only a missing CRL is forgiven, and
+ * only when no CRL of the configuration comes from that issuer. */
 static int verify_auto_crl_cb(int ok, X509_STORE_CTX *ctx)
 {
 	const struct host_policy *p;
 	STACK_OF(X509) *chain;
-	X509 *anchor;
-	int forgive = 0;
+	int depth, n;
 
 	if (ok || X509_STORE_CTX_get_error(ctx) != X509_V_ERR_UNABLE_TO_GET_CRL)
 		return ok;
 	p = X509_STORE_CTX_get_app_data(ctx);
 	chain = X509_STORE_CTX_get0_chain(ctx);
-	if (p == NULL || chain == NULL || sk_X509_num(chain) == 0)
+	depth = X509_STORE_CTX_get_error_depth(ctx);
+	n = chain != NULL ? sk_X509_num(chain) : 0;
+	if (p == NULL || depth < 0 || depth >= n)
 		return ok;
-	anchor = sk_X509_value(chain, sk_X509_num(chain) - 1);
-	for (size_t i = 0; i < p->n_cas; i++) {
-		const struct ca_entry *ca = p->cas[i];
-		int holds = 0;
-
-		for (int j = 0; j < sk_X509_num(ca->certs) && !holds; j++)
-			holds = X509_cmp(sk_X509_value(ca->certs, j), anchor) == 0;
-		if (!holds)
-			continue;
-		if (ca->crls != NULL && sk_X509_CRL_num(ca->crls) > 0)
-			return ok;
-		forgive = 1;
-	}
-	return forgive;
+	/* The top of the chain is its own issuer. */
+	return verify_has_crl_of(p, sk_X509_value(chain, depth + 1 < n ?
+	                                          depth + 1 : depth)) ? ok : 1;
 }
 
 int verify_policy_prepare(struct host_policy *p, char *err, size_t errlen)
@@ -536,7 +556,9 @@ static int verify_pin(const struct host_policy *p, const uint8_t *md)
 
 /* The earliest moment after `now` at which this verdict could change: a
  * certificate of the chain becoming valid or expiring, or a CRL of the
- * host's CAs being due for replacement. 0 when nothing bounds it. */
+ * host's CAs being due for replacement (ca->crl_next_update covers the
+ * CRLs config.c shared into the section from others). 0 when nothing
+ * bounds it. */
 static int64_t verify_valid_until(const struct host_policy *p, X509_STORE_CTX *ctx,
                                   X509 *leaf, time_t now)
 {

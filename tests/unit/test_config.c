@@ -23,6 +23,8 @@
 #include "config.h"
 #include "pki.h"
 #include "policy.h"
+#include "verdict.h"
+#include "verify.h"
 
 struct fixture {
 	char *dir;
@@ -686,6 +688,177 @@ static void test_mode_deny(void **state)
 	config_free(cfg);
 }
 
+/* Revocation follows the issuer: tenant A's intermediate is listed with
+ * its CRL under [ca tenant-a] and alone under [ca tenant-a-issuing] and
+ * [ca tenant-a-root] holds only the root; a look-alike CA with the
+ * intermediate's name but another key is [ca evil]. */
+struct split_pki {
+	struct pki_cert *root, *inter, *evil, *revoked, *good;
+	time_t crl_next;
+};
+
+static void split_pki_make(struct split_pki *k)
+{
+	struct pki_cert_opts o;
+	X509_CRL *crl;
+	char p[512];
+
+	memset(&o, 0, sizeof(o));
+	o.is_ca = 1;
+	o.cn = "Tenant A Root";
+	k->root = pki_make(&o, NULL);
+	o.cn = "Tenant A Issuing";
+	k->inter = pki_make(&o, k->root);
+	k->evil = pki_make(&o, NULL);
+	memset(&o, 0, sizeof(o));
+	o.eku = PKI_EKU_CLIENT;
+	o.cn = "a-revoked";
+	o.serial = 0xa5;
+	k->revoked = pki_make(&o, k->inter);
+	o.cn = "a-good";
+	o.serial = 0xa6;
+	k->good = pki_make(&o, k->inter);
+	fx_path(p, sizeof(p), "ca/ta.pem");
+	pki_write_pem(p, (const struct pki_cert *const[]){ k->root, k->inter }, 2);
+	fx_path(p, sizeof(p), "ca/tai.pem");
+	pki_write_pem(p, (const struct pki_cert *const[]){ k->inter }, 1);
+	fx_path(p, sizeof(p), "ca/tar.pem");
+	pki_write_pem(p, (const struct pki_cert *const[]){ k->root }, 1);
+	fx_path(p, sizeof(p), "ca/evil.pem");
+	pki_write_pem(p, (const struct pki_cert *const[]){ k->evil }, 1);
+	crl = pki_crl(k->inter, (uint64_t[]){ 0xa5 }, 1, -60, 5000);
+	k->crl_next = crl_next(crl);
+	fx_path(p, sizeof(p), "crl/ta.crl");
+	pki_write_crl_pem(p, crl);
+	X509_CRL_free(crl);
+}
+
+static void split_pki_free(struct split_pki *k)
+{
+	pki_free(k->root);
+	pki_free(k->inter);
+	pki_free(k->evil);
+	pki_free(k->revoked);
+	pki_free(k->good);
+}
+
+static enum mtls_result split_verify(const struct config *cfg,
+                                     const char *host,
+                                     const struct pki_cert *leaf,
+                                     const struct pki_cert *inter)
+{
+	const struct host_policy *h = config_lookup(cfg, host, strlen(host));
+	uint8_t *der, *chain = NULL;
+	size_t len, chain_len = 0;
+	struct verdict v;
+
+	assert_non_null(h);
+	der = pki_der(leaf, &len);
+	if (inter != NULL)
+		chain = pki_chain_der((const struct pki_cert *const[]){ inter }, 1,
+		                      &chain_len);
+	memset(&v, 0, sizeof(v));
+	verify_cert(h, der, len, chain, chain_len, 0, &v);
+	free(der);
+	free(chain);
+	return v.result;
+}
+
+static const char split_config[] =
+	"[ca tenant-a]\n"                /* 1 */
+	"file = ca/ta.pem\n"
+	"crl = crl/ta.crl\n"
+	"[ca tenant-a-issuing]\n"        /* 4 */
+	"file = ca/tai.pem\n"
+	"[ca tenant-a-root]\n"           /* 6 */
+	"file = ca/tar.pem\n"
+	"[ca evil]\n"                    /* 8 */
+	"file = ca/evil.pem\n"
+	"[host a.test]\nca = tenant-a\n"
+	"[host ai.test]\nca = tenant-a-issuing\n"
+	"[host ar.test]\nca = tenant-a-root\n"
+	"[host evil.test]\nca = evil\n"
+	"[host strict.test]\nca = tenant-a-issuing\ncrl-check = leaf\n";
+
+static void test_crl_follows_issuer(void **state)
+{
+	struct split_pki k;
+	struct config *cfg;
+	char want[1024];
+
+	(void)state;
+	split_pki_make(&k);
+	cfg = load_ok(split_config);
+	/* The CRL is in both sections holding its issuer, and under the
+	 * root that issued the intermediate; not under the look-alike. */
+	assert_int_equal(cfg->cas[0].n_own_crls, 1);
+	assert_int_equal(sk_X509_CRL_num(cfg->cas[0].crls), 1);
+	assert_int_equal(cfg->cas[1].n_own_crls, 0);
+	assert_int_equal(sk_X509_CRL_num(cfg->cas[1].crls), 1);
+	assert_ptr_equal(sk_X509_CRL_value(cfg->cas[1].crls, 0),
+	                 sk_X509_CRL_value(cfg->cas[0].crls, 0));
+	assert_int_equal(cfg->cas[1].crl_next_update, k.crl_next);
+	assert_int_equal(sk_X509_CRL_num(cfg->cas[2].crls), 1);
+	assert_int_equal(sk_X509_CRL_num(cfg->cas[3].crls), 0);
+	assert_int_equal(cfg->cas[3].crl_next_update, 0);
+	/* The default crl-check sees the shared CRL. */
+	assert_int_equal(cfg->hosts[1].crl_check, CRL_CHECK_LEAF);
+	assert_int_equal(cfg->hosts[1].crl_check_auto, 1);
+	assert_int_equal(cfg->hosts[3].crl_check, CRL_CHECK_NONE);
+	assert_int_equal(cfg->hosts[4].crl_check, CRL_CHECK_LEAF);
+
+	/* Revoked through every section, whatever the client sends. */
+	assert_int_equal(split_verify(cfg, "a.test", k.revoked, NULL),
+	                 RESULT_REVOKED);
+	assert_int_equal(split_verify(cfg, "ai.test", k.revoked, NULL),
+	                 RESULT_REVOKED);
+	assert_int_equal(split_verify(cfg, "ai.test", k.revoked, k.inter),
+	                 RESULT_REVOKED);
+	assert_int_equal(split_verify(cfg, "ar.test", k.revoked, k.inter),
+	                 RESULT_REVOKED);
+	assert_int_equal(split_verify(cfg, "strict.test", k.revoked, NULL),
+	                 RESULT_REVOKED);
+	/* Not revoked: ok through every section. */
+	assert_int_equal(split_verify(cfg, "a.test", k.good, NULL), RESULT_OK);
+	assert_int_equal(split_verify(cfg, "ai.test", k.good, NULL), RESULT_OK);
+	assert_int_equal(split_verify(cfg, "ar.test", k.good, k.inter),
+	                 RESULT_OK);
+	assert_int_equal(split_verify(cfg, "strict.test", k.good, NULL),
+	                 RESULT_OK);
+	/* The look-alike never trusted them. */
+	assert_int_equal(split_verify(cfg, "evil.test", k.good, NULL),
+	                 RESULT_UNTRUSTED);
+
+	/* --check: one warning, for the intermediate in two sections. */
+	assert_int_equal(cfg->n_warnings, 1);
+	snprintf(want, sizeof(want), "%s:4: warning: CA certificate "
+	         "\"CN=Tenant A Issuing\" is in [ca tenant-a] (line 1) and "
+	         "[ca tenant-a-issuing] with different CRLs; the CRLs it issued "
+	         "now apply through both", fx.conf);
+	assert_string_equal(cfg->warnings[0], want);
+	config_free(cfg);
+
+	/* The same CRL listed in both sections: nothing to warn about. */
+	cfg = load_ok("[ca tenant-a]\nfile = ca/ta.pem\ncrl = crl/ta.crl\n"
+	              "[ca tenant-a-issuing]\nfile = ca/tai.pem\n"
+	              "crl = crl/ta.crl\n"
+	              "[host ai.test]\nca = tenant-a-issuing\n");
+	assert_int_equal(cfg->n_warnings, 0);
+	assert_int_equal(split_verify(cfg, "ai.test", k.revoked, NULL),
+	                 RESULT_REVOKED);
+	config_free(cfg);
+	/* No CRL anywhere: no warning, no check. */
+	cfg = load_ok("[ca tenant-a]\nfile = ca/ta.pem\n"
+	              "[ca tenant-a-issuing]\nfile = ca/tai.pem\n"
+	              "[host ai.test]\nca = tenant-a-issuing\n");
+	assert_int_equal(cfg->n_warnings, 0);
+	assert_int_equal(cfg->hosts[0].crl_check, CRL_CHECK_NONE);
+	assert_int_equal(split_verify(cfg, "ai.test", k.revoked, NULL),
+	                 RESULT_OK);
+	config_free(cfg);
+	split_pki_free(&k);
+}
+
 /* ---- errors ------------------------------------------------------------ */
 
 struct err_case {
@@ -1011,6 +1184,7 @@ int main(void)
 		cmocka_unit_test(test_relative_paths),
 		cmocka_unit_test(test_crl_defaults),
 		cmocka_unit_test(test_mode_deny),
+		cmocka_unit_test(test_crl_follows_issuer),
 		cmocka_unit_test(test_errors_table),
 		cmocka_unit_test(test_error_line_too_long),
 		cmocka_unit_test(test_error_nul_byte),

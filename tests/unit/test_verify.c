@@ -680,6 +680,47 @@ static void test_crl_auto_per_ca(void **state)
 	}
 }
 
+/* With crl-check left to its default, the decision is per issuer, not per
+ * [ca]: a section holding root and intermediate with only the
+ * intermediate's CRL checks leaves of the intermediate and forgives those
+ * of another intermediate that publishes none. */
+static void test_crl_auto_per_issuer(void **state)
+{
+	struct tpol t;
+	struct verdict v;
+
+	(void)state;
+	tpol_init(&t, CRL_CHECK_LEAF, PURPOSE_CLIENT);
+	t.hp.crl_check_auto = 1;
+	tpol_add_ca(&t, ca_new("tenant", (const struct pki_cert *[]){ fx.root, fx.inter }, 2,
+	            (X509_CRL *[]){ fx.crl_inter }, 1));
+	tpol_prepare(&t);
+	verify(&t.hp, fx.leaf_revoked, NULL, 0, &v);
+	expect(&v, RESULT_REVOKED, X509_V_ERR_CERT_REVOKED);
+	verify(&t.hp, fx.leaf1, NULL, 0, &v);
+	expect(&v, RESULT_OK, 0);
+	verify(&t.hp, fx.leaf_under_inter2,
+	       (const struct pki_cert *[]){ fx.inter2 }, 1, &v);
+	expect(&v, RESULT_OK, 0);
+	tpol_free(&t);
+
+	/* A root-only section listing the intermediate's CRL, the client
+	 * sending the intermediate: its leaves are checked, inter2's (no CRL)
+	 * forgiven. */
+	tpol_init(&t, CRL_CHECK_LEAF, PURPOSE_CLIENT);
+	t.hp.crl_check_auto = 1;
+	tpol_add_ca(&t, ca_new("tenant", (const struct pki_cert *[]){ fx.root }, 1,
+	            (X509_CRL *[]){ fx.crl_inter }, 1));
+	tpol_prepare(&t);
+	verify(&t.hp, fx.leaf_under_inter2,
+	       (const struct pki_cert *[]){ fx.inter2 }, 1, &v);
+	expect(&v, RESULT_OK, 0);
+	verify(&t.hp, fx.leaf_revoked, (const struct pki_cert *[]){ fx.inter }, 1,
+	       &v);
+	expect(&v, RESULT_REVOKED, X509_V_ERR_CERT_REVOKED);
+	tpol_free(&t);
+}
+
 static void test_crl_expired(void **state)
 {
 	struct tpol t;
@@ -1441,6 +1482,7 @@ int main(void)
 		cmocka_unit_test(test_crl_chain_intermediate_revoked),
 		cmocka_unit_test(test_crl_chain_missing_intermediate_crl),
 		cmocka_unit_test(test_crl_auto_per_ca),
+		cmocka_unit_test(test_crl_auto_per_issuer),
 		cmocka_unit_test(test_crl_expired),
 		cmocka_unit_test(test_purpose),
 		cmocka_unit_test(test_identity),
