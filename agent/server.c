@@ -757,6 +757,8 @@ static void reload_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 	}
 	if (!s->opts->log_level_fixed)
 		log_set_level(cfg->agent.log_level);
+	for (size_t i = 0; i < cfg->n_warnings; i++)
+		log_warning("%s", cfg->warnings[i]);
 	log_info("reloaded %s: %zu CAs, %zu hosts (generation %llu)",
 	         s->opts->config_path, cfg->n_cas, cfg->n_hosts,
 	         (unsigned long long)cfg->generation);
@@ -784,6 +786,8 @@ int server_run(const struct server_opts *o, struct config *cfg)
 		config_free(cfg);
 		return 1;
 	}
+	for (j = 0; cfg != NULL && j < cfg->n_warnings; j++)
+		log_warning("%s", cfg->warnings[j]);
 	if (cfg_install(cfg) != 0) {
 		config_free(cfg);
 		return 1;
