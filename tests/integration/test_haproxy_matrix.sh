@@ -124,12 +124,14 @@ for proto in h1 h2; do
 		public.example.com rogue "$P/off-rogue" "$pf"
 	check_eq "$proto off: certificate not forwarded (not verified)" \
 		"$(t_body_field client-cert)" ""
-	t_expect "$proto default [host *]: no certificate -> 200 no_cert (log mode)" \
-		200 no_cert www.example.org none "$P/default-none" "$pf"
+	# Names no tenant policy covers fail closed ([host *] mode = deny).
+	t_expect "$proto default [host *]: no certificate -> 403 no_policy (mode deny)" \
+		403 no_policy www.example.org none "$P/default-none" "$pf"
 	check_eq "$proto default: policy is *" "$(t_hdr X-Mtls-Policy)" "*"
-	check_eq "$proto default: action log" "$(t_hdr X-Mtls-Action)" log
-	t_expect "$proto default: valid certificate -> 200 ok" 200 ok \
+	check_eq "$proto default: mode deny" "$(t_hdr X-Mtls-Mode)" deny
+	t_expect "$proto default: even a valid certificate -> 403 no_policy" 403 no_policy \
 		www.example.org a-valid "$P/default-valid" "$pf"
+	check_eq "$proto default: backend not reached" "$(t_body_field client-cert)" ""
 
 	# --- client certificate headers from the client are stripped ----------
 	t_req public.example.com none "$P/forged" "$pf" \
