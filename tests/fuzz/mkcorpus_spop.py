@@ -83,9 +83,11 @@ def hello(healthcheck=False, engine=True):
     return frame(1, p)
 
 
-def notify(sid, fid, cert, chain, sni, host):
-    args = [kv("cert", cert), kv("chain", chain), kv("sni", sni), kv("host", host)]
-    p = name("check-client-cert") + bytes([len(args)]) + b"".join(args)
+def notify(sid, fid, cert, chain, sni, host, msg="check-client-cert"):
+    args = [kv("cert", cert), kv("chain", chain), kv("sni", sni)]
+    if host is not None:
+        args.append(kv("host", host))
+    p = name(msg) + bytes([len(args)]) + b"".join(args)
     return frame(3, p, sid, fid)
 
 
@@ -107,6 +109,12 @@ def main():
         "hello-healthcheck": hello(healthcheck=True, engine=False),
         "notify-check-client-cert": n_cert,
         "notify-no-cert": n_nocert,
+        # The TCP message (policy by SNI alone), and a Host list.
+        "notify-sni-message": notify(14, 1, t_bin(leaf), t_null(),
+                                     t_str("www.example.com"), None,
+                                     msg="check-client-cert-sni"),
+        "notify-host-list": notify(15, 1, t_null(), t_null(), t_str("a.example"),
+                                   t_str("a.example, b.example")),
         "disconnect": disconnect(2, "a timeout occurred"),
         # A whole connection: HELLO, two pipelined NOTIFYs, DISCONNECT.
         "stream-hello-notify-disconnect": hello() + n_cert + n_nocert
