@@ -34,6 +34,18 @@ out=$("$BIN" -c "$CONF" --check 2>&1); rc=$?
 check_eq "--check of the reference configuration exits 0" "$rc" 0
 check_eq "--check prints a one-line summary" "$out" "OK: 3 CAs, 7 hosts"
 
+# The same CA certificate under two [ca] sections with different CRLs:
+# the configuration works (the CRL follows its issuer into both), but
+# --check says so, naming both sections, and still exits 0.
+split=$T_WORK/pki/split-crl.conf
+printf '[ca with-crl]\nfile = tenant-a-ca.pem\ncrl = tenant-a.crl\n[ca without]\nfile = tenant-a-intermediate-only.pem\n[host api.example.com]\nca = without\n' >"$split"
+so=$("$BIN" -c "$split" --check 2>"$T_WORK/err"); rc=$?
+check_eq "--check of split CRL sections exits 0" "$rc" 0
+check_eq "--check of split CRL sections: summary on stdout" "$so" "OK: 2 CAs, 1 hosts"
+check_eq "--check of split CRL sections: one warning naming both sections" \
+	"$(cat "$T_WORK/err")" \
+	"$split:4: warning: CA certificate \"CN=Tenant A Issuing CA 1,O=Tenant A\" is in [ca with-crl] (line 1) and [ca without] with different CRLs; the CRLs it issued now apply through both"
+
 # Broken files: exact location and message, exit 1, nothing on stdout.
 expect_check_error() { # description file-content expected-stderr-prefix
 	local f=$T_WORK/pki/broken.conf err so rc
