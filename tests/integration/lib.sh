@@ -375,3 +375,15 @@ t_expect() {
 		diag "want status $want result $wres; got status $T_STATUS $(t_verdict)"
 	fi
 }
+
+# t_haproxy_version: "VERSION (EXE)" of the running HAProxy process
+# $T_HAPROXY_PID, from the binary the kernel runs for it
+# (/proc/PID/exe), not from whatever "haproxy" is on PATH. The stats page
+# cannot say: 3.4 hides the version there by default. Empty when no
+# HAProxy runs.
+t_haproxy_version() {
+	local exe
+	t_pid_alive "${T_HAPROXY_PID:-}" || return 0
+	exe=$(readlink "/proc/$T_HAPROXY_PID/exe") || return 0
+	printf '%s (%s)\n' "$("$exe" -v 2>/dev/null | awk 'NR == 1 { print $3 }')" "$exe"
+}

@@ -61,10 +61,23 @@ fi
 nlog=$(grep -c '/concurrent/[0-9]* HTTP/1.1".*mtls_action=allow mtls_result=ok' \
 	"$T_WORK/haproxy.log")
 check_eq "each of the 200 got its own verdict (log lines with result=ok)" "$nlog" 200
-# How many SPOP connections served them (stats "stot" of agent1).
+# Stats "stot" of agent1: on 2.6 the SPOP connections the SPOE applets
+# opened; on 3.1+ the SPOE streams, one per request that sent a message,
+# over far fewer pipelined connections (the stats do not count those).
 stot=$(curl -s --max-time 2 "http://127.0.0.1:$T_STATS_PORT/stats;csv" |
 	awk -F, '$1 == "be_mtls_agents" && $2 == "agent1" { print $8 }')
-diag "agent connections opened by HAProxy so far: ${stot:-?}"
+diag "agent1 stot so far (2.6: SPOP connections; 3.1+: SPOE streams): ${stot:-?}"
+
+# Which HAProxy served these requests: the running process's binary, which
+# must be the one asked for (HAPROXY=), not another on PATH.
+served=$(t_haproxy_version)
+want_exe=$(readlink -f "$(command -v "$T_HAPROXY")")
+if [ -n "$served" ] && [ "${served#* (}" = "$want_exe)" ]; then
+	ok "requests served by HAProxy $served"
+else
+	not_ok "requests served by the HAProxy asked for ($T_HAPROXY)"
+	diag "running: '${served:-none}', asked for: '$want_exe'"
+fi
 
 # A stream of requests on HTTP/2: one TLS connection, many streams.
 codes=$(curl -s --no-progress-meter --http2 --parallel --parallel-max 50 --max-time 30 \
