@@ -3,6 +3,8 @@
 #   make deps      install the Debian packages needed to build and test
 #   make           build build/mtls-spoa
 #   make test      unit + integration tests; ends with "N passed, N failed"
+#   make test-haproxy-versions HAPROXY_VERSIONS="/path/haproxy ..."
+#                  the HAProxy tests once per binary (README "HAProxy versions")
 #   make demo      run the local demo (HAProxy + agent + demo PKI)
 #   make asan / valgrind / fuzz / bench    see README.md
 
@@ -54,7 +56,7 @@ DEBIAN_PKGS := $(BUILD_PKGS) $(TEST_PKGS)
 
 .SECONDARY:
 .PHONY: all deps build-deps test-deps test unit integration clean install \
-        asan valgrind fuzz bench demo demo-check
+        asan valgrind fuzz bench demo demo-check test-haproxy-versions
 
 all: $(BUILD)/mtls-spoa
 
@@ -123,6 +125,13 @@ unit: test-deps $(UNIT_BINS)
 
 integration: test-deps $(BUILD)/mtls-spoa $(BENCH_BINS)
 	@BUILD=$(BUILD) TEST_ONLY=integration tests/run.sh
+
+# Every integration test that starts HAProxy, once per binary named in
+# HAPROXY_VERSIONS (paths; default the haproxy on PATH): one summary line
+# per version, then "N passed, N failed". See README "HAProxy versions".
+HAPROXY_VERSIONS ?= haproxy
+test-haproxy-versions: test-deps $(BUILD)/mtls-spoa
+	@BUILD=$(BUILD) HAPROXY_VERSIONS="$(HAPROXY_VERSIONS)" tests/haproxy-versions.sh
 
 # Whole suite under AddressSanitizer + UndefinedBehaviorSanitizer.
 asan:

@@ -58,11 +58,11 @@ if [ "$(id -u)" = 0 ]; then
 	T_HTTPS_PORT=$(t_free_port)
 	(
 		exec env -u MTLS_FAIL_OPEN_HOSTS -u MTLS_VERDICT_HEADERS \
-			MTLS_BIND=127.0.0.1:$T_HTTPS_PORT \
+			MTLS_BIND="127.0.0.1:$T_HTTPS_PORT" \
 			MTLS_SERVER_PEM="$T_PKI/server.pem" \
 			MTLS_PLACEHOLDER_CA="$T_PKI/placeholder-ca.pem" \
 			MTLS_SPOE_CONF="$T_ROOT/haproxy-conf/mtls-spoe.conf" \
-			MTLS_AGENT_ADDR=127.0.0.1:$(t_free_port) \
+			MTLS_AGENT_ADDR="127.0.0.1:$(t_free_port)" \
 			MTLS_RUN_AS="$run_as" MTLS_CHROOT="$chroot_dir" \
 			"$T_HAPROXY" -db -f "$CFG"
 	) >>"$T_WORK/haproxy.log" 2>&1 &
