@@ -51,7 +51,8 @@ BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 # the hardening targets and the benchmarks need on top.
 BUILD_PKGS := build-essential pkg-config libev-dev libssl-dev libinih-dev uthash-dev
 TEST_PKGS  := libcmocka-dev haproxy curl openssl python3 clang valgrind \
-              shellcheck docker-compose wrk jq linux-perf
+              shellcheck docker-compose wrk jq linux-perf \
+              nginx python3-h2
 DEBIAN_PKGS := $(BUILD_PKGS) $(TEST_PKGS)
 
 .SECONDARY:
