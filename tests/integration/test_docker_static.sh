@@ -17,8 +17,7 @@
 #     HAProxy with haproxy.cfg and the compose environment as uid 99,
 #     docker/echo.cfg as the backend, then the compose "tour" command
 #     (container paths and service names mapped to local ones)
-# Not checked (needs an engine): building the images, HAProxy 3.2 itself,
-# Docker networking and volumes.
+# Building and running the images on an engine: test_docker_compose.sh.
 set -u
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -189,6 +188,14 @@ blocked = sorted({src for s in stages for kw, rest in s[2]
                   if src.rstrip("/") not in allowed})
 check(os.path.exists(ign) and not blocked,
       "docker/Dockerfile.dockerignore lets every COPY source through", "not allowed: %r" % blocked)
+# docker-compose v1 (legacy builder) reads only the context root's
+# .dockerignore: it must say the same, or .git goes to the daemon.
+def patterns(path):
+    return [l.strip() for l in open(path) if l.strip() and not l.lstrip().startswith("#")] if os.path.exists(path) else None
+rootign = os.path.join(root, ".dockerignore")
+check(patterns(rootign) is not None and patterns(rootign) == patterns(ign),
+      ".dockerignore at the root has the patterns of docker/Dockerfile.dockerignore",
+      "root: %r docker/: %r" % (patterns(rootign), patterns(ign)))
 
 # compose (as normalised by docker-compose config: paths made absolute)
 try:
@@ -218,8 +225,12 @@ check(re.match(r"^haproxy:3\.(0|2)([.-]|$)", img) is not None,
 check(svc.get("echo", {}).get("image") == img, "echo backend uses the same haproxy image",
       "echo image: %r" % svc.get("echo", {}).get("image"))
 ports = hap.get("ports", [])
-pub = [(p.get("published"), p.get("target")) if isinstance(p, dict) else tuple(p.split(":")[-2:]) for p in ports]
-check(any(str(a) == "8443" and str(b) == "8443" for a, b in pub), "port 8443 published", "ports: %r" % ports)
+pub = [(p.get("published"), p.get("target")) if isinstance(p, dict) else tuple(p.split("/")[0].split(":")[-2:]) for p in ports]
+check(any(str(a) == "8443" and str(b) == "8443" for a, b in pub), "port 8443 published (MTLS_DEMO_PORT unset)", "ports: %r" % ports)
+# The demo sends verdict headers: never on every interface.
+hosts = [p.get("host_ip") if isinstance(p, dict) else (p.split(":")[0] if p.count(":") == 2 else None) for p in ports]
+check(bool(ports) and all(h == "127.0.0.1" for h in hosts), "haproxy's port is published on 127.0.0.1 only",
+      "ports: %r" % ports)
 hv = vols("haproxy")
 conf_dir = os.path.join(root, "haproxy-conf")
 check(any(os.path.realpath(s or "") == conf_dir and t == "/usr/local/etc/haproxy" and ro for s, t, ro in hv),
@@ -257,9 +268,13 @@ dep = hap.get("depends_on", {})
 check(isinstance(dep, dict) and dep.get("agent", {}).get("condition") == "service_healthy"
       and dep.get("pki", {}).get("condition") == "service_completed_successfully",
       "haproxy starts after the PKI exists and the agent is healthy", repr(dep))
+b = svc.get("pki", {}).get("build", {})
+check(b.get("target") in stage, "pki service builds a Dockerfile stage (%s)" % b.get("target"))
+tools = svc.get("pki", {}).get("image")
+check(bool(tools) and svc.get("tour", {}).get("image") == tools and not svc.get("tour", {}).get("build"),
+      "tour runs the image pki builds (one demo-tools build, one name)",
+      "pki image %r, tour image %r build %r" % (tools, svc.get("tour", {}).get("image"), svc.get("tour", {}).get("build")))
 for one in ("pki", "tour"):
-    b = svc.get(one, {}).get("build", {})
-    check(b.get("target") in stage, "%s service builds a Dockerfile stage (%s)" % (one, b.get("target")))
     check(any(t == "/pki" for s, t, ro in vols(one)), "%s service mounts the PKI volume at /pki" % one)
 for one in ("agent", "haproxy"):
     check(any(t == "/pki" and ro for s, t, ro in vols(one)), "%s mounts the PKI volume read-only" % one)
