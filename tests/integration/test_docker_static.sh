@@ -46,9 +46,9 @@ tap_from() {
 # --- compose file -------------------------------------------------------
 if ! command -v docker-compose >/dev/null; then
 	not_ok "docker-compose is installed (make deps)"
-elif out=$(docker-compose -f "$COMPOSE" config -q 2>&1); then
+elif out=$(env -u MTLS_DEMO_PORT -u HAPROXY_IMAGE_TAG docker-compose -f "$COMPOSE" config -q 2>&1); then
 	ok "docker-compose -f docker/compose.yaml config -q"
-	docker-compose -f "$COMPOSE" config >"$T_WORK/compose.yaml" 2>"$T_WORK/compose.err"
+	env -u MTLS_DEMO_PORT -u HAPROXY_IMAGE_TAG docker-compose -f "$COMPOSE" config >"$T_WORK/compose.yaml" 2>"$T_WORK/compose.err"
 else
 	not_ok "docker-compose -f docker/compose.yaml config -q"
 	diag "$out"
