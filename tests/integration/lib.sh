@@ -226,6 +226,21 @@ listen stats
 EOF
 }
 
+# t_haproxy_env: the environment haproxy-conf/haproxy.cfg reads, for the
+# ports and PKI of this test (call it in the subshell that execs HAProxy).
+t_haproxy_env() {
+	export MTLS_BIND=127.0.0.1:$T_HTTPS_PORT
+	export MTLS_SERVER_PEM=$T_PKI/server.pem
+	export MTLS_PLACEHOLDER_CA=$T_PKI/placeholder-ca.pem
+	export MTLS_SPOE_CONF=$T_ROOT/haproxy-conf/mtls-spoe.conf
+	export MTLS_AGENT_ADDR=127.0.0.1:$T_AGENT_PORT
+	export MTLS_BACKEND_ADDR=127.0.0.1:$T_ECHO_PORT
+	export MTLS_VERDICT_HEADERS=1
+	if [ -n "${T_FAIL_OPEN_HOSTS:-}" ]; then
+		export MTLS_FAIL_OPEN_HOSTS=$T_FAIL_OPEN_HOSTS
+	fi
+}
+
 # t_start_haproxy: runs haproxy-conf/haproxy.cfg with verdict headers on.
 # Set T_FAIL_OPEN_HOSTS to a file to enable the fail-open switch.
 t_start_haproxy() {
@@ -236,16 +251,7 @@ t_start_haproxy() {
 		T_STATS_PORT=$(t_free_port)
 		t_write_extra_cfg
 		(
-			export MTLS_BIND=127.0.0.1:$T_HTTPS_PORT
-			export MTLS_SERVER_PEM=$T_PKI/server.pem
-			export MTLS_PLACEHOLDER_CA=$T_PKI/placeholder-ca.pem
-			export MTLS_SPOE_CONF=$T_ROOT/haproxy-conf/mtls-spoe.conf
-			export MTLS_AGENT_ADDR=127.0.0.1:$T_AGENT_PORT
-			export MTLS_BACKEND_ADDR=127.0.0.1:$T_ECHO_PORT
-			export MTLS_VERDICT_HEADERS=1
-			if [ -n "${T_FAIL_OPEN_HOSTS:-}" ]; then
-				export MTLS_FAIL_OPEN_HOSTS=$T_FAIL_OPEN_HOSTS
-			fi
+			t_haproxy_env
 			exec "$T_HAPROXY" -db -f "$T_ROOT/haproxy-conf/haproxy.cfg" \
 				-f "$T_WORK/extra.cfg"
 		) >>"$T_WORK/haproxy.log" 2>&1 &

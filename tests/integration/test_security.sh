@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
-# SC2031: the MTLS_* exports live only in the subshell that execs HAProxy,
-# as in lib.sh. SC2028: the \n in the echoed lf-string is HAProxy's.
-# shellcheck disable=SC2031,SC2028
+# SC2028: the \n in the echoed lf-string is HAProxy's, not echo's.
+# shellcheck disable=SC2028
 # End-to-end security suite for issue 11: the verdict must always be for
 # the host the request is routed to, and a Client-Cert reaching a backend
 # is always the request's own verified certificate.
@@ -189,16 +188,7 @@ sec_start_haproxy() {
 		for n in "${SEC_ECHOS[@]}"; do SEC_ECHO_PORT[$n]=$(t_free_port); done
 		sec_write_extra
 		(
-			export MTLS_BIND=127.0.0.1:$T_HTTPS_PORT
-			export MTLS_SERVER_PEM=$T_PKI/server.pem
-			export MTLS_PLACEHOLDER_CA=$T_PKI/placeholder-ca.pem
-			export MTLS_SPOE_CONF=$T_ROOT/haproxy-conf/mtls-spoe.conf
-			export MTLS_AGENT_ADDR=127.0.0.1:$T_AGENT_PORT
-			export MTLS_BACKEND_ADDR=127.0.0.1:$T_ECHO_PORT
-			export MTLS_VERDICT_HEADERS=1
-			if [ -n "${T_FAIL_OPEN_HOSTS:-}" ]; then
-				export MTLS_FAIL_OPEN_HOSTS=$T_FAIL_OPEN_HOSTS
-			fi
+			t_haproxy_env
 			exec "$T_HAPROXY" -db -f "$T_WORK/haproxy.cfg" -f "$T_WORK/extra.cfg"
 		) >>"$T_WORK/haproxy.log" 2>&1 &
 		T_HAPROXY_PID=$!
