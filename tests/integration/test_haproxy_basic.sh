@@ -58,8 +58,14 @@ check_eq "200 concurrent requests (50 in parallel) all answered 200" "$n200" 200
 if [ "$n200" != 200 ]; then
 	diag "status counts: $(sort <<<"$codes" | uniq -c | tr '\n' ' ')"
 fi
-nlog=$(grep -c '/concurrent/[0-9]* HTTP/1.1".*mtls_action=allow mtls_result=ok' \
-	"$T_WORK/haproxy.log")
+# HAProxy writes a request's log line when its stream ends, which can be
+# just after curl has its answer: wait (bounded) for all 200 lines.
+for ((i = 0; i < 50; i++)); do
+	nlog=$(grep -c '/concurrent/[0-9]* HTTP/1.1".*mtls_action=allow mtls_result=ok' \
+		"$T_WORK/haproxy.log")
+	[ "$nlog" -ge 200 ] && break
+	sleep 0.1
+done
 check_eq "each of the 200 got its own verdict (log lines with result=ok)" "$nlog" 200
 # Stats "stot" of agent1: on 2.6 the SPOP connections the SPOE applets
 # opened; on 3.1+ the SPOE streams, one per request that sent a message,
