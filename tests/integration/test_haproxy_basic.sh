@@ -48,25 +48,21 @@ urls=()
 for ((i = 0; i < 200; i++)); do
 	urls+=("https://api.example.com:$T_HTTPS_PORT/concurrent/$i")
 done
-codes=$(curl -s --no-progress-meter --http1.1 --parallel --parallel-max 50 --max-time 30 \
+# Each answer carries its own verdict (X-Mtls-Result, from the agent's
+# variables). HAProxy's log lines are not counted: under load HAProxy may
+# drop some of them, which says nothing about the verdicts.
+answers=$(curl -s --no-progress-meter --http1.1 --parallel --parallel-max 50 --max-time 30 \
 	--cacert "$T_PKI/server-ca.pem" \
 	--cert "$T_PKI/a-valid.pem" --key "$T_PKI/a-valid.key" \
 	--resolve "api.example.com:$T_HTTPS_PORT:127.0.0.1" \
-	-o /dev/null -w '%{http_code}\n' "${urls[@]}")
-n200=$(grep -c '^200$' <<<"$codes")
+	-o /dev/null -w '%{http_code} %header{x-mtls-result}\n' "${urls[@]}")
+n200=$(grep -c '^200 ' <<<"$answers")
 check_eq "200 concurrent requests (50 in parallel) all answered 200" "$n200" 200
-if [ "$n200" != 200 ]; then
-	diag "status counts: $(sort <<<"$codes" | uniq -c | tr '\n' ' ')"
+nok=$(grep -c '^200 ok$' <<<"$answers")
+check_eq "each of the 200 got its own verdict (X-Mtls-Result ok)" "$nok" 200
+if [ "$nok" != 200 ]; then
+	diag "answers: $(sort <<<"$answers" | uniq -c | tr '\n' ' ')"
 fi
-# HAProxy writes a request's log line when its stream ends, which can be
-# just after curl has its answer: wait (bounded) for all 200 lines.
-for ((i = 0; i < 50; i++)); do
-	nlog=$(grep -c '/concurrent/[0-9]* HTTP/1.1".*mtls_action=allow mtls_result=ok' \
-		"$T_WORK/haproxy.log")
-	[ "$nlog" -ge 200 ] && break
-	sleep 0.1
-done
-check_eq "each of the 200 got its own verdict (log lines with result=ok)" "$nlog" 200
 # Stats "stot" of agent1: on 2.6 the SPOP connections the SPOE applets
 # opened; on 3.1+ the SPOE streams, one per request that sent a message,
 # over far fewer pipelined connections (the stats do not count those).
