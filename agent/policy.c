@@ -157,28 +157,6 @@ int policy_normalize(const char *in, size_t len, int strip_port, char *out)
 }
 
 /* See policy.h. */
-int policy_wildcard_match(const char *name, size_t len, const char *suffix,
-                          size_t suffix_len)
-{
-	size_t label;
-
-	/* At least "x." before the suffix. */
-	if (suffix_len == 0 || len < suffix_len + 2)
-		return 0;
-	label = len - suffix_len - 1;
-	if (name[label] != '.')
-		return 0;
-	if (memchr(name, '.', label) != NULL)
-		return 0;
-	for (size_t i = 0; i < suffix_len; i++) {
-		if (policy_lower((unsigned char)name[label + 1 + i]) !=
-		    policy_lower((unsigned char)suffix[i]))
-			return 0;
-	}
-	return 1;
-}
-
-/* See policy.h. */
 int policy_any_depth_match(const char *name, size_t len, const char *suffix,
                            size_t suffix_len)
 {
@@ -195,6 +173,15 @@ int policy_any_depth_match(const char *name, size_t len, const char *suffix,
 			return 0;
 	}
 	return 1;
+}
+
+/* See policy.h. A one-label wildcard match is an any-depth match whose
+ * part before the suffix holds no dot. */
+int policy_wildcard_match(const char *name, size_t len, const char *suffix,
+                          size_t suffix_len)
+{
+	return policy_any_depth_match(name, len, suffix, suffix_len) &&
+	       memchr(name, '.', len - suffix_len - 1) == NULL;
 }
 
 /* See policy.h. Classic iterative glob with a single backtrack point: on
