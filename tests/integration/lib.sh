@@ -242,17 +242,20 @@ t_haproxy_env() {
 }
 
 # t_start_haproxy: runs haproxy-conf/haproxy.cfg with verdict headers on.
-# Set T_FAIL_OPEN_HOSTS to a file to enable the fail-open switch.
+# Set T_FAIL_OPEN_HOSTS to a file to enable the fail-open switch. A test
+# that runs a derived configuration sets T_HAPROXY_CFG to it, and
+# T_EXTRA_CFG_WRITER to the function writing $T_WORK/extra.cfg (called on
+# every try, after the ports are picked; default t_write_extra_cfg).
 t_start_haproxy() {
 	local try
 	for try in 1 2 3; do
 		T_HTTPS_PORT=$(t_free_port)
 		T_ECHO_PORT=$(t_free_port)
 		T_STATS_PORT=$(t_free_port)
-		t_write_extra_cfg
+		"${T_EXTRA_CFG_WRITER:-t_write_extra_cfg}"
 		(
 			t_haproxy_env
-			exec "$T_HAPROXY" -db -f "$T_ROOT/haproxy-conf/haproxy.cfg" \
+			exec "$T_HAPROXY" -db -f "${T_HAPROXY_CFG:-$T_ROOT/haproxy-conf/haproxy.cfg}" \
 				-f "$T_WORK/extra.cfg"
 		) >>"$T_WORK/haproxy.log" 2>&1 &
 		T_HAPROXY_PID=$!

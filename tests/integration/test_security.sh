@@ -175,32 +175,17 @@ sec_write_extra() {
 	} >"$T_WORK/extra.cfg"
 }
 
-# sec_start_haproxy: the derived haproxy.cfg plus extra.cfg, with the
-# environment lib.sh's t_start_haproxy sets (verdict headers on) and the
-# fail-open list $T_FAIL_OPEN_HOSTS.
+# sec_start_haproxy: lib.sh's t_start_haproxy (same environment, verdict
+# headers on, the fail-open list $T_FAIL_OPEN_HOSTS) on the derived
+# haproxy.cfg, with an extra.cfg that also holds one echo per name.
+sec_extra_with_ports() {
+	local n
+	for n in "${SEC_ECHOS[@]}"; do SEC_ECHO_PORT[$n]=$(t_free_port); done
+	sec_write_extra
+}
 sec_start_haproxy() {
-	local try n
 	sec_write_routing || { diag "no default_backend be_app line in haproxy.cfg"; return 1; }
-	for try in 1 2 3; do
-		T_HTTPS_PORT=$(t_free_port)
-		T_ECHO_PORT=$(t_free_port)
-		T_STATS_PORT=$(t_free_port)
-		for n in "${SEC_ECHOS[@]}"; do SEC_ECHO_PORT[$n]=$(t_free_port); done
-		sec_write_extra
-		(
-			t_haproxy_env
-			exec "$T_HAPROXY" -db -f "$T_WORK/haproxy.cfg" -f "$T_WORK/extra.cfg"
-		) >>"$T_WORK/haproxy.log" 2>&1 &
-		T_HAPROXY_PID=$!
-		if t_wait_port "$T_HTTPS_PORT" 50 && t_wait_port "$T_STATS_PORT" 20 &&
-			t_pid_alive "$T_HAPROXY_PID"; then
-			return 0
-		fi
-		t_stop_pid "$T_HAPROXY_PID"
-		T_HAPROXY_PID=
-	done
-	diag "haproxy did not start: $(tail -n 20 "$T_WORK/haproxy.log")"
-	return 1
+	T_HAPROXY_CFG=$T_WORK/haproxy.cfg T_EXTRA_CFG_WRITER=sec_extra_with_ports t_start_haproxy
 }
 
 # --- requests ------------------------------------------------------------
