@@ -1,7 +1,8 @@
 /*
- * cache.c - per-worker verdict cache: 4-way set-associative, LRU inside a
- * set. Each entry holds a copy of the request it answers (compared byte
- * for byte on lookup) followed by the answer. Memory is allocated on
+ * cache.c - per-worker trust-result cache: 4-way set-associative, LRU
+ * inside a set. Each entry holds a copy of the key it answers (trust
+ * policy id, certificate, chain; compared byte for byte on lookup)
+ * followed by the stored result. Memory is allocated on
  * insert (the miss path already pays for a verification), never on a hit.
  */
 #include <stdlib.h>
@@ -11,12 +12,12 @@
 #include "cache.h"
 
 #define CACHE_WAYS 4
-#define CACHE_FIELDS 5   /* host, sni, cert, chain, message kind */
+#define CACHE_FIELDS 2   /* cert, chain */
 
 struct cache_slot {
 	uint64_t hash;
-	uint64_t gen;
-	int64_t expires;        /* 0: empty slot */
+	uint64_t id;            /* trust policy */
+	int64_t expires;        /* unix milliseconds; 0: empty slot */
 	uint64_t used;          /* LRU stamp */
 	uint32_t flen[CACHE_FIELDS];
 	uint8_t present;        /* bit i: field i was sent (even if empty) */
@@ -34,23 +35,12 @@ struct cache {
 	struct cache_stats st;
 };
 
-/* One byte per message kind: the same bytes asked by check-client-cert
- * and by check-client-cert-sni choose their policy differently, so the
- * kind is a field of the key like the others. */
-static const uint8_t kind_tags[MSG_KIND_COUNT] = { 'h', 's' };
-
-/* The request's fields in a fixed order. */
-static void fields_of(const struct mtls_request *req, const uint8_t *p[CACHE_FIELDS],
+/* The key's byte fields in a fixed order. */
+static void fields_of(const struct cache_key *k, const uint8_t *p[CACHE_FIELDS],
                       size_t n[CACHE_FIELDS])
 {
-	unsigned int k = (unsigned int)req->kind < MSG_KIND_COUNT ?
-	                 (unsigned int)req->kind : MSG_HTTP;
-
-	p[4] = &kind_tags[k];              n[4] = 1;
-	p[0] = (const uint8_t *)req->host; n[0] = req->host ? req->host_len : 0;
-	p[1] = (const uint8_t *)req->sni;  n[1] = req->sni ? req->sni_len : 0;
-	p[2] = req->cert;                  n[2] = req->cert ? req->cert_len : 0;
-	p[3] = req->chain;                 n[3] = req->chain ? req->chain_len : 0;
+	p[0] = k->cert;  n[0] = k->cert ? k->cert_len : 0;
+	p[1] = k->chain; n[1] = k->chain ? k->chain_len : 0;
 }
 
 struct cache *cache_new(unsigned int capacity)
@@ -125,14 +115,14 @@ static uint64_t hash_bytes(uint64_t h, const uint8_t *p, size_t n)
 	return h;
 }
 
-uint64_t cache_hash(const struct cache *c, uint64_t gen, const struct mtls_request *req)
+uint64_t cache_hash(const struct cache *c, const struct cache_key *k)
 {
 	const uint8_t *p[CACHE_FIELDS];
 	size_t n[CACHE_FIELDS];
-	uint64_t h = mix(c->seed, gen);
+	uint64_t h = mix(c->seed, k->id);
 	int i;
 
-	fields_of(req, p, n);
+	fields_of(k, p, n);
 	for (i = 0; i < CACHE_FIELDS; i++)
 		h = p[i] ? hash_bytes(h, p[i], n[i]) : mix(h, 0x9e3779b97f4a7c15ULL);
 	return h;
@@ -144,17 +134,17 @@ static struct cache_slot *set_of(struct cache *c, uint64_t hash)
 }
 
 /* 1 when slot `s` holds exactly this request. */
-static int slot_matches(const struct cache_slot *s, uint64_t hash, uint64_t gen,
-                        const struct mtls_request *req)
+static int slot_matches(const struct cache_slot *s, uint64_t hash,
+                        const struct cache_key *k)
 {
 	const uint8_t *p[CACHE_FIELDS];
 	size_t n[CACHE_FIELDS], off = 0;
 	uint8_t present = 0;
 	int i;
 
-	if (s->expires == 0 || s->hash != hash || s->gen != gen)
+	if (s->expires == 0 || s->hash != hash || s->id != k->id)
 		return 0;
-	fields_of(req, p, n);
+	fields_of(k, p, n);
 	for (i = 0; i < CACHE_FIELDS; i++) {
 		if (p[i])
 			present |= (uint8_t)(1u << i);
@@ -171,17 +161,16 @@ static int slot_matches(const struct cache_slot *s, uint64_t hash, uint64_t gen,
 	return 1;
 }
 
-int cache_get(struct cache *c, uint64_t hash, uint64_t gen,
-              const struct mtls_request *req, time_t now,
-              const uint8_t **data, size_t *len)
+int cache_get(struct cache *c, uint64_t hash, const struct cache_key *k,
+              int64_t now_ms, const uint8_t **data, size_t *len)
 {
 	struct cache_slot *s = set_of(c, hash);
 	int i;
 
 	for (i = 0; i < CACHE_WAYS; i++) {
-		if (!slot_matches(&s[i], hash, gen, req))
+		if (!slot_matches(&s[i], hash, k))
 			continue;
-		if ((int64_t)now >= s[i].expires) {
+		if (now_ms >= s[i].expires) {
 			s[i].expires = 0;
 			c->st.entries--;
 			c->st.expired++;
@@ -197,16 +186,15 @@ int cache_get(struct cache *c, uint64_t hash, uint64_t gen,
 	return 0;
 }
 
-void cache_put(struct cache *c, uint64_t hash, uint64_t gen,
-               const struct mtls_request *req, time_t expires,
-               const uint8_t *data, size_t len)
+void cache_put(struct cache *c, uint64_t hash, const struct cache_key *k,
+               int64_t expires, const uint8_t *data, size_t len)
 {
 	struct cache_slot *s = set_of(c, hash), *victim = NULL;
 	const uint8_t *p[CACHE_FIELDS];
 	size_t n[CACHE_FIELDS], total = 0, off = 0;
 	int i;
 
-	fields_of(req, p, n);
+	fields_of(k, p, n);
 	for (i = 0; i < CACHE_FIELDS; i++)
 		total += n[i];
 	if (len > CACHE_MAX_VALUE || total > CACHE_MAX_REQUEST || expires <= 0)
@@ -214,7 +202,7 @@ void cache_put(struct cache *c, uint64_t hash, uint64_t gen,
 	/* Same request: replace in place. Else an empty slot, else the
 	 * least recently used one. */
 	for (i = 0; i < CACHE_WAYS && !victim; i++)
-		if (slot_matches(&s[i], hash, gen, req))
+		if (slot_matches(&s[i], hash, k))
 			victim = &s[i];
 	for (i = 0; i < CACHE_WAYS && !victim; i++)
 		if (s[i].expires == 0)
@@ -252,7 +240,7 @@ void cache_put(struct cache *c, uint64_t hash, uint64_t gen,
 	memcpy(victim->blob + off, data, len);
 	victim->ans_len = (uint32_t)len;
 	victim->hash = hash;
-	victim->gen = gen;
+	victim->id = k->id;
 	victim->expires = expires;
 	victim->used = ++c->clock;
 	c->st.inserts++;

@@ -1,15 +1,18 @@
 /*
- * cache.h - the verdict cache: a bounded, per-worker table of encoded
- * answers, so a certificate seen again on a keep-alive or HTTP/2
- * connection costs a hash and a comparison instead of a verification.
+ * cache.h - the trust-result cache: a bounded, per-worker table of trust
+ * results, so a certificate seen again costs a hash and a comparison
+ * instead of a verification.
  *
- * One cache per worker thread: no locks, no sharing. An entry is found by
- * a fast hash seeded at random per cache, and is only a hit when the
- * request bytes it was stored for (Host, SNI, certificate, chain) are
- * exactly equal, under the same configuration generation: a hash
- * collision can cost a miss, never a wrong verdict. Entries expire at the
- * earliest of the TTL, the certificate validity bounds and the CRLs'
- * nextUpdate (the caller computes that).
+ * The key is what the trust decision depends on and nothing else: the
+ * trust policy (by its process-unique id: a policy shared by many hosts,
+ * or kept across a reload, keeps its entries), the certificate and the
+ * chain. Host, SNI and message kind are not part of it, so no spelling of
+ * a name can cause a second verification. One cache per worker thread:
+ * no locks. An entry is found by a fast hash seeded at random per cache
+ * and is only a hit when the key bytes are exactly equal: a collision can
+ * cost a miss, never a wrong result. Entries expire at the earliest of
+ * the TTL, the certificates' validity bounds and the CRLs' nextUpdate
+ * (the caller computes that), to the millisecond.
  */
 #ifndef MTLS_CACHE_H
 #define MTLS_CACHE_H
@@ -17,13 +20,12 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
-#include "verdict.h"
 
 /* Answers larger than this are not cached (long subjects): rare, and it
  * bounds the memory an entry can take. */
 #define CACHE_MAX_VALUE 2048
-/* Requests (Host + SNI + certificate + chain) larger than this are not
- * cached: an entry keeps a copy to compare with. */
+/* Keys (certificate + chain) larger than this are not cached: an entry
+ * keeps a copy to compare with. */
 #define CACHE_MAX_REQUEST 16384
 
 struct cache;
@@ -37,28 +39,30 @@ struct cache_stats {
 struct cache *cache_new(unsigned int capacity);
 void cache_free(struct cache *c);
 
-/* Drop every entry (after a reload). */
+/* Drop every entry. */
 void cache_clear(struct cache *c);
 
-/* The hash of a request under configuration generation `gen`, to pass to
- * cache_get() and cache_put(). */
-uint64_t cache_hash(const struct cache *c, uint64_t gen,
-                    const struct mtls_request *req);
+struct cache_key {
+	uint64_t id;                            /* trust policy id */
+	const uint8_t *cert; size_t cert_len;
+	const uint8_t *chain; size_t chain_len;
+};
 
-/* Look up the answer stored for exactly this request and generation at
- * time `now`. On a hit, *data and *len view the stored answer (valid until
- * the next put or clear) and 1 is returned; 0 on a miss or an expired
- * entry. */
-int cache_get(struct cache *c, uint64_t hash, uint64_t gen,
-              const struct mtls_request *req, time_t now,
-              const uint8_t **data, size_t *len);
+/* The hash of a key, to pass to cache_get() and cache_put(). */
+uint64_t cache_hash(const struct cache *c, const struct cache_key *k);
 
-/* Store an answer until `expires` (unix seconds). Evicts the least
+/* Look up the value stored for exactly this key at `now_ms` (unix
+ * milliseconds). On a hit, *data and *len view the stored value (valid
+ * until the next put or clear) and 1 is returned; 0 on a miss or an
+ * expired entry. */
+int cache_get(struct cache *c, uint64_t hash, const struct cache_key *k,
+              int64_t now_ms, const uint8_t **data, size_t *len);
+
+/* Store a value until `expires` (unix milliseconds). Evicts the least
  * recently used entry of the set when full. Failures are silent: a cache
  * that cannot store just misses. */
-void cache_put(struct cache *c, uint64_t hash, uint64_t gen,
-               const struct mtls_request *req, time_t expires,
-               const uint8_t *data, size_t len);
+void cache_put(struct cache *c, uint64_t hash, const struct cache_key *k,
+               int64_t expires, const uint8_t *data, size_t len);
 
 void cache_get_stats(const struct cache *c, struct cache_stats *st);
 

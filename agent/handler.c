@@ -2,7 +2,10 @@
  * handler.c - answers check-client-cert messages with verdict variables.
  */
 #include <stdatomic.h>
+#include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cache.h"
 #include "handler.h"
@@ -75,86 +78,235 @@ int handler_parse_request(const struct spop_msg *msg, struct mtls_request *req)
 	return 0;
 }
 
-time_t handler_cache_until(const struct verdict *v, time_t now, unsigned int ttl)
+int64_t handler_cache_until(const struct trust_result *t, int64_t now_ms,
+                            unsigned int ttl_ms)
 {
-	int64_t until = (int64_t)now + ttl;
+	int64_t until = now_ms + ttl_ms;
 
 	/* A transient failure must be retried, not remembered. */
-	if (ttl == 0 || v->result == RESULT_INTERNAL_ERROR)
+	if (ttl_ms == 0 || t->result == RESULT_INTERNAL_ERROR)
 		return 0;
-	if (v->valid_until > 0 && v->valid_until < until)
-		until = v->valid_until;
-	return until > (int64_t)now ? (time_t)until : 0;
+	if (t->valid_until > 0 && t->valid_until * 1000 < until)
+		until = t->valid_until * 1000;
+	return until > now_ms ? until : 0;
 }
 
-/* The set-var actions answering `req`, from the cache or freshly
- * evaluated, as bytes in `ans` (thread-local scratch). Returns their
- * length, or -1 if they cannot be encoded within `room`. */
+static int64_t handler_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A cached trust result: the fixed fields, then the certificate detail
+ * variables already encoded (appended to an ACK as they are). */
+struct cached_head {
+	int32_t result;
+	int32_t verify_error;
+	const char *ca;         /* lives as long as the trust policy, and the
+	                           entry is only found under that policy's id */
+	uint8_t has_cert_info;
+};
+
 static _Thread_local uint8_t ans_buf[SPOP_DEFAULT_FRAME_SIZE];
 static _Thread_local struct verdict ans_verdict;
 
-static int answer(const struct handler_env *env, const struct mtls_request *req,
-                  int with_cert_info, const uint8_t **ans, size_t room)
+static void cache_store(const struct handler_env *env,
+                        const struct cache_key *k, uint64_t hash,
+                        const struct trust_result *t, int64_t now_ms)
 {
+	struct cached_head h = {
+		.result = (int32_t)t->result, .verify_error = t->verify_error,
+		.ca = t->ca, .has_cert_info = (uint8_t)t->has_cert_info,
+	};
+	struct spop_wr w;
+
+	if (env->cache == NULL)
+		return;
+	memcpy(ans_buf, &h, sizeof(h));
+	spop_wr_init(&w, ans_buf + sizeof(h), CACHE_MAX_VALUE - sizeof(h));
+	verdict_encode_cert(t, &w);
+	if (w.err)
+		return;  /* too long to keep: the next request verifies again */
+	cache_put(env->cache, hash, k,
+	          handler_cache_until(t, now_ms, env->cache_ttl_ms),
+	          ans_buf, (size_t)(w.p - ans_buf));
+}
+
+/* Encode the ACK payload for `v` into w at the richest level that fits:
+ * everything, then without the certificate details (`cert` pre-encoded
+ * bytes or v's own fields), then action and result alone. A verdict is
+ * never lost to its size. */
+static void encode_answer(const struct verdict *v, const uint8_t *cert,
+                          size_t cert_len, int use_cert_bytes,
+                          struct spop_wr *w)
+{
+	uint8_t *start = w->p;
+
+	for (int level = 2; level >= 0; level--) {
+		w->p = start;
+		w->err = 0;
+		verdict_encode_head(v, w, level == 0);
+		if (level == 2) {
+			if (use_cert_bytes) {
+				if (w->end - w->p >= (ptrdiff_t)cert_len) {
+					memcpy(w->p, cert, cert_len);
+					w->p += cert_len;
+				} else {
+					w->err = 1;
+				}
+			} else {
+				verdict_encode_cert(&v->trust, w);
+			}
+		}
+		if (!w->err)
+			return;
+	}
+}
+
+/* A writer over what the ACK begun at `start` in `w` may still hold:
+ * the rest of `w`, and no more than max_frame allows after the header. */
+static void payload_writer(const struct spop_wr *w, const uint8_t *start,
+                           uint32_t max_frame, struct spop_wr *aw)
+{
+	size_t room = (size_t)(w->end - w->p);
+	size_t used = (size_t)(w->p - start) - SPOP_LEN_PREFIX;
+
+	if (used > max_frame)
+		room = 0;
+	else if (room > max_frame - used)
+		room = max_frame - used;
+	spop_wr_init(aw, w->p, room);
+}
+
+struct handler_job {
+	uint32_t stream_id, frame_id;
+	struct host_policy *policy;     /* reference */
+	struct verdict v;               /* from verdict_select() */
+	struct cache_key key;           /* views into bytes */
+	uint64_t hash;
+	int64_t now_ms;
+	uint8_t *bytes;                 /* certificate, then chain */
+};
+
+/* Answer `req` into w (an ACK payload being written), from the cache or
+ * by verifying inline, or hand a job to env->submit. Returns 0 (written)
+ * or 1 (pending). */
+static int answer(const struct handler_env *env, const struct spop_frame *f,
+                  const struct mtls_request *req, struct spop_wr *w)
+{
+	const struct host_policy *p;
+	struct verdict *v = &ans_verdict;
+	struct cache_key k;
+	uint64_t hash = 0;
+	int64_t now_ms = handler_now_ms();
 	const uint8_t *hit;
 	size_t hitlen;
-	struct spop_wr w;
-	int cached = env->cache && with_cert_info;
-	uint64_t hash = cached ? cache_hash(env->cache, env->gen, req) : 0;
-	time_t now = time(NULL);
 
-	if (room > sizeof(ans_buf))
-		room = sizeof(ans_buf);
-	if (cached && cache_get(env->cache, hash, env->gen, req, now, &hit, &hitlen) &&
-	    hitlen <= room) {
-		*ans = hit;
-		return (int)hitlen;
+	p = verdict_select(env->cfg, req, v);
+	if (p == NULL) {
+		encode_answer(v, NULL, 0, 0, w);
+		return 0;
 	}
-	verdict_evaluate(env->cfg, req, &ans_verdict);
+	k.id = p->trust->id;
+	k.cert = req->cert;
+	k.cert_len = req->cert_len;
+	k.chain = req->chain;
+	k.chain_len = req->chain != NULL ? req->chain_len : 0;
+	if (env->cache != NULL) {
+		hash = cache_hash(env->cache, &k);
+		if (cache_get(env->cache, hash, &k, now_ms, &hit, &hitlen) &&
+		    hitlen >= sizeof(struct cached_head)) {
+			struct cached_head h;
+
+			memcpy(&h, hit, sizeof(h));
+			v->result = (enum mtls_result)h.result;
+			v->verify_error = h.verify_error;
+			v->ca = h.ca;
+			v->has_cert_info = h.has_cert_info;
+			verdict_finish(v, p, &v->trust);
+			encode_answer(v, hit + sizeof(h), hitlen - sizeof(h), 1, w);
+			return 0;
+		}
+	}
+	if (env->submit != NULL) {
+		struct handler_job *j = calloc(1, sizeof(*j));
+		size_t n = k.cert_len + k.chain_len;
+
+		if (j != NULL)
+			j->bytes = malloc(n > 0 ? n : 1);
+		if (j != NULL && j->bytes != NULL) {
+			memcpy(j->bytes, k.cert, k.cert_len);
+			if (k.chain_len > 0)
+				memcpy(j->bytes + k.cert_len, k.chain, k.chain_len);
+			j->stream_id = (uint32_t)f->stream_id;
+			j->frame_id = (uint32_t)f->frame_id;
+			j->policy = host_policy_ref((struct host_policy *)p);
+			j->v = *v;
+			j->key = k;
+			j->key.cert = j->bytes;
+			j->key.chain = k.chain_len > 0 ? j->bytes + k.cert_len : NULL;
+			j->hash = hash;
+			j->now_ms = now_ms;
+			env->submit(env->submit_ctx, j);
+			return 1;
+		}
+		/* Out of memory for a job: verify here rather than fail. */
+		if (j != NULL)
+			free(j);
+	}
+	trust_verify(p->trust, k.cert, k.cert_len, k.chain, k.chain_len,
+	             (time_t)(now_ms / 1000), &v->trust);
+	cache_store(env, &k, hash, &v->trust, now_ms);
+	verdict_finish(v, p, &v->trust);
 	log_debug("verdict host=\"%.*s\" sni=\"%.*s\" result=%s action=%s policy=%s",
 	          (int)(req->host_len > 64 ? 64 : req->host_len),
 	          req->host ? req->host : "",
 	          (int)(req->sni_len > 64 ? 64 : req->sni_len),
 	          req->sni ? req->sni : "",
-	          verdict_result_str(ans_verdict.result),
-	          verdict_action_str(ans_verdict.action),
-	          ans_verdict.has_policy && ans_verdict.policy ? ans_verdict.policy : "-");
-	spop_wr_init(&w, ans_buf, room);
-	verdict_encode(&ans_verdict, &w, with_cert_info);
-	if (w.err)
-		return -1;
-	if (cached)
-		cache_put(env->cache, hash, env->gen, req,
-		          handler_cache_until(&ans_verdict, now, env->cache_ttl),
-		          ans_buf, (size_t)(w.p - ans_buf));
-	*ans = ans_buf;
-	return (int)(w.p - ans_buf);
+	          verdict_result_str(v->result), verdict_action_str(v->action),
+	          v->policy ? v->policy : "-");
+	encode_answer(v, NULL, 0, 0, w);
+	return 0;
 }
 
-/* Encode the ACK frame with the answer to the last message (if any). */
-static int encode_ack(const struct handler_env *env, const struct spop_frame *f,
-                      const struct mtls_request *req, int with_cert_info,
-                      uint32_t max_frame, struct spop_wr *w)
+void handler_job_run(struct handler_job *j)
+{
+	trust_verify(j->policy->trust, j->key.cert, j->key.cert_len,
+	             j->key.chain, j->key.chain_len, (time_t)(j->now_ms / 1000),
+	             &j->v.trust);
+}
+
+int handler_job_finish(const struct handler_env *env, struct handler_job *j,
+                       uint32_t max_frame, struct spop_wr *w)
 {
 	uint8_t *start = spop_frame_begin(w, SPOP_FRAME_ACK, SPOP_FLAG_FIN,
-	                                  f->stream_id, f->frame_id);
-	const uint8_t *ans;
-	int n;
+	                                  j->stream_id, j->frame_id);
 
-	if (req) {
-		n = answer(env, req, with_cert_info, &ans, max_frame);
-		if (n < 0) {
-			w->p = start;
-			return -1;
-		}
-		if (w->end - w->p >= n) {
-			memcpy(w->p, ans, (size_t)n);
-			w->p += n;
-		} else {
-			w->err = 1;
-		}
+	/* The cache is the finishing worker's; the job's key is by policy
+	 * id, so a reload in between cannot make it answer wrongly. */
+	if (env->cache != NULL)
+		cache_store(env, &j->key, cache_hash(env->cache, &j->key),
+		            &j->v.trust, j->now_ms);
+	verdict_finish(&j->v, j->policy, &j->v.trust);
+	if (!w->err) {
+		struct spop_wr aw;
+
+		payload_writer(w, start, max_frame, &aw);
+		encode_answer(&j->v, NULL, 0, 0, &aw);
+		w->p = aw.p;
 	}
 	return spop_frame_end(w, start, max_frame);
+}
+
+void handler_job_free(struct handler_job *j)
+{
+	if (j == NULL)
+		return;
+	host_policy_unref(j->policy);
+	free(j->bytes);
+	free(j);
 }
 
 int handler_notify(const struct handler_env *env, const struct spop_frame *f,
@@ -166,7 +318,8 @@ int handler_notify(const struct handler_env *env, const struct spop_frame *f,
 	/* One answer per NOTIFY: if HAProxy sent the message twice, the last
 	 * one wins, as it would when applying the set-var actions. */
 	struct mtls_request req;
-	int have = 0;
+	int have = 0, rc = 0;
+	uint8_t *start;
 
 	*messages = 0;
 	while (p < end) {
@@ -188,10 +341,22 @@ int handler_notify(const struct handler_env *env, const struct spop_frame *f,
 		have = 1;
 		(*messages)++;
 	}
-	if (encode_ack(env, f, have ? &req : NULL, 1, max_frame, w) == 0)
-		return 0;
-	/* Subjects can be long: drop the details rather than the verdict. */
-	if (!w->err && encode_ack(env, f, have ? &req : NULL, 0, max_frame, w) == 0)
-		return 0;
-	return -1;
+	start = spop_frame_begin(w, SPOP_FRAME_ACK, SPOP_FLAG_FIN, f->stream_id,
+	                         f->frame_id);
+	if (have && !w->err) {
+		struct spop_wr aw;
+
+		payload_writer(w, start, max_frame, &aw);
+		rc = answer(env, f, &req, &aw);
+		if (rc == 1) {
+			w->p = start;
+			return 1;
+		}
+		w->p = aw.p;
+	}
+	if (spop_frame_end(w, start, max_frame) != 0) {
+		w->p = start;
+		return -1;
+	}
+	return 0;
 }

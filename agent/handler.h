@@ -20,13 +20,19 @@
 #include "verdict.h"
 
 struct cache;
+struct handler_job;
+
+/* Takes a verification to run off the worker (see handler_job_run()). */
+typedef void (*handler_submit_fn)(void *ctx, struct handler_job *job);
 
 /* What a worker hands to the handler for one NOTIFY. */
 struct handler_env {
 	const struct config *cfg;   /* may be NULL: no policies */
 	struct cache *cache;        /* may be NULL: no caching */
-	uint64_t gen;               /* configuration generation (cache key) */
-	unsigned int cache_ttl;     /* seconds an answer may be reused */
+	uint64_t gen;               /* configuration generation (for logs) */
+	unsigned int cache_ttl_ms;  /* how long a result may be reused */
+	handler_submit_fn submit;   /* NULL: verify inline */
+	void *submit_ctx;
 };
 
 #define HANDLER_WUR __attribute__((warn_unused_result))
@@ -40,18 +46,39 @@ struct handler_env {
 HANDLER_WUR int handler_parse_request(const struct spop_msg *msg,
                                       struct mtls_request *req);
 
-/* Write the complete ACK frame answering NOTIFY `f` into `w`, never larger
- * than `max_frame`: if the full variable set does not fit, the certificate
- * details are left out. Returns 0, or -1 if the NOTIFY payload is
- * malformed or `w` is too small (nothing is then left in `w`).
- * *messages is set to the number of known messages answered. */
+/* Answer NOTIFY `f`. Returns
+ *   0  the complete ACK frame is in `w`, never larger than `max_frame`:
+ *      if the full variable set does not fit, the certificate details
+ *      are left out, and if that is still too large only action and
+ *      result are sent (a verdict is never lost to its size);
+ *   1  the answer needs a verification and env->submit took it as a job
+ *      (nothing written): finish it with handler_job_finish();
+ *  -1  the NOTIFY payload is malformed, or `w` cannot hold even the
+ *      frame header (nothing is then left in `w`).
+ * *messages is set to the number of known messages answered. Without
+ * env->submit, verifications run inline and 1 is never returned. */
 HANDLER_WUR int handler_notify(const struct handler_env *env,
                                const struct spop_frame *f, uint32_t max_frame,
                                struct spop_wr *w, unsigned int *messages);
 
-/* How long the answer in `v` may be reused, as an absolute time: the
- * earliest of now + ttl and the moments the verdict could change
- * (validity bounds, CRL updates). 0 when it must not be cached. */
-time_t handler_cache_until(const struct verdict *v, time_t now, unsigned int ttl);
+/* Run the verification of a job: on any thread, touching nothing but the
+ * job (which holds references on what it reads). */
+void handler_job_run(struct handler_job *j);
+
+/* On the worker that owns the connection: store the result in env's
+ * cache and write the ACK frame into `w` (same size rules as
+ * handler_notify()). Returns 0, or -1 if `w` is too small. */
+HANDLER_WUR int handler_job_finish(const struct handler_env *env,
+                                   struct handler_job *j, uint32_t max_frame,
+                                   struct spop_wr *w);
+
+void handler_job_free(struct handler_job *j);
+
+/* How long the trust result `t` may be reused, as an absolute time in
+ * unix milliseconds: the earliest of now + ttl and the moment the result
+ * could change (validity bounds, CRL updates). 0 when it must not be
+ * cached. */
+int64_t handler_cache_until(const struct trust_result *t, int64_t now_ms,
+                            unsigned int ttl_ms);
 
 #endif /* MTLS_HANDLER_H */

@@ -211,9 +211,10 @@ static int conn_flush(struct conn *c)
 	return 0;
 }
 
-/* Make sure the worker evaluates with the newest configuration; a new
- * generation empties the cache (its keys carry the generation anyway,
- * this only gives the memory back sooner). */
+/* Make sure the worker evaluates with the newest configuration. The
+ * cache stays: its keys are trust policies, which a new generation shares
+ * with the old one when they did not change, and an entry of a policy
+ * that is gone is never found again. */
 static void worker_env(struct worker *w, struct handler_env *env)
 {
 	if (w->cfg->gen != atomic_load_explicit(&cfg_gen, memory_order_acquire)) {
@@ -221,12 +222,13 @@ static void worker_env(struct worker *w, struct handler_env *env)
 
 		w->cfg = cfg_acquire();
 		cfg_release(old);
-		cache_clear(w->cache);
 	}
 	env->cfg = w->cfg->cfg;
 	env->gen = w->cfg->gen;
 	env->cache = w->cache;
-	env->cache_ttl = w->settings->cache_ttl_ms / 1000;
+	env->cache_ttl_ms = w->settings->cache_ttl_ms;
+	env->submit = NULL;
+	env->submit_ctx = NULL;
 }
 
 /* Run the protocol over what is buffered. Returns -1 if c was closed. */
@@ -746,7 +748,8 @@ static void reload_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 		log_warning("SIGHUP: no configuration file to reload (started without -c)");
 		return;
 	}
-	if (config_load(s->opts->config_path, &cfg, err, sizeof(err)) != 0) {
+	if (config_reload(s->opts->config_path, cfg_live->cfg, &cfg, err,
+	                  sizeof(err)) != 0) {
 		log_error("reload rejected, previous configuration stays live: %s", err);
 		return;
 	}
@@ -759,9 +762,13 @@ static void reload_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 		log_set_level(cfg->agent.log_level);
 	for (size_t i = 0; i < cfg->n_warnings; i++)
 		log_warning("%s", cfg->warnings[i]);
-	log_info("reloaded %s: %zu CAs, %zu hosts (generation %llu)",
-	         s->opts->config_path, cfg->n_cas, cfg->n_hosts,
-	         (unsigned long long)cfg->generation);
+	log_info("reloaded %s: %zu CAs (%zu built, %zu reused), %zu hosts "
+	         "(%zu built, %zu reused), %zu trust policies (%zu built, %zu "
+	         "reused) in %.1f ms (generation %llu)", s->opts->config_path,
+	         cfg->n_cas, cfg->stats.cas_built, cfg->stats.cas_reused,
+	         cfg->n_hosts, cfg->stats.hosts_built, cfg->stats.hosts_reused,
+	         cfg->n_trusts, cfg->stats.trusts_built, cfg->stats.trusts_reused,
+	         cfg->stats.load_ms, (unsigned long long)cfg->generation);
 }
 
 static int detect_cpus(void)

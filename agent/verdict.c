@@ -1,8 +1,9 @@
 /*
  * verdict.c - one check-client-cert(-sni) message to one verdict: policy
- * selection (Host, or SNI for TCP), the SNI/Host consistency rule, the
- * certificate check (verify.c), mode -> action, and the set-var actions
- * of the ACK.
+ * selection (Host, or SNI for TCP), the SNI/Host consistency rule,
+ * mode -> action, and the set-var actions of the ACK. The certificate
+ * itself is judged by trust_verify() (trust.c), which knows nothing of
+ * names or modes.
  *
  * No allocation: names are normalized into stack buffers and the verdict
  * is a fixed-size struct owned by the caller.
@@ -13,7 +14,6 @@
 #include "policy.h"
 #include "spop.h"
 #include "verdict.h"
-#include "verify.h"
 
 static const char *const action_names[] = {
 	[ACTION_ALLOW] = "allow",
@@ -148,8 +148,9 @@ static void verdict_mismatch(struct verdict *v, const struct host_policy *ph,
  *   none) let the request through.
  * For check-client-cert-sni (TCP, no HTTP) the SNI alone chooses.
  */
-void verdict_evaluate(const struct config *cfg, const struct mtls_request *req,
-                      struct verdict *v)
+const struct host_policy *verdict_select(const struct config *cfg,
+                                         const struct mtls_request *req,
+                                         struct verdict *v)
 {
 	char host[POLICY_HOST_MAX + 1];
 	char sni[POLICY_HOST_MAX + 1];
@@ -161,7 +162,7 @@ void verdict_evaluate(const struct config *cfg, const struct mtls_request *req,
 	v->result = RESULT_NO_POLICY;
 	v->action = ACTION_ALLOW;
 	if (cfg == NULL || req == NULL)
-		return;
+		return NULL;
 
 	if (req->sni != NULL && req->sni_len > 0)
 		sni_len = policy_normalize(req->sni, req->sni_len, 0, sni);
@@ -178,45 +179,65 @@ void verdict_evaluate(const struct config *cfg, const struct mtls_request *req,
 				verdict_set_policy(v, ps);
 			v->result = RESULT_HOST_MISMATCH;
 			v->action = ACTION_DENY;
-			return;
+			return NULL;
 		}
 		p = config_lookup(cfg, host, (size_t)host_len);
 		if (sni_len != host_len || memcmp(host, sni, (size_t)host_len) != 0) {
 			if (verdict_policy_active(p) || verdict_policy_active(ps)) {
 				verdict_mismatch(v, p, ps);
-				return;
+				return NULL;
 			}
 		}
 	}
 	if (p == NULL)
-		return;
+		return NULL;
 
 	verdict_set_policy(v, p);
 	if (p->mode == MODE_OFF)
-		return;
+		return NULL;
 	if (p->mode == MODE_DENY) {
 		/* The name is covered only by a policy that refuses it (the
 		 * reference [host *]): no tenant policy applies. */
 		v->action = ACTION_DENY;
-		return;
+		return NULL;
 	}
 
 	/* For the SNI message there is no other name, but there must be an
 	 * SNI: without one only the default policy matched. */
-	if (req->kind == MSG_SNI && sni_len < 0) {
+	if (req->kind == MSG_SNI && sni_len < 0)
 		v->result = RESULT_HOST_MISMATCH;
-	} else if (!v->present) {
+	else if (!v->present)
 		v->result = RESULT_NO_CERT;
-	} else {
-		verify_cert(p, req->cert, req->cert_len, req->chain,
-		            req->chain_len, 0, v);
-		/* Whatever verify_cert touched, these are ours. */
-		v->present = 1;
-		verdict_set_policy(v, p);
-		if ((unsigned int)v->result >= RESULT_COUNT)
-			v->result = RESULT_INTERNAL_ERROR;
-	}
+	else if (p->trust == NULL)
+		v->result = RESULT_INTERNAL_ERROR;  /* config.c prevents it */
+	else
+		return p;
 	v->action = verdict_action_for(p->mode, v->result, v->present);
+	return NULL;
+}
+
+void verdict_finish(struct verdict *v, const struct host_policy *p,
+                    const struct trust_result *tr)
+{
+	if (tr != &v->trust)
+		v->trust = *tr;
+	v->present = 1;
+	verdict_set_policy(v, p);
+	if ((unsigned int)v->result >= RESULT_COUNT)
+		v->result = RESULT_INTERNAL_ERROR;
+	v->action = verdict_action_for(p->mode, v->result, v->present);
+}
+
+void verdict_evaluate(const struct config *cfg, const struct mtls_request *req,
+                      struct verdict *v)
+{
+	const struct host_policy *p = verdict_select(cfg, req, v);
+
+	if (p == NULL)
+		return;
+	trust_verify(p->trust, req->cert, req->cert_len, req->chain,
+	             req->chain_len, 0, &v->trust);
+	verdict_finish(v, p, &v->trust);
 }
 
 static void verdict_put_str(struct spop_wr *w, const char *name, const char *s)
@@ -228,13 +249,15 @@ static void verdict_put_str(struct spop_wr *w, const char *name, const char *s)
 
 /* See verdict.h. The order is fixed (tests compare bytes); the writer's
  * sticky error tells the caller when it did not fit. */
-void verdict_encode(const struct verdict *v, struct spop_wr *w,
-                    int with_cert_info)
+void verdict_encode_head(const struct verdict *v, struct spop_wr *w,
+                         int minimal)
 {
 	struct spop_data d;
 
 	verdict_put_str(w, "action", verdict_action_str(v->action));
 	verdict_put_str(w, "result", verdict_result_str(v->result));
+	if (minimal)
+		return;
 	d = spop_bool(v->present);
 	spop_put_set_var(w, SPOP_SCOPE_TXN, "present", &d);
 	d = spop_bool(v->result == RESULT_OK);
@@ -247,7 +270,13 @@ void verdict_encode(const struct verdict *v, struct spop_wr *w,
 		verdict_put_str(w, "ca", v->ca);
 	d = spop_int32(v->verify_error);
 	spop_put_set_var(w, SPOP_SCOPE_TXN, "verify_error", &d);
-	if (!with_cert_info || !v->has_cert_info)
+}
+
+void verdict_encode_cert(const struct trust_result *v, struct spop_wr *w)
+{
+	struct spop_data d;
+
+	if (!v->has_cert_info)
 		return;
 	/* The fields are fixed-size buffers: bound the length by them in
 	 * case one were left unterminated. */
@@ -269,4 +298,12 @@ void verdict_encode(const struct verdict *v, struct spop_wr *w,
 		             strnlen(v->spiffe_id, sizeof(v->spiffe_id)));
 		spop_put_set_var(w, SPOP_SCOPE_TXN, "spiffe_id", &d);
 	}
+}
+
+void verdict_encode(const struct verdict *v, struct spop_wr *w,
+                    int with_cert_info)
+{
+	verdict_encode_head(v, w, 0);
+	if (with_cert_info)
+		verdict_encode_cert(&v->trust, w);
 }

@@ -9,35 +9,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "config.h"
+#include "result.h"
 #include "spop.h"
+#include "trust.h"
 
 #define VERDICT_WUR __attribute__((warn_unused_result))
-
-enum mtls_action {
-	ACTION_ALLOW = 0,
-	ACTION_DENY,
-	ACTION_LOG,
-	ACTION_COUNT
-};
-
-enum mtls_result {
-	RESULT_OK = 0,
-	RESULT_NO_CERT,
-	RESULT_NO_POLICY,
-	RESULT_HOST_MISMATCH,
-	RESULT_MALFORMED,
-	RESULT_UNTRUSTED,
-	RESULT_EXPIRED,
-	RESULT_NOT_YET_VALID,
-	RESULT_REVOKED,
-	RESULT_CRL_ERROR,
-	RESULT_BAD_PURPOSE,
-	RESULT_IDENTITY_MISMATCH,
-	RESULT_PIN_MISMATCH,
-	RESULT_CHAIN_ERROR,
-	RESULT_INTERNAL_ERROR,
-	RESULT_COUNT
-};
 
 /* Which message asked. The kind decides how the policy is chosen, so it
  * is part of every cache key. */
@@ -63,49 +39,60 @@ struct mtls_request {
 	const char *host;     size_t host_len;    /* req.fhdr(host) */
 };
 
-#define VERDICT_DN_MAX 1024
-#define VERDICT_SPIFFE_MAX 512
+#define VERDICT_DN_MAX TRUST_DN_MAX
+#define VERDICT_SPIFFE_MAX TRUST_SPIFFE_MAX
 
-/* Everything the agent reports. Fixed-size so that no allocation happens
- * per request; over-long subjects are truncated. */
+/* Everything the agent reports: the request side (action, policy, mode)
+ * and the trust result. The result's fields are reachable both as
+ * v->trust (what trust_verify() fills and the cache stores) and directly
+ * (v->result, v->subject...), through an anonymous struct with the same
+ * members. */
 struct verdict {
 	enum mtls_action action;
-	enum mtls_result result;
 	int present;                 /* a certificate was sent */
 	int has_policy;              /* mode/policy are meaningful */
 	enum policy_mode mode;
 	const char *policy;          /* matched pattern (borrowed from config) */
-	const char *ca;              /* [ca] that anchored the chain, or NULL */
-	int verify_error;            /* X509_V_ERR_*, 0 when none */
-	int has_cert_info;           /* the leaf parsed: fields below are set */
-	char subject[VERDICT_DN_MAX];
-	char issuer[VERDICT_DN_MAX];
-	char serial[80];             /* lowercase hex */
-	char fingerprint[65];        /* SHA-256 of the leaf DER, lowercase hex */
-	int64_t not_before, not_after; /* unix seconds */
-	char spiffe_id[VERDICT_SPIFFE_MAX]; /* empty when none */
-	int64_t valid_until;         /* not encoded: the earliest time this
-	                                verdict could change (a certificate's
-	                                notBefore/notAfter, a CRL's nextUpdate);
-	                                0 when nothing bounds it. For the cache. */
+	union {
+		struct trust_result trust;
+		struct { TRUST_RESULT_FIELDS };
+	};
 };
-
-const char *verdict_action_str(enum mtls_action a);
-const char *verdict_result_str(enum mtls_result r);
 
 /* The action a mode gives a result (the mode x result table). */
 enum mtls_action verdict_action_for(enum policy_mode mode, enum mtls_result r,
                                     int present);
 
 /* Decide the verdict for one request against `cfg` (which may be NULL:
- * no policy). Never fails: internal errors are RESULT_INTERNAL_ERROR. */
+ * no policy). Never fails: internal errors are RESULT_INTERNAL_ERROR.
+ * verdict_select() + trust_verify() + verdict_finish(). */
 void verdict_evaluate(const struct config *cfg, const struct mtls_request *req,
                       struct verdict *v);
+
+/* The request side alone: choose the policy and apply the name rules.
+ * Returns the host policy whose trust policy must judge the certificate
+ * (then finish with verdict_finish()), or NULL when `v` is already the
+ * complete verdict. */
+const struct host_policy *verdict_select(const struct config *cfg,
+                                         const struct mtls_request *req,
+                                         struct verdict *v);
+
+/* Complete `v` (from verdict_select() returning p) with the trust result:
+ * copies it, sets the policy, and the action its mode gives. */
+void verdict_finish(struct verdict *v, const struct host_policy *p,
+                    const struct trust_result *tr);
 
 /* Append the set-var actions for `v` (scope txn) to an ACK payload being
  * written in `w`. If `with_cert_info` is 0 the certificate detail
  * variables are left out (used when the full set does not fit a frame). */
 void verdict_encode(const struct verdict *v, struct spop_wr *w,
                     int with_cert_info);
+
+/* The two halves of verdict_encode(): action, result, present, verified,
+ * mode, policy, ca, verify_error (with `minimal`: action and result only,
+ * for a frame too small for the rest); then the certificate details. */
+void verdict_encode_head(const struct verdict *v, struct spop_wr *w,
+                         int minimal);
+void verdict_encode_cert(const struct trust_result *t, struct spop_wr *w);
 
 #endif /* MTLS_VERDICT_H */

@@ -1,14 +1,22 @@
 /*
- * verify.c - certificate verification with OpenSSL against one host policy.
+ * trust.c - the trust decision with OpenSSL: trust policies (one
+ * X509_STORE of CA certificates each) and trust_verify().
  *
- * verify_policy_prepare() runs at configuration load and builds one
- * X509_STORE per host, so a host trusts only its own CAs. verify_cert()
- * runs on the request path: it parses the DER the client presented,
- * verifies it against that store, then applies the policy's identity and
- * pin constraints. The store is only read afterwards, which OpenSSL allows
- * from any number of threads at once.
+ * Revocation does not go through OpenSSL's CRL machinery, which re-checks
+ * a CRL's signature over the whole CRL at every verification: the store
+ * gets our check_revocation hook (trust_check_revocation), which looks
+ * the certificate's serial up in the policy's CRLs (crl.c: signatures
+ * checked once per issuer key, serials in a sorted array). It runs at
+ * the point of X509_verify_cert() where OpenSSL's own check would, and
+ * reports through the same error codes and verify callback, so results
+ * and their precedence are unchanged.
+ *
+ * Policies are only read after trust_policy_new(), which OpenSSL allows
+ * for a store from any number of threads at once.
  */
 #include <limits.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -21,7 +29,7 @@
 #include <openssl/x509v3.h>
 
 #include "policy.h"
-#include "verify.h"
+#include "trust.h"
 
 #define VERIFY_SHA256_LEN 32
 #define VERIFY_SPIFFE_PREFIX "spiffe://"
@@ -42,138 +50,288 @@ static void verify_errmsg(char *err, size_t errlen, const char *what)
 	ERR_clear_error();
 }
 
-/* 1 if one of the policy's CRLs was issued by `issuer`: it names the
- * issuer's subject and its signature verifies with the issuer's key.
- * config.c has already given each [ca] the CRLs of its certificates from
- * every section, so this answers "does this issuer publish a CRL anywhere
- * in the configuration". Leaves the error queue as it was. */
-static int verify_has_crl_of(const struct host_policy *p, X509 *issuer)
+/* ---- trust policies ------------------------------------------------------ */
+
+static atomic_uint_fast64_t trust_next_id = 1;
+static atomic_uint_fast64_t trust_verify_count;
+
+uint64_t trust_verifications(void)
 {
-	const X509_NAME *subj = X509_get_subject_name(issuer);
-	EVP_PKEY *key = X509_get0_pubkey(issuer);
-	int found = 0;
+	return atomic_load_explicit(&trust_verify_count, memory_order_relaxed);
+}
 
-	if (key == NULL)
-		return 0;
-	ERR_set_mark();
-	for (size_t i = 0; i < p->n_cas && !found; i++) {
-		const struct ca_entry *ca = p->cas[i];
+/* What trust_check_revocation() needs of the verification in progress. */
+struct trust_run {
+	const struct trust_policy *tp;
+	time_t now;
+};
 
-		for (int j = 0; ca->crls != NULL && j < sk_X509_CRL_num(ca->crls) &&
-		     !found; j++) {
-			X509_CRL *crl = sk_X509_CRL_value(ca->crls, j);
+static void trust_key_add(EVP_MD_CTX *md, const void *p, size_t n)
+{
+	uint64_t len = n;
 
-			found = X509_NAME_cmp(X509_CRL_get_issuer(crl), subj) == 0 &&
-			        X509_CRL_verify(crl, key) == 1;
+	/* Length first: no two field sequences hash the same bytes. */
+	(void)EVP_DigestUpdate(md, &len, sizeof(len));
+	(void)EVP_DigestUpdate(md, p, n);
+}
+
+void trust_params_key(const struct trust_params *p, uint8_t key[32])
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned int n = 0;
+	int32_t v[4] = { (int32_t)p->purpose, (int32_t)p->crl_check,
+	                 p->crl_check_auto, p->verify_depth };
+
+	memset(key, 0, 32);
+	if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+		EVP_MD_CTX_free(md);
+		ERR_clear_error();
+		return;
+	}
+	trust_key_add(md, v, sizeof(v));
+	for (size_t i = 0; i < p->n_cas; i++)
+		trust_key_add(md, &p->cas[i]->id, sizeof(p->cas[i]->id));
+	for (size_t i = 0; i < p->n_crls; i++)
+		trust_key_add(md, crl_digest(p->crls[i]), 32);
+	for (size_t i = 0; i < p->n_identities; i++)
+		trust_key_add(md, p->identities[i], strlen(p->identities[i]));
+	trust_key_add(md, p->pins, p->n_pins * sizeof(*p->pins));
+	(void)EVP_DigestFinal_ex(md, key, &n);
+	EVP_MD_CTX_free(md);
+	ERR_clear_error();
+}
+
+/* The CRLs of `tp` issued by `issuer` (names and signature). Sets *any
+ * when at least one exists, and returns the best one that covers `x`:
+ * current at `now` and the most recent, or else the most recent. */
+static struct crl *trust_best_crl(const struct trust_policy *tp, X509 *x,
+                                  X509 *issuer, time_t now, int *any)
+{
+	struct crl *best = NULL;
+	int best_ok = 0;
+
+	*any = 0;
+	for (size_t i = 0; i < tp->n_crls; i++) {
+		struct crl *c = tp->crls[i];
+		int ok;
+
+		if (!crl_issued_by(c, issuer))
+			continue;
+		*any = 1;
+		if (!crl_covers(c, x))
+			continue;
+		ok = crl_time_check(c, now) == X509_V_OK;
+		if (best == NULL || (ok && !best_ok) ||
+		    (ok == best_ok && crl_last_update(c) > crl_last_update(best))) {
+			best = c;
+			best_ok = ok;
 		}
 	}
-	ERR_pop_to_mark();
-	return found;
+	return best;
 }
 
-/* With crl-check left to its default, a certificate is checked when its
- * issuer publishes a CRL, and not otherwise: a host may mix a CA that
- * publishes CRLs with one that does not, and one CA may publish CRLs for
- * an intermediate but not for itself. Only a missing CRL is forgiven, and
- * only when no CRL of the configuration comes from that issuer. */
-static int verify_auto_crl_cb(int ok, X509_STORE_CTX *ctx)
+/* X509_V_OK, or why `x` (issued by `issuer`) fails revocation checking.
+ * Sets *skip when crl-check is automatic and the issuer publishes no CRL
+ * in the configuration: only a missing CRL is forgiven, and only then. */
+static int trust_cert_status(const struct trust_policy *tp, X509 *x,
+                             X509 *issuer, time_t now, int *skip)
 {
-	const struct host_policy *p;
-	STACK_OF(X509) *chain;
-	int depth, n;
+	struct crl *c;
+	int any, e;
 
-	if (ok || X509_STORE_CTX_get_error(ctx) != X509_V_ERR_UNABLE_TO_GET_CRL)
-		return ok;
-	p = X509_STORE_CTX_get_app_data(ctx);
-	chain = X509_STORE_CTX_get0_chain(ctx);
-	depth = X509_STORE_CTX_get_error_depth(ctx);
-	n = chain != NULL ? sk_X509_num(chain) : 0;
-	if (p == NULL || depth < 0 || depth >= n)
-		return ok;
-	/* The top of the chain is its own issuer. */
-	return verify_has_crl_of(p, sk_X509_value(chain, depth + 1 < n ?
-	                                          depth + 1 : depth)) ? ok : 1;
+	*skip = 0;
+	if (x == issuer && X509_check_issued(x, x) != X509_V_OK) {
+		/* The top of a partial chain (an intermediate trusted as an
+		 * anchor): its issuer is not here to check a CRL with. As
+		 * OpenSSL: no CRL under its issuer's name is a missing CRL,
+		 * one is a CRL whose issuer cannot be found. */
+		for (size_t i = 0; i < tp->n_crls; i++)
+			if (X509_NAME_cmp(crl_issuer(tp->crls[i]),
+			                  X509_get_issuer_name(x)) == 0)
+				return X509_V_ERR_UNABLE_TO_GET_CRL_ISSUER;
+	}
+	c = trust_best_crl(tp, x, issuer, now, &any);
+	if (!any && tp->crl_check_auto) {
+		*skip = 1;
+		return X509_V_OK;
+	}
+	if (c == NULL)
+		return X509_V_ERR_UNABLE_TO_GET_CRL;
+	/* A self-issued top certificate that is not self-signed cannot sign
+	 * its own CRL: crl_issued_by() would have failed above. */
+	if ((X509_get_extension_flags(issuer) & EXFLAG_KUSAGE) != 0 &&
+	    (X509_get_key_usage(issuer) & KU_CRL_SIGN) == 0)
+		return X509_V_ERR_KEYUSAGE_NO_CRL_SIGN;
+	e = crl_time_check(c, now);
+	if (e != X509_V_OK)
+		return e;
+	e = crl_unusable(c);
+	if (e != X509_V_OK)
+		return e;
+	if (crl_is_revoked(c, X509_get0_serialNumber(x)))
+		return X509_V_ERR_CERT_REVOKED;
+	return X509_V_OK;
 }
 
-int verify_policy_prepare(struct host_policy *p, char *err, size_t errlen)
+/* The store's check_revocation: the leaf (crl-check leaf) or every
+ * certificate of the chain (chain), each against the CRLs of its issuer,
+ * the next certificate up (the top one is its own issuer). Errors go
+ * through the verify callback as OpenSSL's own check reports them. */
+static int trust_check_revocation(X509_STORE_CTX *ctx)
 {
-	unsigned long flags = X509_V_FLAG_PARTIAL_CHAIN;
-	int with_crls = 0;
-	X509_STORE *st;
+	const struct trust_run *run = X509_STORE_CTX_get_app_data(ctx);
+	STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(ctx);
+	X509_STORE_CTX_verify_cb cb = X509_STORE_CTX_get_verify_cb(ctx);
+	int n = chain != NULL ? sk_X509_num(chain) : 0, last;
 
-	switch (p->crl_check) {
-	case CRL_CHECK_NONE:
-		break;
-	case CRL_CHECK_LEAF:
-		flags |= X509_V_FLAG_CRL_CHECK;
-		with_crls = 1;
-		break;
-	case CRL_CHECK_CHAIN:
-		flags |= X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL;
-		with_crls = 1;
-		break;
-	case CRL_CHECK_DEFAULT:
-	case CRL_CHECK_COUNT:
-	default:
+	if (run == NULL || run->tp->crl_check == CRL_CHECK_NONE || n == 0)
+		return 1;
+	last = run->tp->crl_check == CRL_CHECK_CHAIN ? n - 1 : 0;
+	for (int i = 0; i <= last; i++) {
+		X509 *x = sk_X509_value(chain, i);
+		X509 *issuer = sk_X509_value(chain, i + 1 < n ? i + 1 : i);
+		int skip, e = trust_cert_status(run->tp, x, issuer, run->now, &skip);
+
+		if (e == X509_V_OK)
+			continue;
+		X509_STORE_CTX_set_error_depth(ctx, i);
+		X509_STORE_CTX_set_current_cert(ctx, x);
+		X509_STORE_CTX_set_error(ctx, e);
+		if (cb == NULL || !cb(0, ctx))
+			return 0;
+	}
+	return 1;
+}
+
+static void trust_policy_free(struct trust_policy *tp)
+{
+	for (size_t i = 0; i < tp->n_cas; i++)
+		ca_unref(tp->cas[i]);
+	free(tp->cas);
+	for (size_t i = 0; i < tp->n_crls; i++)
+		crl_unref(tp->crls[i]);
+	free(tp->crls);
+	for (size_t i = 0; i < tp->n_identities; i++)
+		free(tp->identities[i]);
+	free(tp->identities);
+	free(tp->pins);
+	X509_STORE_free(tp->store);
+	free(tp);
+}
+
+/* Copy the arrays of `p` into `tp`, taking references. */
+static int trust_copy_params(struct trust_policy *tp,
+                             const struct trust_params *p)
+{
+	tp->cas = calloc(p->n_cas + 1, sizeof(*tp->cas));
+	tp->crls = calloc(p->n_crls + 1, sizeof(*tp->crls));
+	tp->identities = calloc(p->n_identities + 1, sizeof(*tp->identities));
+	tp->pins = calloc(p->n_pins + 1, sizeof(*tp->pins));
+	if (tp->cas == NULL || tp->crls == NULL || tp->identities == NULL ||
+	    tp->pins == NULL)
+		return -1;
+	for (; tp->n_cas < p->n_cas; tp->n_cas++)
+		tp->cas[tp->n_cas] = ca_ref(p->cas[tp->n_cas]);
+	for (; tp->n_crls < p->n_crls; tp->n_crls++) {
+		time_t nu = crl_next_update(p->crls[tp->n_crls]);
+
+		tp->crls[tp->n_crls] = crl_ref(p->crls[tp->n_crls]);
+		if (nu != 0 && (tp->crl_next_update == 0 ||
+		                nu < tp->crl_next_update))
+			tp->crl_next_update = nu;
+	}
+	for (; tp->n_identities < p->n_identities; tp->n_identities++) {
+		tp->identities[tp->n_identities] =
+			strdup(p->identities[tp->n_identities]);
+		if (tp->identities[tp->n_identities] == NULL)
+			return -1;
+	}
+	if (p->n_pins > 0)
+		memcpy(tp->pins, p->pins, p->n_pins * sizeof(*p->pins));
+	tp->n_pins = p->n_pins;
+	return 0;
+}
+
+struct trust_policy *trust_policy_new(const struct trust_params *p,
+                                      char *err, size_t errlen)
+{
+	struct trust_policy *tp;
+
+	if (p->crl_check <= CRL_CHECK_DEFAULT || p->crl_check >= CRL_CHECK_COUNT) {
 		/* config.c resolves DEFAULT before calling us. */
 		snprintf(err, errlen, "crl-check not resolved");
-		return -1;
+		return NULL;
 	}
 	if (p->purpose != PURPOSE_CLIENT && p->purpose != PURPOSE_ANY) {
 		snprintf(err, errlen, "invalid purpose");
-		return -1;
+		return NULL;
 	}
-
-	st = X509_STORE_new();
-	if (st == NULL) {
+	tp = calloc(1, sizeof(*tp));
+	if (tp == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	atomic_init(&tp->refs, 1);
+	tp->purpose = p->purpose;
+	tp->crl_check = p->crl_check;
+	tp->crl_check_auto = p->crl_check_auto;
+	tp->verify_depth = p->verify_depth;
+	trust_params_key(p, tp->key);
+	if (trust_copy_params(tp, p) == -1) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	tp->store = X509_STORE_new();
+	if (tp->store == NULL) {
 		verify_errmsg(err, errlen, "cannot allocate X509_STORE");
-		return -1;
+		goto fail;
 	}
-	for (size_t i = 0; i < p->n_cas; i++) {
-		const struct ca_entry *ca = p->cas[i];
+	for (size_t i = 0; i < tp->n_cas; i++) {
+		const struct ca_entry *ca = tp->cas[i];
 
 		/* X509_STORE_add_cert() takes its own reference and ignores a
 		 * certificate that is already present (same CA listed twice,
 		 * or the same certificate in two bundles). */
 		for (int j = 0; j < sk_X509_num(ca->certs); j++) {
-			if (X509_STORE_add_cert(st, sk_X509_value(ca->certs, j))
-			    != 1) {
+			if (X509_STORE_add_cert(tp->store,
+			                        sk_X509_value(ca->certs, j)) != 1) {
 				verify_errmsg(err, errlen,
 				              "cannot add CA certificate");
 				goto fail;
 			}
 		}
-		if (!with_crls || ca->crls == NULL)
-			continue;
-		for (int j = 0; j < sk_X509_CRL_num(ca->crls); j++) {
-			if (X509_STORE_add_crl(st, sk_X509_CRL_value(ca->crls, j))
-			    != 1) {
-				verify_errmsg(err, errlen, "cannot add CRL");
-				goto fail;
-			}
-		}
 	}
-	if (X509_STORE_set_flags(st, flags) != 1 ||
-	    (p->verify_depth >= 0 &&
-	     X509_STORE_set_depth(st, p->verify_depth) != 1) ||
-	    (p->purpose == PURPOSE_CLIENT &&
-	     X509_STORE_set_purpose(st, X509_PURPOSE_SSL_CLIENT) != 1)) {
+	/* No X509_V_FLAG_CRL_CHECK: trust_check_revocation() does it. */
+	if (X509_STORE_set_flags(tp->store, X509_V_FLAG_PARTIAL_CHAIN) != 1 ||
+	    (tp->verify_depth >= 0 &&
+	     X509_STORE_set_depth(tp->store, tp->verify_depth) != 1) ||
+	    (tp->purpose == PURPOSE_CLIENT &&
+	     X509_STORE_set_purpose(tp->store, X509_PURPOSE_SSL_CLIENT) != 1)) {
 		verify_errmsg(err, errlen, "cannot set verify parameters");
 		goto fail;
 	}
-
-	if (p->crl_check_auto && p->crl_check != CRL_CHECK_NONE)
-		X509_STORE_set_verify_cb(st, verify_auto_crl_cb);
-
-	X509_STORE_free(p->store);
-	p->store = st;
+	X509_STORE_set_check_revocation(tp->store, trust_check_revocation);
+	tp->id = atomic_fetch_add(&trust_next_id, 1);
 	ERR_clear_error();
-	return 0;
+	return tp;
 fail:
-	X509_STORE_free(st);
-	return -1;
+	trust_policy_free(tp);
+	ERR_clear_error();
+	return NULL;
 }
 
+struct trust_policy *trust_policy_ref(struct trust_policy *tp)
+{
+	atomic_fetch_add_explicit(&tp->refs, 1, memory_order_relaxed);
+	return tp;
+}
+
+void trust_policy_unref(struct trust_policy *tp)
+{
+	if (tp != NULL &&
+	    atomic_fetch_sub_explicit(&tp->refs, 1, memory_order_acq_rel) == 1)
+		trust_policy_free(tp);
+}
 enum mtls_result verify_result_from_error(int x509_err)
 {
 	switch (x509_err) {
@@ -286,7 +444,7 @@ static int verify_clean_name(const unsigned char *s, int len)
 	return s != NULL && len > 0 && memchr(s, '\0', (size_t)len) == NULL;
 }
 
-static void verify_spiffe(X509 *leaf, struct verdict *v)
+static void verify_spiffe(X509 *leaf, struct trust_result *v)
 {
 	GENERAL_NAMES *gens;
 	size_t plen = sizeof(VERIFY_SPIFFE_PREFIX) - 1;
@@ -325,7 +483,7 @@ static void verify_spiffe(X509 *leaf, struct verdict *v)
 /* verify_fill_cert_info(), also handing back the SHA-256 of the DER in
  * md (for pins). Returns 0, or -1 if the digest could not be computed. */
 static int verify_fill_info(X509 *leaf, const uint8_t *der, size_t der_len,
-                            struct verdict *v, uint8_t *md)
+                            struct trust_result *v, uint8_t *md)
 {
 	unsigned int mdlen = 0;
 	int rc = 0;
@@ -354,14 +512,6 @@ static int verify_fill_info(X509 *leaf, const uint8_t *der, size_t der_len,
 	v->has_cert_info = 1;
 	ERR_pop_to_mark();
 	return rc;
-}
-
-void verify_fill_cert_info(X509 *leaf, const uint8_t *der, size_t der_len,
-                           struct verdict *v)
-{
-	uint8_t md[VERIFY_SHA256_LEN];
-
-	(void)verify_fill_info(leaf, der, der_len, v, md);
 }
 
 /* Length of the DER SEQUENCE (a certificate) starting at `q`, header
@@ -395,7 +545,7 @@ static size_t verify_der_seq_len(const uint8_t *q, const uint8_t *end)
 /* 1 if `der` is a certificate of the policy's store, compared by SHA-1 of
  * the encoding as X509_cmp() does (OpenSSL caches each store certificate's
  * SHA-1, so this costs one hash of `der`). */
-static int verify_is_anchor(const struct host_policy *p, const uint8_t *der,
+static int verify_is_anchor(const struct trust_policy *p, const uint8_t *der,
                             size_t len)
 {
 	uint8_t md[EVP_MAX_MD_SIZE], amd[EVP_MAX_MD_SIZE];
@@ -427,7 +577,7 @@ static int verify_is_anchor(const struct host_policy *p, const uint8_t *der,
  * signature check in OpenSSL 3.0. Leaving out an untrusted certificate
  * can only remove paths, never create one, so a false match would be
  * harmless. */
-static enum mtls_result verify_parse_chain(const struct host_policy *p,
+static enum mtls_result verify_parse_chain(const struct trust_policy *p,
                                            const uint8_t *chain,
                                            size_t chain_len,
                                            STACK_OF(X509) **out)
@@ -470,7 +620,7 @@ malformed:
 }
 
 /* Name of the first CA of `p` (policy order) holding `anchor`. */
-static const char *verify_ca_name(const struct host_policy *p, X509 *anchor)
+static const char *verify_ca_name(const struct trust_policy *p, X509 *anchor)
 {
 	for (size_t i = 0; i < p->n_cas; i++) {
 		const struct ca_entry *ca = p->cas[i];
@@ -482,7 +632,7 @@ static const char *verify_ca_name(const struct host_policy *p, X509 *anchor)
 	return NULL;
 }
 
-static int verify_glob_any(const struct host_policy *p,
+static int verify_glob_any(const struct trust_policy *p,
                            const unsigned char *s, int len)
 {
 	if (!verify_clean_name(s, len))
@@ -497,7 +647,7 @@ static int verify_glob_any(const struct host_policy *p,
 /* 1 if one allow-identity pattern matches a DNS, URI or email SAN or a
  * subject CN of `leaf`, else 0. A name that cannot be decoded (including
  * on allocation failure) does not match: the check fails closed. */
-static int verify_identity(const struct host_policy *p, X509 *leaf)
+static int verify_identity(const struct trust_policy *p, X509 *leaf)
 {
 	GENERAL_NAMES *gens;
 	const X509_NAME *subj = X509_get_subject_name(leaf);
@@ -546,7 +696,7 @@ static int verify_identity(const struct host_policy *p, X509 *leaf)
 	return found;
 }
 
-static int verify_pin(const struct host_policy *p, const uint8_t *md)
+static int verify_pin(const struct trust_policy *p, const uint8_t *md)
 {
 	for (size_t i = 0; i < p->n_pins; i++)
 		if (memcmp(p->pins[i], md, VERIFY_SHA256_LEN) == 0)
@@ -556,10 +706,8 @@ static int verify_pin(const struct host_policy *p, const uint8_t *md)
 
 /* The earliest moment after `now` at which this verdict could change: a
  * certificate of the chain becoming valid or expiring, or a CRL of the
- * host's CAs being due for replacement (ca->crl_next_update covers the
- * CRLs config.c shared into the section from others). 0 when nothing
- * bounds it. */
-static int64_t verify_valid_until(const struct host_policy *p, X509_STORE_CTX *ctx,
+ * policy being due for replacement. 0 when nothing bounds it. */
+static int64_t verify_valid_until(const struct trust_policy *p, X509_STORE_CTX *ctx,
                                   X509 *leaf, time_t now)
 {
 	STACK_OF(X509) *vchain = ctx ? X509_STORE_CTX_get0_chain(ctx) : NULL;
@@ -575,23 +723,27 @@ static int64_t verify_valid_until(const struct host_policy *p, X509_STORE_CTX *c
 			continue;
 		b = verify_time(X509_get0_notBefore(x));
 		VERIFY_BOUND(b);
-		/* Valid through notAfter itself: it changes one second later. */
-		b = verify_time(X509_get0_notAfter(x)) + 1;
+		/* OpenSSL counts a certificate as expired from the second of
+		 * its notAfter on (X509_cmp_time() returns -1 for "earlier
+		 * or equal"): the result changes at notAfter itself. */
+		b = verify_time(X509_get0_notAfter(x));
 		VERIFY_BOUND(b);
 	}
-	if (p->crl_check != CRL_CHECK_NONE)
-		for (j = 0; j < p->n_cas; j++) {
-			b = (int64_t)p->cas[j]->crl_next_update;
+	if (p->crl_check != CRL_CHECK_NONE) {
+		for (j = 0; j < p->n_crls; j++) {
+			b = (int64_t)crl_next_update(p->crls[j]);
 			VERIFY_BOUND(b);
 		}
+	}
 #undef VERIFY_BOUND
 	return until;
 }
 
-void verify_cert(const struct host_policy *p, const uint8_t *cert,
-                 size_t cert_len, const uint8_t *chain, size_t chain_len,
-                 time_t now, struct verdict *v)
+void trust_verify(const struct trust_policy *p, const uint8_t *cert,
+                  size_t cert_len, const uint8_t *chain, size_t chain_len,
+                  time_t now, struct trust_result *v)
 {
+	struct trust_run run;
 	const uint8_t *q = cert;
 	X509 *leaf = NULL;
 	STACK_OF(X509) *untrusted = NULL;
@@ -641,10 +793,14 @@ void verify_cert(const struct host_policy *p, const uint8_t *cert,
 	if (ctx == NULL ||
 	    X509_STORE_CTX_init(ctx, p->store, leaf, untrusted) != 1)
 		goto done;
-	/* For verify_auto_crl_cb(); the policy is only read. */
-	X509_STORE_CTX_set_app_data(ctx, (void *)p);
-	if (now != 0)
-		X509_VERIFY_PARAM_set_time(X509_STORE_CTX_get0_param(ctx), now);
+	/* One clock for OpenSSL's checks and for the CRLs'. */
+	if (now == 0)
+		now = time(NULL);
+	run.tp = p;
+	run.now = now;
+	X509_STORE_CTX_set_app_data(ctx, &run);
+	X509_VERIFY_PARAM_set_time(X509_STORE_CTX_get0_param(ctx), now);
+	atomic_fetch_add_explicit(&trust_verify_count, 1, memory_order_relaxed);
 	if (X509_verify_cert(ctx) != 1) {
 		v->valid_until = verify_valid_until(p, ctx, leaf, now);
 		v->verify_error = X509_STORE_CTX_get_error(ctx);

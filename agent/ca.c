@@ -1,0 +1,368 @@
+/*
+ * ca.c - [ca] sections: PEM bundles of CA certificates and their own CRL
+ * files, as immutable reference-counted objects.
+ *
+ * Loading reads every file and hashes its bytes; when a previous
+ * generation holds an entry with the same name and the same bytes, that
+ * entry is reused as it is and nothing is parsed.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "ca.h"
+
+static atomic_uint_fast64_t ca_next_id = 1;
+
+/* See ca.h. */
+int ca_read_file(const char *path, size_t max, char **out,
+                         size_t *out_len)
+{
+	FILE *f;
+	char *buf;
+	size_t len = 0, cap = 4096;
+	int saved;
+
+	f = fopen(path, "rb");
+	if (f == NULL)
+		return -1;
+	buf = malloc(cap + 1);
+	if (buf == NULL)
+		goto fail;
+	for (;;) {
+		size_t n;
+
+		if (len == cap) {
+			char *nb;
+
+			if (cap > max) {
+				errno = EFBIG;
+				goto fail;
+			}
+			cap *= 2;
+			nb = realloc(buf, cap + 1);
+			if (nb == NULL)
+				goto fail;
+			buf = nb;
+		}
+		errno = 0;
+		n = fread(buf + len, 1, cap - len, f);
+		len += n;
+		if (n == 0) {
+			if (ferror(f)) {
+				/* e.g. EISDIR for a directory */
+				if (errno == 0)
+					errno = EIO;
+				goto fail;
+			}
+			break;
+		}
+	}
+	if (len > max) {
+		errno = EFBIG;
+		goto fail;
+	}
+	fclose(f);
+	buf[len] = '\0';
+	*out = buf;
+	*out_len = len;
+	return 0;
+fail:
+	saved = errno;
+	free(buf);
+	fclose(f);
+	errno = saved;
+	return -1;
+}
+
+/* See ca.h. */
+void ca_name_str(const X509_NAME *name, char *buf, size_t len)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	int n;
+
+	buf[0] = '\0';
+	if (b == NULL)
+		return;
+	if (X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253) >= 0) {
+		n = BIO_read(b, buf, (int)len - 1);
+		if (n > 0)
+			buf[n] = '\0';
+	}
+	BIO_free(b);
+}
+
+/* See ca.h. */
+int ca_cert_issued_by(X509 *x, X509 *ca)
+{
+	EVP_PKEY *key;
+	int ok;
+
+	if (X509_cmp(x, ca) == 0 || X509_check_issued(ca, x) != X509_V_OK)
+		return 0;
+	key = X509_get0_pubkey(ca);
+	ERR_set_mark();
+	ok = key != NULL && X509_verify(x, key) == 1;
+	ERR_pop_to_mark();
+	return ok;
+}
+
+/* The newest OpenSSL error as text, and the queue cleared. */
+static const char *ca_ssl_err(char *buf, size_t len)
+{
+	unsigned long e = ERR_peek_last_error();
+
+	if (e == 0)
+		snprintf(buf, len, "unknown error");
+	else
+		ERR_error_string_n(e, buf, len);
+	ERR_clear_error();
+	return buf;
+}
+
+static time_t ca_asn1_time(const ASN1_TIME *t)
+{
+	struct tm tm;
+
+	memset(&tm, 0, sizeof(tm));
+	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
+		return 0;
+	return timegm(&tm);
+}
+
+/* Parse the certificates of a CA file: at least one, all CAs. */
+static int ca_parse_certs(struct ca_entry *ca, const char *file,
+                          const char *data, size_t len, char *err,
+                          size_t errlen)
+{
+	BIO *b = BIO_new_mem_buf(data, (int)len);
+	char ebuf[256];
+	int rc = -1;
+
+	ca->certs = sk_X509_new_null();
+	if (ca->certs == NULL || b == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	for (;;) {
+		X509 *x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+		uint32_t flags;
+		time_t na;
+
+		if (x == NULL) {
+			unsigned long e = ERR_peek_last_error();
+
+			if (ERR_GET_LIB(e) == ERR_LIB_PEM &&
+			    ERR_GET_REASON(e) == PEM_R_NO_START_LINE) {
+				ERR_clear_error();
+				if (sk_X509_num(ca->certs) == 0) {
+					snprintf(err, errlen, "%s: no PEM certificate "
+					         "found", file);
+					goto out;
+				}
+				break;
+			}
+			snprintf(err, errlen, "%s: certificate %d does not parse: %s",
+			         file, sk_X509_num(ca->certs) + 1,
+			         ca_ssl_err(ebuf, sizeof(ebuf)));
+			goto out;
+		}
+		if (sk_X509_num(ca->certs) >= CA_MAX_CERTS) {
+			X509_free(x);
+			snprintf(err, errlen, "%s: more than %d certificates", file,
+			         CA_MAX_CERTS);
+			goto out;
+		}
+		if (sk_X509_push(ca->certs, x) <= 0) {
+			X509_free(x);
+			snprintf(err, errlen, "out of memory");
+			goto out;
+		}
+		flags = X509_get_extension_flags(x);
+		if ((flags & EXFLAG_INVALID) != 0 || (flags & EXFLAG_CA) == 0) {
+			char subj[512];
+
+			ca_name_str(X509_get_subject_name(x), subj, sizeof(subj));
+			snprintf(err, errlen, "%s: certificate \"%s\" is not a CA "
+			         "(basicConstraints CA:TRUE required)", file, subj);
+			goto out;
+		}
+		na = ca_asn1_time(X509_get0_notAfter(x));
+		if (na != 0 && (ca->not_after == 0 || na < ca->not_after))
+			ca->not_after = na;
+	}
+	rc = 0;
+out:
+	ERR_clear_error();
+	BIO_free(b);
+	return rc;
+}
+
+/* Read `path` and hash its bytes. */
+static int ca_digest_file(const char *path, size_t max, uint8_t digest[32],
+                          char **data, size_t *len, char *err, size_t errlen)
+{
+	unsigned int mdlen = 0;
+
+	if (ca_read_file(path, max, data, len) == -1) {
+		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (EVP_Digest(*data, *len, digest, &mdlen, EVP_sha256(), NULL) != 1 ||
+	    mdlen != 32) {
+		free(*data);
+		*data = NULL;
+		snprintf(err, errlen, "cannot hash %s", path);
+		ERR_clear_error();
+		return -1;
+	}
+	return 0;
+}
+
+static void ca_free(struct ca_entry *ca)
+{
+	free(ca->name);
+	free(ca->file);
+	sk_X509_pop_free(ca->certs, X509_free);
+	for (size_t i = 0; i < ca->n_crl_files; i++) {
+		struct ca_crl_file *f = &ca->crl_files[i];
+
+		for (size_t j = 0; j < f->n_crls; j++)
+			crl_unref(f->crls[j]);
+		free(f->crls);
+		free(f->path);
+	}
+	free(ca->crl_files);
+	free(ca);
+}
+
+/* 1 if `prev` can stand for `spec` whose files hash to what `ca` (the
+ * entry being loaded) recorded. */
+static int ca_same(const struct ca_entry *prev, const struct ca_entry *ca)
+{
+	if (prev == NULL || strcmp(prev->name, ca->name) != 0 ||
+	    strcmp(prev->file, ca->file) != 0 ||
+	    memcmp(prev->digest, ca->digest, 32) != 0 ||
+	    prev->n_crl_files != ca->n_crl_files)
+		return 0;
+	for (size_t i = 0; i < ca->n_crl_files; i++) {
+		if (strcmp(prev->crl_files[i].path, ca->crl_files[i].path) != 0 ||
+		    memcmp(prev->crl_files[i].digest, ca->crl_files[i].digest,
+		           32) != 0)
+			return 0;
+	}
+	return 1;
+}
+
+int ca_load(const struct ca_spec *spec, struct ca_entry *prev,
+            struct ca_entry **out, int *reused, int *which, char *err,
+            size_t errlen)
+{
+	struct ca_entry *ca = calloc(1, sizeof(*ca));
+	char *data = NULL;
+	size_t len = 0;
+
+	*out = NULL;
+	*reused = 0;
+	*which = -1;
+	if (ca == NULL || spec->n_crl_files > CA_MAX_CRL_FILES) {
+		snprintf(err, errlen, ca == NULL ? "out of memory" :
+		         "too many crl files");
+		free(ca);
+		return -1;
+	}
+	atomic_init(&ca->refs, 1);
+	ca->name = strdup(spec->name);
+	ca->file = strdup(spec->file);
+	ca->crl_files = calloc(spec->n_crl_files + 1, sizeof(*ca->crl_files));
+	if (ca->name == NULL || ca->file == NULL || ca->crl_files == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (ca_digest_file(spec->file, CA_MAX_FILE, ca->digest, &data, &len,
+	                   err, errlen) == -1)
+		goto fail;
+	for (size_t i = 0; i < spec->n_crl_files; i++) {
+		struct ca_crl_file *f = &ca->crl_files[i];
+		char *cdata = NULL;
+		size_t clen = 0;
+
+		*which = (int)i;
+		f->path = strdup(spec->crl_files[i]);
+		ca->n_crl_files++;
+		if (f->path == NULL) {
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+		if (ca_digest_file(f->path, CRL_MAX_FILE, f->digest, &cdata, &clen,
+		                   err, errlen) == -1)
+			goto fail;
+		free(cdata);
+	}
+	*which = -1;
+	if (ca_same(prev, ca)) {
+		free(data);
+		ca_free(ca);
+		*out = ca_ref(prev);
+		*reused = 1;
+		return 0;
+	}
+	if (ca_parse_certs(ca, spec->file, data, len, err, errlen) == -1)
+		goto fail;
+	for (size_t i = 0; i < ca->n_crl_files; i++) {
+		struct ca_crl_file *f = &ca->crl_files[i];
+
+		*which = (int)i;
+		if (crl_load_file(f->path, &f->crls, &f->n_crls, err, errlen) == -1)
+			goto fail;
+	}
+	free(data);
+	ca->id = atomic_fetch_add(&ca_next_id, 1);
+	*out = ca;
+	return 0;
+fail:
+	free(data);
+	ca_free(ca);
+	return -1;
+}
+
+struct ca_entry *ca_ref(struct ca_entry *ca)
+{
+	atomic_fetch_add_explicit(&ca->refs, 1, memory_order_relaxed);
+	return ca;
+}
+
+void ca_unref(struct ca_entry *ca)
+{
+	if (ca != NULL &&
+	    atomic_fetch_sub_explicit(&ca->refs, 1, memory_order_acq_rel) == 1)
+		ca_free(ca);
+}
+
+size_t ca_crl_count(const struct ca_entry *ca)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < ca->n_crl_files; i++)
+		n += ca->crl_files[i].n_crls;
+	return n;
+}
+
+struct crl *ca_crl_at(const struct ca_entry *ca, size_t i)
+{
+	for (size_t f = 0; f < ca->n_crl_files; f++) {
+		if (i < ca->crl_files[f].n_crls)
+			return ca->crl_files[f].crls[i];
+		i -= ca->crl_files[f].n_crls;
+	}
+	return NULL;
+}

@@ -1,0 +1,80 @@
+/*
+ * ca.h - trust material: one [ca NAME] section as an immutable,
+ * reference-counted object (its PEM bundle of CA certificates and its own
+ * CRLs), loaded from files and shareable between configuration
+ * generations.
+ */
+#ifndef MTLS_CA_H
+#define MTLS_CA_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <openssl/x509.h>
+
+#include "crl.h"
+
+#define CA_WUR __attribute__((warn_unused_result))
+
+#define CA_MAX_CERTS 1000              /* certificates in one [ca] file */
+#define CA_MAX_FILE (16 * 1024 * 1024) /* one CA file */
+#define CA_MAX_CRL_FILES 64            /* `crl =` lines in one section */
+
+/* A `crl =` file and what it held. */
+struct ca_crl_file {
+	char *path;
+	uint8_t digest[32];     /* SHA-256 of the file's bytes */
+	struct crl **crls;      /* owned references */
+	size_t n_crls;
+};
+
+struct ca_entry {
+	atomic_uint refs;
+	uint64_t id;            /* unique for the process lifetime */
+	char *name;
+	char *file;             /* resolved path */
+	uint8_t digest[32];     /* SHA-256 of the file's bytes */
+	STACK_OF(X509) *certs;  /* owned, at least one, all CAs */
+	struct ca_crl_file *crl_files;
+	size_t n_crl_files;
+	time_t not_after;       /* earliest notAfter of `certs` */
+};
+
+/* What a [ca] section says: its name, the resolved CA file and `crl =`
+ * files. */
+struct ca_spec {
+	const char *name;
+	const char *file;
+	const char *const *crl_files;
+	size_t n_crl_files;
+};
+
+/* Load a CA entry from `spec`, reusing `prev` (may be NULL) when it has
+ * the same name and every file still has the same bytes: the files are
+ * read and hashed, never parsed again. On success *out holds a new
+ * reference and *reused says which way it went. Returns 0, or -1 with
+ * "what is wrong" in err (the caller adds FILE:LINE) and in *which the
+ * file at fault: -1 the CA file, i the i-th CRL file. */
+CA_WUR int ca_load(const struct ca_spec *spec, struct ca_entry *prev,
+                   struct ca_entry **out, int *reused, int *which,
+                   char *err, size_t errlen);
+
+struct ca_entry *ca_ref(struct ca_entry *ca);
+void ca_unref(struct ca_entry *ca);
+
+/* Number of own CRLs, and the i-th (over every `crl =` file, in order). */
+size_t ca_crl_count(const struct ca_entry *ca);
+struct crl *ca_crl_at(const struct ca_entry *ca, size_t i);
+
+/* Read a whole file (at most `max` bytes) into a malloc'd, NUL-terminated
+ * buffer. On error returns -1 with errno set (EFBIG when too large). */
+CA_WUR int ca_read_file(const char *path, size_t max, char **out,
+                        size_t *out_len);
+
+/* RFC 2253 text of a name into buf[len]. */
+void ca_name_str(const X509_NAME *name, char *buf, size_t len);
+
+/* 1 if `ca` issued `x` (names and signature), x != ca. */
+int ca_cert_issued_by(X509 *x, X509 *ca);
+
+#endif /* MTLS_CA_H */

@@ -1,0 +1,64 @@
+/*
+ * settings.h - the [agent] settings, their defaults and the value syntax
+ * shared by every section (numbers, durations, sizes, names). Pure: no
+ * OpenSSL, no I/O.
+ */
+#ifndef MTLS_SETTINGS_H
+#define MTLS_SETTINGS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SETTINGS_WUR __attribute__((warn_unused_result))
+
+#define CONFIG_MAX_LISTEN 16
+
+enum log_level {
+	LOG_LVL_ERROR = 0,
+	LOG_LVL_WARNING,
+	LOG_LVL_INFO,
+	LOG_LVL_DEBUG,
+	LOG_LVL_COUNT
+};
+
+/* [agent] section. Command-line options override these. */
+struct agent_settings {
+	char *listen[CONFIG_MAX_LISTEN];   /* "127.0.0.1:12345", "[::1]:1", "unix:/p" */
+	size_t n_listen;
+	int threads;                        /* 0: number of CPUs */
+	int verify_threads;                 /* 0: number of CPUs */
+	uint32_t max_frame_size;            /* default SPOP_DEFAULT_FRAME_SIZE */
+	unsigned int idle_timeout_ms;       /* default 30000 */
+	int log_level;                      /* enum log_level, default INFO */
+	unsigned int max_connections;       /* default 1024 */
+	size_t max_output_bytes;            /* per connection, default 256 KiB */
+	unsigned int cache_entries;         /* 0 disables the verdict cache */
+	unsigned int cache_ttl_ms;
+};
+
+/* Fill `s` with defaults. */
+void config_agent_defaults(struct agent_settings *s);
+
+/* Set [agent] key `key` to `v`. Returns 0, 1 for an unknown key, or -1
+ * with what is wrong in why[whylen]. `listen` is not handled here (its
+ * syntax belongs to addr.c and its storage to the caller). */
+SETTINGS_WUR int settings_set_agent(struct agent_settings *s, const char *key,
+                                    const char *v, char *why, size_t whylen);
+
+/* Parse a duration such as "30s", "500ms", "2m", "1h" or a bare number of
+ * milliseconds. Returns 0 or -1. */
+SETTINGS_WUR int config_parse_duration(const char *s, unsigned int *ms);
+
+/* Strict unsigned decimal: digits only, no sign or spaces, <= max. */
+SETTINGS_WUR int settings_parse_uint(const char *s, uint64_t max, uint64_t *out);
+
+/* "262144", "256k", "64m" (binary multiples). */
+SETTINGS_WUR int settings_parse_size(const char *s, uint64_t *bytes);
+
+/* Index of `s` in `names` (n entries, NULL entries skipped), or -1. */
+int settings_lookup_name(const char *const *names, int n, const char *s);
+
+const char *config_log_level_str(int lvl);
+SETTINGS_WUR int config_parse_log_level(const char *s, int *lvl);
+
+#endif /* MTLS_SETTINGS_H */
