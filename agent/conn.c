@@ -181,11 +181,47 @@ static enum conn_verdict on_notify(struct conn_proto *c, const struct handler_en
 		c->overflow = 1;
 		return CONN_CLOSE_AFTER_FLUSH;
 	}
-	if (handler_notify(env, f, c->max_frame, &w, &n) != 0)
+	switch (handler_notify(env, f, c->max_frame, &w, &n)) {
+	case 0:
+		out_commit(out, &w);
+		break;
+	case 1:
+		/* A verify thread has it: conn_complete() writes the ACK.
+		 * Pipelining lets ACKs leave in any order. */
+		c->pending++;
+		break;
+	default:
 		return fail(c, SPOP_ST_INVALID, "malformed NOTIFY payload", out);
-	out_commit(out, &w);
+	}
 	c->counters.notify++;
 	c->counters.messages += n;
+	return CONN_KEEP;
+}
+
+enum conn_verdict conn_complete(struct conn_proto *c,
+                                const struct handler_env *env,
+                                struct handler_job *job, struct obuf *out)
+{
+	struct spop_wr w;
+	size_t room = (size_t)c->max_frame + SPOP_LEN_PREFIX;
+
+	if (c->pending > 0)
+		c->pending--;
+	/* After a DISCONNECT (either way) no ACK may follow. */
+	if (c->state != CONN_ST_READY)
+		return c->state == CONN_ST_CLOSING ? CONN_CLOSE_AFTER_FLUSH :
+		       CONN_KEEP;
+	if (out_writer(out, room, &w) != 0) {
+		log_warning("%s: output buffer over its limit (%zu bytes pending): closing",
+		            c->peer, obuf_pending(out));
+		c->state = CONN_ST_CLOSING;
+		c->status = SPOP_ST_RES;
+		c->overflow = 1;
+		return CONN_CLOSE_AFTER_FLUSH;
+	}
+	if (handler_job_finish(env, job, c->max_frame, &w) != 0)
+		return fail(c, SPOP_ST_RES, "cannot encode an ACK", out);
+	out_commit(out, &w);
 	return CONN_KEEP;
 }
 

@@ -60,6 +60,7 @@ struct conn_proto {
 	unsigned int status;      /* status of the AGENT-DISCONNECT we sent */
 	int overflow;             /* the output limit was hit: close at once */
 	const char *peer;         /* for log lines, owned by the caller */
+	unsigned int pending;     /* NOTIFYs handed to the verify pool */
 	struct conn_counters counters;
 };
 
@@ -77,6 +78,16 @@ void conn_proto_init(struct conn_proto *c, uint32_t our_max_frame,
 enum conn_verdict conn_process(struct conn_proto *c, const struct handler_env *env,
                                const uint8_t *in, size_t len, size_t *consumed,
                                struct obuf *out);
+
+struct handler_job;
+
+/* A verification handed off by a NOTIFY (handler_notify() returned 1,
+ * counted in c->pending) is done: write its ACK to `out`. The caller
+ * still frees the job. After a DISCONNECT nothing is written. Returns
+ * like conn_process(). */
+enum conn_verdict conn_complete(struct conn_proto *c,
+                                const struct handler_env *env,
+                                struct handler_job *job, struct obuf *out);
 
 /* Append an AGENT-DISCONNECT with `status` and move to CLOSING (used for
  * idle timeouts and shutdown). Returns 0 or -1 if `out` is full. */

@@ -249,12 +249,16 @@ static int answer(const struct handler_env *env, const struct spop_frame *f,
 			j->key.chain = k.chain_len > 0 ? j->bytes + k.cert_len : NULL;
 			j->hash = hash;
 			j->now_ms = now_ms;
-			env->submit(env->submit_ctx, j);
-			return 1;
+			if (env->submit(env->submit_ctx, j) == 0)
+				return 1;
+			j->policy = NULL;
+			host_policy_unref((struct host_policy *)p);
 		}
-		/* Out of memory for a job: verify here rather than fail. */
+		/* No memory for a job, or no room in the pool: verify here
+		 * rather than fail. */
 		if (j != NULL)
-			free(j);
+			free(j->bytes);
+		free(j);
 	}
 	trust_verify(p->trust, k.cert, k.cert_len, k.chain, k.chain_len,
 	             (time_t)(now_ms / 1000), &v->trust);

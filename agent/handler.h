@@ -22,8 +22,10 @@
 struct cache;
 struct handler_job;
 
-/* Takes a verification to run off the worker (see handler_job_run()). */
-typedef void (*handler_submit_fn)(void *ctx, struct handler_job *job);
+/* Takes a verification to run off the worker (see handler_job_run()).
+ * Returns 0 when it took the job, -1 when it cannot (queue full): the
+ * handler then verifies inline. */
+typedef int (*handler_submit_fn)(void *ctx, struct handler_job *job);
 
 /* What a worker hands to the handler for one NOTIFY. */
 struct handler_env {
