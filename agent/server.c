@@ -27,6 +27,7 @@
 #include <unistd.h>
 #include <ev.h>
 
+#include "addr.h"
 #include "cache.h"
 #include "conn.h"
 #include "handler.h"
@@ -515,118 +516,19 @@ struct server {
 	uint64_t refused;        /* connections refused over max-connections */
 };
 
-int server_addr_split(const char *addr, char *host, size_t hostlen,
-                      char *port, size_t portlen, int *is_unix,
-                      char *err, size_t errlen)
-{
-	const char *colon, *orig = addr;
-	size_t hl;
-
-	*is_unix = 0;
-	if (strncmp(addr, "unix:", 5) == 0) {
-		if (addr[5] == '\0' || strlen(addr + 5) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
-			snprintf(err, errlen, "%s: unix socket path empty or too long", addr);
-			return -1;
-		}
-		snprintf(host, hostlen, "%s", addr + 5);
-		*is_unix = 1;
-		return 0;
-	}
-	if (addr[0] == '[') {
-		const char *rb = strchr(addr, ']');
-		if (!rb || rb[1] != ':') {
-			snprintf(err, errlen, "%s: expected [IPV6]:PORT", addr);
-			return -1;
-		}
-		hl = (size_t)(rb - addr - 1);
-		colon = rb + 1;
-		addr++;
-	} else {
-		colon = strrchr(addr, ':');
-		if (!colon) {
-			snprintf(err, errlen, "%s: expected HOST:PORT, [IPV6]:PORT or unix:PATH", addr);
-			return -1;
-		}
-		hl = (size_t)(colon - addr);
-		if (memchr(addr, ':', hl)) {
-			snprintf(err, errlen, "%s: IPv6 addresses need brackets: [ADDR]:PORT", addr);
-			return -1;
-		}
-	}
-	if (hl >= hostlen) {
-		snprintf(err, errlen, "%s: host too long", addr);
-		return -1;
-	}
-	memcpy(host, addr, hl);
-	host[hl] = '\0';
-	{
-		const char *ps = colon + 1;
-		char *endp;
-		long pn;
-
-		errno = 0;
-		pn = strtol(ps, &endp, 10);
-		if (*ps == '\0' || *endp != '\0' || errno || pn < 1 || pn > 65535) {
-			snprintf(err, errlen, "%s: port must be 1..65535", orig);
-			return -1;
-		}
-		snprintf(port, portlen, "%ld", pn);
-	}
-	return 0;
-}
-
-int server_addr_valid(const char *addr, char *err, size_t errlen)
-{
-	char host[256], port[8];
-	int is_unix;
-
-	return server_addr_split(addr, host, sizeof(host), port, sizeof(port), &is_unix,
-	                  err, errlen);
-}
-
-int server_addr_resolve(const char *addr, int passive, struct sockaddr_un *sun,
-                        struct addrinfo **res, char *err, size_t errlen)
-{
-	char host[256], port[8];
-	int is_unix, rc;
-	struct addrinfo hints;
-
-	if (server_addr_split(addr, host, sizeof(host), port, sizeof(port), &is_unix,
-	                      err, errlen) != 0)
-		return -1;
-	if (is_unix) {
-		memset(sun, 0, sizeof(*sun));
-		sun->sun_family = AF_UNIX;
-		memcpy(sun->sun_path, host, strlen(host) + 1);
-		return 1;
-	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
-	/* "*:port" is every address when listening, this host when
-	 * connecting. */
-	if (host[0] == '\0' || strcmp(host, "*") == 0)
-		rc = getaddrinfo(passive ? NULL : "127.0.0.1", port, &hints, res);
-	else
-		rc = getaddrinfo(host, port, &hints, res);
-	if (rc != 0) {
-		snprintf(err, errlen, "%s: %s", addr, gai_strerror(rc));
-		return -1;
-	}
-	return 0;
-}
-
 int server_listen(const char *addr, char *err, size_t errlen)
 {
 	int fd = -1, one = 1, kind;
 	struct addrinfo *res = NULL, *ai;
 	struct sockaddr_un sun;
+	char why[CONFIG_ERR_LEN];
 
-	kind = server_addr_resolve(addr, 1, &sun, &res, err, errlen);
-	if (kind == -1)
+	kind = addr_resolve(addr, 1, &sun, &res, why, sizeof(why));
+	if (kind == -1) {
+		snprintf(err, errlen, "%s: %s", addr, why);
 		return -1;
-	if (kind == 1) {
+	}
+	if (kind == ADDR_UNIX) {
 		struct stat st;
 
 		/* A stale socket from a previous run would make bind fail;
