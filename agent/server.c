@@ -516,6 +516,48 @@ struct server {
 	uint64_t refused;        /* connections refused over max-connections */
 };
 
+/* A socket file at a unix listen path is either a live agent's, which we
+ * must leave alone, or left behind by one that died (SIGKILL, crash), which
+ * would make bind fail. A unix connect() completes or fails at once: a
+ * socket that accepts (or whose backlog is full) is live; only one that
+ * refuses is stale and removed. Anything other than a socket is left for
+ * bind to report. Returns 0, or -1 with a message in err. */
+static int unix_reclaim(const char *addr, const struct sockaddr_un *sun,
+                        char *err, size_t errlen)
+{
+	struct stat st;
+	int fd, rc, e;
+
+	if (lstat(sun->sun_path, &st) == -1 || !S_ISSOCK(st.st_mode))
+		return 0;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		snprintf(err, errlen, "%s: %s", addr, strerror(errno));
+		return -1;
+	}
+	do
+		rc = connect(fd, (const struct sockaddr *)sun, sizeof(*sun));
+	while (rc == -1 && errno == EINTR);
+	e = errno;
+	close(fd);
+	if (rc == 0 || e == EAGAIN) {
+		snprintf(err, errlen, "%s: in use by another process", addr);
+		return -1;
+	}
+	if (e != ECONNREFUSED) {
+		snprintf(err, errlen, "%s: cannot tell whether the socket is in use: %s",
+		         addr, strerror(e));
+		return -1;
+	}
+	if (unlink(sun->sun_path) == -1 && errno != ENOENT) {
+		snprintf(err, errlen, "%s: cannot remove the stale socket: %s", addr,
+		         strerror(errno));
+		return -1;
+	}
+	log_info("%s: removed a stale socket", addr);
+	return 0;
+}
+
 int server_listen(const char *addr, char *err, size_t errlen)
 {
 	int fd = -1, one = 1, kind;
@@ -529,12 +571,8 @@ int server_listen(const char *addr, char *err, size_t errlen)
 		return -1;
 	}
 	if (kind == ADDR_UNIX) {
-		struct stat st;
-
-		/* A stale socket from a previous run would make bind fail;
-		 * remove it, but never a regular file. */
-		if (lstat(sun.sun_path, &st) == 0 && S_ISSOCK(st.st_mode))
-			unlink(sun.sun_path);
+		if (unix_reclaim(addr, &sun, err, errlen) != 0)
+			return -1;
 		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd == -1 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
 		    listen(fd, SERVER_BACKLOG) == -1) {

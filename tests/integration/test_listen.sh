@@ -3,6 +3,10 @@
 #   - one syntax everywhere: a relative unix path is refused by -l, by the
 #     `listen` key and by --probe, with the same message, and nothing is
 #     created
+#   - a second agent on the unix socket of a live one exits 1 ("in use by
+#     another process") and leaves it alone: the first keeps answering
+#   - a stale socket left by a SIGKILLed agent is reused by the next start
+#   - a regular file at the socket path is never removed
 set -u
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -47,5 +51,49 @@ for bad in 'unix:' '*:0' ':65000' 'a_b:80' '[::1' '[zz::1]:80' 'host:80x'; do
 	out=$(timeout 5 "$BIN" -l "$bad" 2>&1); rc=$?
 	check_eq "-l '$bad' is a usage error (exit 2)" "$rc" 2
 done
+
+# --- a live socket is not taken over -----------------------------------------
+SOCK=$T_WORK/a.sock
+"$BIN" -l "unix:$SOCK" -t 1 >>"$T_WORK/agent.log" 2>&1 &
+T_AGENT_PID=$!
+if wait_probe "unix:$SOCK" 50; then ok "agent A answers on unix:$SOCK"; else
+	not_ok "agent A answers on unix:$SOCK"; diag "$(tail -n 20 "$T_WORK/agent.log")"
+fi
+ino=$(stat -c %i "$SOCK" 2>/dev/null)
+# B must give up at once; the timeout only bounds a B that wrongly starts.
+out=$(timeout 5 "$BIN" -l "unix:$SOCK" -t 1 2>&1); rc=$?
+check_eq "agent B on the same socket exits 1" "$rc" 1
+case $out in *"unix:$SOCK: in use by another process"*) ok "agent B says the socket is in use" ;;
+*) not_ok "agent B says the socket is in use"; diag "$out" ;; esac
+check_eq "the socket file is A's, untouched" "$(stat -c %i "$SOCK" 2>/dev/null)" "$ino"
+if "$BIN" --probe "unix:$SOCK" >/dev/null 2>&1; then ok "agent A still answers after B's attempt"; else
+	not_ok "agent A still answers after B's attempt"
+fi
+t_stop_agent
+check_eq "agent A exits 0" "$T_AGENT_RC" 0
+if [ ! -e "$SOCK" ]; then ok "agent A removes its socket at exit"; else not_ok "agent A removes its socket at exit"; fi
+
+# --- a stale socket is reused ----------------------------------------------------
+SOCK=$T_WORK/stale.sock
+"$BIN" -l "unix:$SOCK" -t 1 >>"$T_WORK/agent.log" 2>&1 &
+pid=$!
+wait_probe "unix:$SOCK" 50 || not_ok "agent C answers on unix:$SOCK"
+kill -KILL "$pid"
+wait "$pid" 2>/dev/null
+if [ -S "$SOCK" ]; then ok "a SIGKILLed agent leaves its socket behind"; else
+	not_ok "a SIGKILLed agent leaves its socket behind"
+fi
+"$BIN" -l "unix:$SOCK" -t 1 >>"$T_WORK/agent.log" 2>&1 &
+T_AGENT_PID=$!
+if wait_probe "unix:$SOCK" 50; then ok "a new agent reuses the stale socket"; else
+	not_ok "a new agent reuses the stale socket"; diag "$(tail -n 20 "$T_WORK/agent.log")"
+fi
+t_stop_agent
+
+# --- a regular file is never removed ---------------------------------------------
+echo keep >"$T_WORK/file.sock"
+out=$(timeout 5 "$BIN" -l "unix:$T_WORK/file.sock" -t 1 2>&1); rc=$?
+check_eq "a regular file at the path: exit 1" "$rc" 1
+check_eq "the regular file is kept" "$(cat "$T_WORK/file.sock")" keep
 
 t_finish
