@@ -46,6 +46,11 @@
  * (16 KiB each): bounded, so a peer that never stops sending cannot hold
  * the shutdown. */
 #define SERVER_STOP_READS 256
+/* Out of descriptors or memory, accept is paused this long, doubling up
+ * to the maximum while the shortage lasts: a level-triggered listener
+ * would otherwise wake the loop at once, forever. */
+#define SERVER_ACCEPT_PAUSE_MIN 0.1
+#define SERVER_ACCEPT_PAUSE_MAX 1.0
 
 /* ---- live configuration --------------------------------------------- */
 
@@ -497,6 +502,10 @@ static void *worker_main(void *arg)
 
 struct listener {
 	ev_io io;
+	ev_timer pause;          /* accept paused on a resource shortage */
+	ev_tstamp pause_len;     /* 0 while accepts succeed */
+	ev_tstamp last_err_log;
+	unsigned long suppressed; /* failures not logged since last_err_log */
 	int fd;
 	char *addr;
 	char *unix_path;   /* unlinked on exit */
@@ -603,6 +612,36 @@ int server_listen(const char *addr, char *err, size_t errlen)
 	return fd;
 }
 
+static void accept_resume_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct listener *l = (struct listener *)((char *)t - offsetof(struct listener, pause));
+
+	(void)revents;
+	ev_io_start(loop, &l->io);
+}
+
+/* accept() failed for want of descriptors or memory: the connection stays
+ * in the backlog and the listener stays readable, so stop watching it for
+ * a while. One log line a second at most, with the count of the others. */
+static void accept_pause(struct ev_loop *loop, struct listener *l, int err)
+{
+	l->pause_len = l->pause_len == 0 ? SERVER_ACCEPT_PAUSE_MIN
+	               : l->pause_len * 2 > SERVER_ACCEPT_PAUSE_MAX
+	               ? SERVER_ACCEPT_PAUSE_MAX : l->pause_len * 2;
+	ev_io_stop(loop, &l->io);
+	ev_timer_set(&l->pause, l->pause_len, 0.);
+	ev_timer_start(loop, &l->pause);
+	if (ev_now(loop) - l->last_err_log < 1.0) {
+		l->suppressed++;
+		return;
+	}
+	log_error("accept on %s: %s; retrying in %.0f ms (%lu failures not "
+	          "logged since the last report)", l->addr, strerror(err),
+	          l->pause_len * 1000, l->suppressed);
+	l->last_err_log = ev_now(loop);
+	l->suppressed = 0;
+}
+
 static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
 	struct listener *l = (struct listener *)io;
@@ -617,14 +656,20 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 		char peer[INET6_ADDRSTRLEN + 16];
 
 		if (fd == -1) {
-			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
-			    errno == ECONNABORTED)
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 				return;
-			/* EMFILE and friends: say it, and retry on the next
-			 * wake-up rather than spin. */
-			log_error("accept on %s: %s", l->addr, strerror(errno));
+			/* accept(2): errors of the connection being accepted,
+			 * not of the listener; try the next one. */
+			if (errno == ECONNABORTED || errno == EPROTO || errno == ENETDOWN ||
+			    errno == ENOPROTOOPT || errno == EHOSTDOWN || errno == ENONET ||
+			    errno == EHOSTUNREACH || errno == ENETUNREACH)
+				continue;
+			/* EMFILE, ENFILE, ENOBUFS, ENOMEM, or anything that
+			 * would repeat at once. */
+			accept_pause(loop, l, errno);
 			return;
 		}
+		l->pause_len = 0;
 		if (atomic_fetch_add(&nconns_total, 1) >= s->settings.max_connections) {
 			atomic_fetch_sub(&nconns_total, 1);
 			s->refused++;
@@ -670,8 +715,10 @@ static void stop_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 
 	(void)revents;
 	log_info("signal %d: stopping", sig->signum);
-	for (i = 0; i < s->nls; i++)
+	for (i = 0; i < s->nls; i++) {
 		ev_io_stop(loop, &s->ls[i].io);
+		ev_timer_stop(loop, &s->ls[i].pause);
+	}
 	ev_break(loop, EVBREAK_ALL);
 }
 
@@ -765,6 +812,7 @@ int server_run(const struct server_opts *o, struct config *cfg)
 			l->unix_path = l->addr + 5;
 		s.nls++;
 		ev_io_init(&l->io, accept_cb, fd, EV_READ);
+		ev_init(&l->pause, accept_resume_cb);
 	}
 
 	s.workers = calloc((size_t)s.nworkers, sizeof(*s.workers));
