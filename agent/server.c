@@ -6,7 +6,10 @@
  * Each connection lives on one worker for its whole life: no locks on the
  * request path. The configuration is shared read-only and reference
  * counted; a reload swaps it and workers pick the new one up at their next
- * NOTIFY, while whatever they are evaluating finishes on the old one.
+ * NOTIFY or connection, while whatever they are evaluating finishes on the
+ * old one. A generation carries the effective [agent] settings with its
+ * policies, so a worker never mixes the settings of one with the policies
+ * of another.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -56,6 +59,10 @@
 
 struct cfg_ref {
 	struct config *cfg;  /* may be NULL: no policies */
+	/* The file's [agent] values overridden by the command line; listen
+	 * and threads are those of the start (they need a restart), and the
+	 * listen pointers are cleared: they belong to a struct config. */
+	struct agent_settings settings;
 	unsigned int refs;
 	uint64_t gen;
 };
@@ -90,14 +97,18 @@ static void cfg_release(struct cfg_ref *r)
 	}
 }
 
-/* Install `cfg` as the live configuration. Returns 0 or -1 (no memory). */
-static int cfg_install(struct config *cfg)
+/* Install `cfg` with the effective `settings` (copied) as the live
+ * configuration. Returns 0 or -1 (no memory). */
+static int cfg_install(struct config *cfg, const struct agent_settings *settings)
 {
 	struct cfg_ref *r = calloc(1, sizeof(*r)), *old;
 
 	if (!r)
 		return -1;
 	r->cfg = cfg;
+	r->settings = *settings;
+	memset(r->settings.listen, 0, sizeof(r->settings.listen));
+	r->settings.n_listen = 0;
 	r->refs = 1;  /* the reference held by cfg_live itself */
 	pthread_mutex_lock(&cfg_lock);
 	r->gen = atomic_load(&cfg_gen) + 1;
@@ -145,9 +156,10 @@ struct worker {
 	struct conn *conns;
 	size_t nconns;
 	atomic_int stopping;
-	struct cfg_ref *cfg;
+	struct cfg_ref *cfg;   /* the generation this worker uses, settings included */
 	struct cache *cache;   /* this worker's verdict cache, NULL if disabled */
-	const struct agent_settings *settings;
+	unsigned int cache_cap; /* the capacity `cache` was made with */
+	unsigned int nworkers;
 };
 
 static atomic_uint nconns_total;
@@ -217,22 +229,52 @@ static int conn_flush(struct conn *c)
 	return 0;
 }
 
-/* Make sure the worker evaluates with the newest configuration; a new
- * generation empties the cache (its keys carry the generation anyway,
- * this only gives the memory back sooner). */
+/* cache-entries is the total over all workers. */
+static unsigned int worker_cache_capacity(unsigned int entries, unsigned int nworkers)
+{
+	return (unsigned int)(((uint64_t)entries + nworkers - 1) / nworkers);
+}
+
+/* (Re)make this worker's cache for `entries` over all workers. Returns 0,
+ * or -1 when it cannot be allocated (the worker then runs without). */
+static int worker_cache_setup(struct worker *w, unsigned int entries)
+{
+	unsigned int cap = worker_cache_capacity(entries, w->nworkers);
+
+	if (cap == w->cache_cap && (w->cache != NULL || cap == 0)) {
+		cache_clear(w->cache);
+		return 0;
+	}
+	cache_free(w->cache);
+	w->cache = cap > 0 ? cache_new(cap) : NULL;
+	w->cache_cap = w->cache ? cap : 0;
+	return cap > 0 && w->cache == NULL ? -1 : 0;
+}
+
+/* Move the worker to the newest generation if there is one. Its cache is
+ * emptied (keys carry the generation anyway, this gives the memory back
+ * sooner) or remade when cache-entries changed. */
+static void worker_refresh(struct worker *w)
+{
+	struct cfg_ref *old = w->cfg;
+
+	if (old->gen == atomic_load_explicit(&cfg_gen, memory_order_acquire))
+		return;
+	w->cfg = cfg_acquire();
+	cfg_release(old);
+	if (worker_cache_setup(w, w->cfg->settings.cache_entries) != 0)
+		log_error("worker %d: cannot allocate the verdict cache, running without",
+		          w->id);
+}
+
+/* What the handler needs for one NOTIFY, from the newest generation. */
 static void worker_env(struct worker *w, struct handler_env *env)
 {
-	if (w->cfg->gen != atomic_load_explicit(&cfg_gen, memory_order_acquire)) {
-		struct cfg_ref *old = w->cfg;
-
-		w->cfg = cfg_acquire();
-		cfg_release(old);
-		cache_clear(w->cache);
-	}
+	worker_refresh(w);
 	env->cfg = w->cfg->cfg;
 	env->gen = w->cfg->gen;
 	env->cache = w->cache;
-	env->cache_ttl = w->settings->cache_ttl_ms / 1000;
+	env->cache_ttl = w->cfg->settings.cache_ttl_ms / 1000;
 }
 
 /* Run the protocol over what is buffered. Returns -1 if c was closed. */
@@ -248,7 +290,9 @@ static int conn_run(struct conn *c)
 		memmove(c->rbuf, c->rbuf + consumed, c->rlen - consumed);
 		c->rlen -= consumed;
 		/* Only complete frames count as activity: a peer trickling a
-		 * byte at a time still reaches the idle timeout. */
+		 * byte at a time still reaches the idle timeout. A reloaded
+		 * idle-timeout applies from the next frame on. */
+		c->idle.repeat = c->w->cfg->settings.idle_timeout_ms / 1000.0;
 		ev_timer_again(c->w->loop, &c->idle);
 	}
 	if (v == CONN_CLOSE_AFTER_FLUSH) {
@@ -380,8 +424,13 @@ static void peer_name(int fd, char *out, size_t outlen)
 
 static void worker_adopt(struct worker *w, int fd)
 {
-	const struct agent_settings *s = w->settings;
+	const struct agent_settings *s;
 	struct conn *c = calloc(1, sizeof(*c));
+
+	/* A new connection gets the sizes and timeout of the newest
+	 * generation. */
+	worker_refresh(w);
+	s = &w->cfg->settings;
 
 	if (c) {
 		c->rcap = (size_t)s->max_frame_size + SPOP_LEN_PREFIX;
@@ -519,7 +568,8 @@ struct server {
 	int nworkers;
 	unsigned int next_worker;
 	const struct server_opts *opts;
-	struct agent_settings settings;
+	struct agent_settings settings;  /* of the live generation (listen cleared
+	                                    once the listeners are open) */
 	ev_signal sigterm, sigint, sighup;
 	ev_tstamp last_limit_log;
 	uint64_t refused;        /* connections refused over max-connections */
@@ -722,10 +772,30 @@ static void stop_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 	ev_break(loop, EVBREAK_ALL);
 }
 
+/* Whether the file's listen list `a` is the set the listeners were opened
+ * with (order aside). */
+static int listen_unchanged(const struct server *s, const struct agent_settings *a)
+{
+	size_t i, j;
+
+	if (a->n_listen != s->nls)
+		return 0;
+	for (i = 0; i < a->n_listen; i++) {
+		for (j = 0; j < s->nls && strcmp(a->listen[i], s->ls[j].addr) != 0; j++)
+			;
+		if (j == s->nls)
+			return 0;
+	}
+	return 1;
+}
+
+/* SIGHUP: load the file beside the live configuration and install it with
+ * its settings, the command line's overriding them as at start. */
 static void reload_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 {
 	struct server *s = ev_userdata(loop);
 	struct config *cfg = NULL;
+	struct agent_settings settings;
 	char err[CONFIG_ERR_LEN];
 
 	(void)sig; (void)revents;
@@ -737,13 +807,23 @@ static void reload_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 		log_error("reload rejected, previous configuration stays live: %s", err);
 		return;
 	}
-	if (cfg_install(cfg) != 0) {
+	settings = cfg->agent;
+	settings.threads = s->settings.threads;
+	if (s->opts->log_level_fixed)
+		settings.log_level = s->opts->agent.log_level;
+	if (cfg_install(cfg, &settings) != 0) {
 		config_free(cfg);
 		log_error("reload rejected: out of memory");
 		return;
 	}
-	if (!s->opts->log_level_fixed)
-		log_set_level(cfg->agent.log_level);
+	s->settings = settings;
+	memset(s->settings.listen, 0, sizeof(s->settings.listen));
+	s->settings.n_listen = 0;
+	log_set_level(settings.log_level);
+	if (!s->opts->listen_fixed && !listen_unchanged(s, &cfg->agent))
+		log_warning("listen changed in %s: restart to apply", s->opts->config_path);
+	if (!s->opts->threads_fixed && cfg->agent.threads != settings.threads)
+		log_warning("threads changed in %s: restart to apply", s->opts->config_path);
 	for (size_t i = 0; i < cfg->n_warnings; i++)
 		log_warning("%s", cfg->warnings[i]);
 	log_info("reloaded %s: %zu CAs, %zu hosts (generation %llu)",
@@ -775,7 +855,7 @@ int server_run(const struct server_opts *o, struct config *cfg)
 	}
 	for (j = 0; cfg != NULL && j < cfg->n_warnings; j++)
 		log_warning("%s", cfg->warnings[j]);
-	if (cfg_install(cfg) != 0) {
+	if (cfg_install(cfg, &s.settings) != 0) {
 		config_free(cfg);
 		return 1;
 	}
@@ -814,6 +894,10 @@ int server_run(const struct server_opts *o, struct config *cfg)
 		ev_io_init(&l->io, accept_cb, fd, EV_READ);
 		ev_init(&l->pause, accept_resume_cb);
 	}
+	/* The addresses belong to the first configuration, which a reload
+	 * frees: from here on the listeners' copies are used. */
+	memset(s.settings.listen, 0, sizeof(s.settings.listen));
+	s.settings.n_listen = 0;
 
 	s.workers = calloc((size_t)s.nworkers, sizeof(*s.workers));
 	if (!s.workers)
@@ -822,7 +906,7 @@ int server_run(const struct server_opts *o, struct config *cfg)
 		struct worker *w = &s.workers[i];
 
 		w->id = i;
-		w->settings = &s.settings;
+		w->nworkers = (unsigned int)s.nworkers;
 		w->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
 		pthread_mutex_init(&w->qlock, NULL);
 		if (!w->loop) {
@@ -830,14 +914,9 @@ int server_run(const struct server_opts *o, struct config *cfg)
 			goto out;
 		}
 		w->cfg = cfg_acquire();
-		/* The configured entry count is the total over all workers. */
-		if (s.settings.cache_entries > 0) {
-			w->cache = cache_new((s.settings.cache_entries + (unsigned int)s.nworkers - 1) /
-			                     (unsigned int)s.nworkers);
-			if (!w->cache) {
-				log_error("cannot allocate the verdict cache");
-				goto out;
-			}
+		if (worker_cache_setup(w, s.settings.cache_entries) != 0) {
+			log_error("cannot allocate the verdict cache");
+			goto out;
 		}
 		ev_async_init(&w->wake, worker_wake_cb);
 		ev_async_start(w->loop, &w->wake);
