@@ -35,6 +35,7 @@
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
+#include "addr.h"
 #include "config.h"
 #include "policy.h"
 #include "spop.h"
@@ -69,68 +70,6 @@ static const char *const purpose_names[PURPOSE_COUNT] = {
 	[PURPOSE_CLIENT] = "client",
 	[PURPOSE_ANY] = "any",
 };
-
-static int config_port_ok(const char *s)
-{
-	uint64_t port;
-
-	return settings_parse_uint(s, 65535, &port) == 0 && port >= 1;
-}
-
-/* listen syntax: "HOST:PORT", "[IPV6]:PORT" or "unix:/path". Returns NULL
- * when fine, else what is wrong. */
-static const char *config_check_listen(const char *v)
-{
-	if (strncmp(v, "unix:", 5) == 0) {
-		const char *path = v + 5;
-		struct sockaddr_un sun;
-
-		if (path[0] != '/')
-			return "unix socket path must be absolute (unix:/path)";
-		if (strlen(path) >= sizeof(sun.sun_path))
-			return "unix socket path too long";
-		return NULL;
-	}
-	if (v[0] == '[') {
-		const char *close = strchr(v, ']');
-		char addr[INET6_ADDRSTRLEN + 1];
-		struct in6_addr a6;
-		size_t n;
-
-		if (close == NULL)
-			return "missing ']' in IPv6 address";
-		n = (size_t)(close - v - 1);
-		if (n == 0 || n >= sizeof(addr))
-			return "bad IPv6 address";
-		memcpy(addr, v + 1, n);
-		addr[n] = '\0';
-		if (inet_pton(AF_INET6, addr, &a6) != 1)
-			return "bad IPv6 address";
-		if (close[1] != ':' || !config_port_ok(close + 2))
-			return "expected [IPV6]:PORT with PORT 1..65535";
-		return NULL;
-	}
-	{
-		const char *colon = strrchr(v, ':');
-
-		if (colon == NULL)
-			return "expected HOST:PORT, [IPV6]:PORT or unix:/path";
-		if (colon == v)
-			return "missing host before ':PORT'";
-		/* "*:PORT": every address, as with -l. */
-		if (colon == v + 1 && v[0] == '*')
-			return config_port_ok(colon + 1) ? NULL : "PORT must be 1..65535";
-		for (const char *q = v; q < colon; q++) {
-			if (*q == ':')
-				return "IPv6 addresses need brackets: [IPV6]:PORT";
-			if (!isalnum((unsigned char)*q) && *q != '.' && *q != '-')
-				return "bad character in host";
-		}
-		if (!config_port_ok(colon + 1))
-			return "PORT must be 1..65535";
-	}
-	return NULL;
-}
 
 /* 64 hex digits (colons ignored, any case) into 32 bytes. */
 static int config_parse_pin(const char *s, uint8_t out[32])
@@ -607,9 +546,10 @@ static void cfg_key_agent(struct load_ctx *c, const char *key, const char *v)
 	int i, rc;
 
 	if (strcmp(key, "listen") == 0) {
-		const char *bad = config_check_listen(v);
+		char bad[CONFIG_ERR_LEN];
 
-		if (bad != NULL) {
+		/* The one parser -l and --probe use too (addr.c). */
+		if (addr_check(v, bad, sizeof(bad)) != 0) {
 			cfg_err(c, c->line, "bad listen address \"%s\": %s", v, bad);
 			return;
 		}

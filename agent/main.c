@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "config.h"
 #include "log.h"
 #include "probe.h"
@@ -30,7 +31,8 @@ static void usage(FILE *f)
 	"\n"
 	"  -c, --config FILE     configuration file (default " CONFIG_DEFAULT_PATH ")\n"
 	"  -l, --listen ADDR     listen on ADDR, repeatable, replaces `listen` of the\n"
-	"                        config: 127.0.0.1:12345, [::1]:12345, *:12345, unix:/path\n"
+	"                        config: 127.0.0.1:12345, [::1]:12345, *:12345,\n"
+	"                        unix:/absolute/path\n"
 	"  -t, --threads N       worker threads (default: `threads`, else number of CPUs)\n"
 	"  -v, --verbose         log at debug level\n"
 	"      --log-level L     error, warning, info or debug\n"
@@ -74,8 +76,8 @@ int main(int argc, char **argv)
 				fprintf(stderr, "mtls-spoa: at most %d -l addresses\n", CONFIG_MAX_LISTEN);
 				return 2;
 			}
-			if (server_addr_valid(optarg, err, sizeof(err)) != 0) {
-				fprintf(stderr, "mtls-spoa: -l %s\n", err);
+			if (addr_check(optarg, err, sizeof(err)) != 0) {
+				fprintf(stderr, "mtls-spoa: -l %s: %s\n", optarg, err);
 				return 2;
 			}
 			listen[n_listen++] = optarg;
@@ -162,8 +164,11 @@ int main(int argc, char **argv)
 			so.agent.listen[i] = (char *)listen[i];
 		so.agent.n_listen = n_listen;
 	}
-	if (threads >= 0)
+	so.listen_fixed = n_listen > 0;
+	if (threads >= 0) {
 		so.agent.threads = threads;
+		so.threads_fixed = 1;
+	}
 	if (log_level >= 0) {
 		so.agent.log_level = log_level;
 		so.log_level_fixed = 1;

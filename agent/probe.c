@@ -13,8 +13,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "probe.h"
-#include "server.h"
 #include "spop.h"
 
 static long now_ms(void)
@@ -46,11 +46,14 @@ static int probe_connect(const char *addr, long deadline, char *err, size_t errl
 	int fd = -1, kind;
 	struct addrinfo *res = NULL, *ai;
 	struct sockaddr_un sun;
+	char why[256];
 
-	kind = server_addr_resolve(addr, 0, &sun, &res, err, errlen);
-	if (kind == -1)
+	kind = addr_resolve(addr, 0, &sun, &res, why, sizeof(why));
+	if (kind == -1) {
+		snprintf(err, errlen, "%s: %s", addr, why);
 		return -1;
-	if (kind == 1) {
+	}
+	if (kind == ADDR_UNIX) {
 		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (fd == -1 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
 			snprintf(err, errlen, "%s: %s", addr, strerror(errno));

@@ -6,7 +6,10 @@
  * Each connection lives on one worker for its whole life: no locks on the
  * request path. The configuration is shared read-only and reference
  * counted; a reload swaps it and workers pick the new one up at their next
- * NOTIFY, while whatever they are evaluating finishes on the old one.
+ * NOTIFY or connection, while whatever they are evaluating finishes on the
+ * old one. A generation carries the effective [agent] settings with its
+ * policies, so a worker never mixes the settings of one with the policies
+ * of another.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -27,6 +30,7 @@
 #include <unistd.h>
 #include <ev.h>
 
+#include "addr.h"
 #include "cache.h"
 #include "conn.h"
 #include "handler.h"
@@ -45,11 +49,20 @@
  * (16 KiB each): bounded, so a peer that never stops sending cannot hold
  * the shutdown. */
 #define SERVER_STOP_READS 256
+/* Out of descriptors or memory, accept is paused this long, doubling up
+ * to the maximum while the shortage lasts: a level-triggered listener
+ * would otherwise wake the loop at once, forever. */
+#define SERVER_ACCEPT_PAUSE_MIN 0.1
+#define SERVER_ACCEPT_PAUSE_MAX 1.0
 
 /* ---- live configuration --------------------------------------------- */
 
 struct cfg_ref {
 	struct config *cfg;  /* may be NULL: no policies */
+	/* The file's [agent] values overridden by the command line; listen
+	 * and threads are those of the start (they need a restart), and the
+	 * listen pointers are cleared: they belong to a struct config. */
+	struct agent_settings settings;
 	unsigned int refs;
 	uint64_t gen;
 };
@@ -84,14 +97,18 @@ static void cfg_release(struct cfg_ref *r)
 	}
 }
 
-/* Install `cfg` as the live configuration. Returns 0 or -1 (no memory). */
-static int cfg_install(struct config *cfg)
+/* Install `cfg` with the effective `settings` (copied) as the live
+ * configuration. Returns 0 or -1 (no memory). */
+static int cfg_install(struct config *cfg, const struct agent_settings *settings)
 {
 	struct cfg_ref *r = calloc(1, sizeof(*r)), *old;
 
 	if (!r)
 		return -1;
 	r->cfg = cfg;
+	r->settings = *settings;
+	memset(r->settings.listen, 0, sizeof(r->settings.listen));
+	r->settings.n_listen = 0;
 	r->refs = 1;  /* the reference held by cfg_live itself */
 	pthread_mutex_lock(&cfg_lock);
 	r->gen = atomic_load(&cfg_gen) + 1;
@@ -139,9 +156,10 @@ struct worker {
 	struct conn *conns;
 	size_t nconns;
 	atomic_int stopping;
-	struct cfg_ref *cfg;
+	struct cfg_ref *cfg;   /* the generation this worker uses, settings included */
 	struct cache *cache;   /* this worker's verdict cache, NULL if disabled */
-	const struct agent_settings *settings;
+	unsigned int cache_cap; /* the capacity `cache` was made with */
+	unsigned int nworkers;
 };
 
 static atomic_uint nconns_total;
@@ -211,22 +229,52 @@ static int conn_flush(struct conn *c)
 	return 0;
 }
 
-/* Make sure the worker evaluates with the newest configuration. The
- * cache stays: its keys are trust policies, which a new generation shares
- * with the old one when they did not change, and an entry of a policy
- * that is gone is never found again. */
+/* cache-entries is the total over all workers. */
+static unsigned int worker_cache_capacity(unsigned int entries, unsigned int nworkers)
+{
+	return (unsigned int)(((uint64_t)entries + nworkers - 1) / nworkers);
+}
+
+/* (Re)make this worker's cache for `entries` over all workers. Returns 0,
+ * or -1 when it cannot be allocated (the worker then runs without). */
+static int worker_cache_setup(struct worker *w, unsigned int entries)
+{
+	unsigned int cap = worker_cache_capacity(entries, w->nworkers);
+
+	/* Same size: keep the entries. Their keys are trust policies,
+	 * which a new generation shares with the old one when they did not
+	 * change; an entry of a policy that is gone is never found again. */
+	if (cap == w->cache_cap && (w->cache != NULL || cap == 0))
+		return 0;
+	cache_free(w->cache);
+	w->cache = cap > 0 ? cache_new(cap) : NULL;
+	w->cache_cap = w->cache ? cap : 0;
+	return cap > 0 && w->cache == NULL ? -1 : 0;
+}
+
+/* Move the worker to the newest generation if there is one. Its cache is
+ * kept, or remade when cache-entries changed. */
+static void worker_refresh(struct worker *w)
+{
+	struct cfg_ref *old = w->cfg;
+
+	if (old->gen == atomic_load_explicit(&cfg_gen, memory_order_acquire))
+		return;
+	w->cfg = cfg_acquire();
+	cfg_release(old);
+	if (worker_cache_setup(w, w->cfg->settings.cache_entries) != 0)
+		log_error("worker %d: cannot allocate the verdict cache, running without",
+		          w->id);
+}
+
+/* What the handler needs for one NOTIFY, from the newest generation. */
 static void worker_env(struct worker *w, struct handler_env *env)
 {
-	if (w->cfg->gen != atomic_load_explicit(&cfg_gen, memory_order_acquire)) {
-		struct cfg_ref *old = w->cfg;
-
-		w->cfg = cfg_acquire();
-		cfg_release(old);
-	}
+	worker_refresh(w);
 	env->cfg = w->cfg->cfg;
 	env->gen = w->cfg->gen;
 	env->cache = w->cache;
-	env->cache_ttl_ms = w->settings->cache_ttl_ms;
+	env->cache_ttl_ms = w->cfg->settings.cache_ttl_ms;
 	env->submit = NULL;
 	env->submit_ctx = NULL;
 }
@@ -244,7 +292,9 @@ static int conn_run(struct conn *c)
 		memmove(c->rbuf, c->rbuf + consumed, c->rlen - consumed);
 		c->rlen -= consumed;
 		/* Only complete frames count as activity: a peer trickling a
-		 * byte at a time still reaches the idle timeout. */
+		 * byte at a time still reaches the idle timeout. A reloaded
+		 * idle-timeout applies from the next frame on. */
+		c->idle.repeat = c->w->cfg->settings.idle_timeout_ms / 1000.0;
 		ev_timer_again(c->w->loop, &c->idle);
 	}
 	if (v == CONN_CLOSE_AFTER_FLUSH) {
@@ -376,8 +426,13 @@ static void peer_name(int fd, char *out, size_t outlen)
 
 static void worker_adopt(struct worker *w, int fd)
 {
-	const struct agent_settings *s = w->settings;
+	const struct agent_settings *s;
 	struct conn *c = calloc(1, sizeof(*c));
+
+	/* A new connection gets the sizes and timeout of the newest
+	 * generation. */
+	worker_refresh(w);
+	s = &w->cfg->settings;
 
 	if (c) {
 		c->rcap = (size_t)s->max_frame_size + SPOP_LEN_PREFIX;
@@ -498,6 +553,10 @@ static void *worker_main(void *arg)
 
 struct listener {
 	ev_io io;
+	ev_timer pause;          /* accept paused on a resource shortage */
+	ev_tstamp pause_len;     /* 0 while accepts succeed */
+	ev_tstamp last_err_log;
+	unsigned long suppressed; /* failures not logged since last_err_log */
 	int fd;
 	char *addr;
 	char *unix_path;   /* unlinked on exit */
@@ -511,111 +570,52 @@ struct server {
 	int nworkers;
 	unsigned int next_worker;
 	const struct server_opts *opts;
-	struct agent_settings settings;
+	struct agent_settings settings;  /* of the live generation (listen cleared
+	                                    once the listeners are open) */
 	ev_signal sigterm, sigint, sighup;
 	ev_tstamp last_limit_log;
 	uint64_t refused;        /* connections refused over max-connections */
 };
 
-int server_addr_split(const char *addr, char *host, size_t hostlen,
-                      char *port, size_t portlen, int *is_unix,
-                      char *err, size_t errlen)
+/* A socket file at a unix listen path is either a live agent's, which we
+ * must leave alone, or left behind by one that died (SIGKILL, crash), which
+ * would make bind fail. A unix connect() completes or fails at once: a
+ * socket that accepts (or whose backlog is full) is live; only one that
+ * refuses is stale and removed. Anything other than a socket is left for
+ * bind to report. Returns 0, or -1 with a message in err. */
+static int unix_reclaim(const char *addr, const struct sockaddr_un *sun,
+                        char *err, size_t errlen)
 {
-	const char *colon, *orig = addr;
-	size_t hl;
+	struct stat st;
+	int fd, rc, e;
 
-	*is_unix = 0;
-	if (strncmp(addr, "unix:", 5) == 0) {
-		if (addr[5] == '\0' || strlen(addr + 5) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
-			snprintf(err, errlen, "%s: unix socket path empty or too long", addr);
-			return -1;
-		}
-		snprintf(host, hostlen, "%s", addr + 5);
-		*is_unix = 1;
+	if (lstat(sun->sun_path, &st) == -1 || !S_ISSOCK(st.st_mode))
 		return 0;
-	}
-	if (addr[0] == '[') {
-		const char *rb = strchr(addr, ']');
-		if (!rb || rb[1] != ':') {
-			snprintf(err, errlen, "%s: expected [IPV6]:PORT", addr);
-			return -1;
-		}
-		hl = (size_t)(rb - addr - 1);
-		colon = rb + 1;
-		addr++;
-	} else {
-		colon = strrchr(addr, ':');
-		if (!colon) {
-			snprintf(err, errlen, "%s: expected HOST:PORT, [IPV6]:PORT or unix:PATH", addr);
-			return -1;
-		}
-		hl = (size_t)(colon - addr);
-		if (memchr(addr, ':', hl)) {
-			snprintf(err, errlen, "%s: IPv6 addresses need brackets: [ADDR]:PORT", addr);
-			return -1;
-		}
-	}
-	if (hl >= hostlen) {
-		snprintf(err, errlen, "%s: host too long", addr);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		snprintf(err, errlen, "%s: %s", addr, strerror(errno));
 		return -1;
 	}
-	memcpy(host, addr, hl);
-	host[hl] = '\0';
-	{
-		const char *ps = colon + 1;
-		char *endp;
-		long pn;
-
-		errno = 0;
-		pn = strtol(ps, &endp, 10);
-		if (*ps == '\0' || *endp != '\0' || errno || pn < 1 || pn > 65535) {
-			snprintf(err, errlen, "%s: port must be 1..65535", orig);
-			return -1;
-		}
-		snprintf(port, portlen, "%ld", pn);
-	}
-	return 0;
-}
-
-int server_addr_valid(const char *addr, char *err, size_t errlen)
-{
-	char host[256], port[8];
-	int is_unix;
-
-	return server_addr_split(addr, host, sizeof(host), port, sizeof(port), &is_unix,
-	                  err, errlen);
-}
-
-int server_addr_resolve(const char *addr, int passive, struct sockaddr_un *sun,
-                        struct addrinfo **res, char *err, size_t errlen)
-{
-	char host[256], port[8];
-	int is_unix, rc;
-	struct addrinfo hints;
-
-	if (server_addr_split(addr, host, sizeof(host), port, sizeof(port), &is_unix,
-	                      err, errlen) != 0)
-		return -1;
-	if (is_unix) {
-		memset(sun, 0, sizeof(*sun));
-		sun->sun_family = AF_UNIX;
-		memcpy(sun->sun_path, host, strlen(host) + 1);
-		return 1;
-	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
-	/* "*:port" is every address when listening, this host when
-	 * connecting. */
-	if (host[0] == '\0' || strcmp(host, "*") == 0)
-		rc = getaddrinfo(passive ? NULL : "127.0.0.1", port, &hints, res);
-	else
-		rc = getaddrinfo(host, port, &hints, res);
-	if (rc != 0) {
-		snprintf(err, errlen, "%s: %s", addr, gai_strerror(rc));
+	do
+		rc = connect(fd, (const struct sockaddr *)sun, sizeof(*sun));
+	while (rc == -1 && errno == EINTR);
+	e = errno;
+	close(fd);
+	if (rc == 0 || e == EAGAIN) {
+		snprintf(err, errlen, "%s: in use by another process", addr);
 		return -1;
 	}
+	if (e != ECONNREFUSED) {
+		snprintf(err, errlen, "%s: cannot tell whether the socket is in use: %s",
+		         addr, strerror(e));
+		return -1;
+	}
+	if (unlink(sun->sun_path) == -1 && errno != ENOENT) {
+		snprintf(err, errlen, "%s: cannot remove the stale socket: %s", addr,
+		         strerror(errno));
+		return -1;
+	}
+	log_info("%s: removed a stale socket", addr);
 	return 0;
 }
 
@@ -624,17 +624,16 @@ int server_listen(const char *addr, char *err, size_t errlen)
 	int fd = -1, one = 1, kind;
 	struct addrinfo *res = NULL, *ai;
 	struct sockaddr_un sun;
+	char why[CONFIG_ERR_LEN];
 
-	kind = server_addr_resolve(addr, 1, &sun, &res, err, errlen);
-	if (kind == -1)
+	kind = addr_resolve(addr, 1, &sun, &res, why, sizeof(why));
+	if (kind == -1) {
+		snprintf(err, errlen, "%s: %s", addr, why);
 		return -1;
-	if (kind == 1) {
-		struct stat st;
-
-		/* A stale socket from a previous run would make bind fail;
-		 * remove it, but never a regular file. */
-		if (lstat(sun.sun_path, &st) == 0 && S_ISSOCK(st.st_mode))
-			unlink(sun.sun_path);
+	}
+	if (kind == ADDR_UNIX) {
+		if (unix_reclaim(addr, &sun, err, errlen) != 0)
+			return -1;
 		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd == -1 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
 		    listen(fd, SERVER_BACKLOG) == -1) {
@@ -665,6 +664,36 @@ int server_listen(const char *addr, char *err, size_t errlen)
 	return fd;
 }
 
+static void accept_resume_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct listener *l = (struct listener *)((char *)t - offsetof(struct listener, pause));
+
+	(void)revents;
+	ev_io_start(loop, &l->io);
+}
+
+/* accept() failed for want of descriptors or memory: the connection stays
+ * in the backlog and the listener stays readable, so stop watching it for
+ * a while. One log line a second at most, with the count of the others. */
+static void accept_pause(struct ev_loop *loop, struct listener *l, int err)
+{
+	l->pause_len = l->pause_len == 0 ? SERVER_ACCEPT_PAUSE_MIN
+	               : l->pause_len * 2 > SERVER_ACCEPT_PAUSE_MAX
+	               ? SERVER_ACCEPT_PAUSE_MAX : l->pause_len * 2;
+	ev_io_stop(loop, &l->io);
+	ev_timer_set(&l->pause, l->pause_len, 0.);
+	ev_timer_start(loop, &l->pause);
+	if (ev_now(loop) - l->last_err_log < 1.0) {
+		l->suppressed++;
+		return;
+	}
+	log_error("accept on %s: %s; retrying in %.0f ms (%lu failures not "
+	          "logged since the last report)", l->addr, strerror(err),
+	          l->pause_len * 1000, l->suppressed);
+	l->last_err_log = ev_now(loop);
+	l->suppressed = 0;
+}
+
 static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
 	struct listener *l = (struct listener *)io;
@@ -679,14 +708,20 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 		char peer[INET6_ADDRSTRLEN + 16];
 
 		if (fd == -1) {
-			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
-			    errno == ECONNABORTED)
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 				return;
-			/* EMFILE and friends: say it, and retry on the next
-			 * wake-up rather than spin. */
-			log_error("accept on %s: %s", l->addr, strerror(errno));
+			/* accept(2): errors of the connection being accepted,
+			 * not of the listener; try the next one. */
+			if (errno == ECONNABORTED || errno == EPROTO || errno == ENETDOWN ||
+			    errno == ENOPROTOOPT || errno == EHOSTDOWN || errno == ENONET ||
+			    errno == EHOSTUNREACH || errno == ENETUNREACH)
+				continue;
+			/* EMFILE, ENFILE, ENOBUFS, ENOMEM, or anything that
+			 * would repeat at once. */
+			accept_pause(loop, l, errno);
 			return;
 		}
+		l->pause_len = 0;
 		if (atomic_fetch_add(&nconns_total, 1) >= s->settings.max_connections) {
 			atomic_fetch_sub(&nconns_total, 1);
 			s->refused++;
@@ -732,15 +767,37 @@ static void stop_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 
 	(void)revents;
 	log_info("signal %d: stopping", sig->signum);
-	for (i = 0; i < s->nls; i++)
+	for (i = 0; i < s->nls; i++) {
 		ev_io_stop(loop, &s->ls[i].io);
+		ev_timer_stop(loop, &s->ls[i].pause);
+	}
 	ev_break(loop, EVBREAK_ALL);
 }
 
+/* Whether the file's listen list `a` is the set the listeners were opened
+ * with (order aside). */
+static int listen_unchanged(const struct server *s, const struct agent_settings *a)
+{
+	size_t i, j;
+
+	if (a->n_listen != s->nls)
+		return 0;
+	for (i = 0; i < a->n_listen; i++) {
+		for (j = 0; j < s->nls && strcmp(a->listen[i], s->ls[j].addr) != 0; j++)
+			;
+		if (j == s->nls)
+			return 0;
+	}
+	return 1;
+}
+
+/* SIGHUP: load the file beside the live configuration and install it with
+ * its settings, the command line's overriding them as at start. */
 static void reload_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 {
 	struct server *s = ev_userdata(loop);
 	struct config *cfg = NULL;
+	struct agent_settings settings;
 	char err[CONFIG_ERR_LEN];
 
 	(void)sig; (void)revents;
@@ -753,13 +810,23 @@ static void reload_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 		log_error("reload rejected, previous configuration stays live: %s", err);
 		return;
 	}
-	if (cfg_install(cfg) != 0) {
+	settings = cfg->agent;
+	settings.threads = s->settings.threads;
+	if (s->opts->log_level_fixed)
+		settings.log_level = s->opts->agent.log_level;
+	if (cfg_install(cfg, &settings) != 0) {
 		config_free(cfg);
 		log_error("reload rejected: out of memory");
 		return;
 	}
-	if (!s->opts->log_level_fixed)
-		log_set_level(cfg->agent.log_level);
+	s->settings = settings;
+	memset(s->settings.listen, 0, sizeof(s->settings.listen));
+	s->settings.n_listen = 0;
+	log_set_level(settings.log_level);
+	if (!s->opts->listen_fixed && !listen_unchanged(s, &cfg->agent))
+		log_warning("listen changed in %s: restart to apply", s->opts->config_path);
+	if (!s->opts->threads_fixed && cfg->agent.threads != settings.threads)
+		log_warning("threads changed in %s: restart to apply", s->opts->config_path);
 	for (size_t i = 0; i < cfg->n_warnings; i++)
 		log_warning("%s", cfg->warnings[i]);
 	log_info("reloaded %s: %zu CAs (%zu built, %zu reused), %zu hosts "
@@ -795,7 +862,7 @@ int server_run(const struct server_opts *o, struct config *cfg)
 	}
 	for (j = 0; cfg != NULL && j < cfg->n_warnings; j++)
 		log_warning("%s", cfg->warnings[j]);
-	if (cfg_install(cfg) != 0) {
+	if (cfg_install(cfg, &s.settings) != 0) {
 		config_free(cfg);
 		return 1;
 	}
@@ -832,7 +899,12 @@ int server_run(const struct server_opts *o, struct config *cfg)
 			l->unix_path = l->addr + 5;
 		s.nls++;
 		ev_io_init(&l->io, accept_cb, fd, EV_READ);
+		ev_init(&l->pause, accept_resume_cb);
 	}
+	/* The addresses belong to the first configuration, which a reload
+	 * frees: from here on the listeners' copies are used. */
+	memset(s.settings.listen, 0, sizeof(s.settings.listen));
+	s.settings.n_listen = 0;
 
 	s.workers = calloc((size_t)s.nworkers, sizeof(*s.workers));
 	if (!s.workers)
@@ -841,7 +913,7 @@ int server_run(const struct server_opts *o, struct config *cfg)
 		struct worker *w = &s.workers[i];
 
 		w->id = i;
-		w->settings = &s.settings;
+		w->nworkers = (unsigned int)s.nworkers;
 		w->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
 		pthread_mutex_init(&w->qlock, NULL);
 		if (!w->loop) {
@@ -849,14 +921,9 @@ int server_run(const struct server_opts *o, struct config *cfg)
 			goto out;
 		}
 		w->cfg = cfg_acquire();
-		/* The configured entry count is the total over all workers. */
-		if (s.settings.cache_entries > 0) {
-			w->cache = cache_new((s.settings.cache_entries + (unsigned int)s.nworkers - 1) /
-			                     (unsigned int)s.nworkers);
-			if (!w->cache) {
-				log_error("cannot allocate the verdict cache");
-				goto out;
-			}
+		if (worker_cache_setup(w, s.settings.cache_entries) != 0) {
+			log_error("cannot allocate the verdict cache");
+			goto out;
 		}
 		ev_async_init(&w->wake, worker_wake_cb);
 		ev_async_start(w->loop, &w->wake);

@@ -15,7 +15,10 @@
 struct server_opts {
 	const char *config_path;     /* NULL: run without policies */
 	struct agent_settings agent; /* effective settings (config + CLI) */
-	int log_level_fixed;         /* -v/--log-level given: reloads keep it */
+	/* Given on the command line: a reload keeps them over the file's. */
+	int listen_fixed;            /* -l */
+	int threads_fixed;           /* -t/--threads */
+	int log_level_fixed;         /* -v/--log-level */
 };
 
 /* Run until SIGTERM/SIGINT. Takes ownership of `cfg` (may be NULL).
@@ -23,30 +26,10 @@ struct server_opts {
  * listener cannot be opened or threads cannot start. */
 SERVER_WUR int server_run(const struct server_opts *o, struct config *cfg);
 
-/* Parse a listen address ("127.0.0.1:1", "[::1]:1", "*:1", "unix:/p") into
- * a bound, listening, non-blocking socket. Returns the fd, or -1 with a
- * message in err. */
+/* Open a listen address (syntax in addr.h) as a bound, listening,
+ * non-blocking socket. A unix socket of a live process is refused ("in
+ * use by another process"); a stale one is replaced. Returns the fd, or
+ * -1 with a message naming the address in err. */
 SERVER_WUR int server_listen(const char *addr, char *err, size_t errlen);
-
-/* Split "host:port" / "[v6]:port" / "*:port" / "unix:/path". On success
- * `host` holds the host (brackets removed; empty or "*" for any) and
- * `port` the port as digits; for unix, *is_unix is set and `host` holds
- * the path. Returns 0, or -1 with a message in err. */
-SERVER_WUR int server_addr_split(const char *addr, char *host, size_t hostlen,
-                                 char *port, size_t portlen, int *is_unix,
-                                 char *err, size_t errlen);
-
-/* Resolve an address for listening (`passive`) or connecting. Returns 1
- * for a unix socket (*sun filled), 0 for TCP (*res to free with
- * freeaddrinfo), or -1 with a message in err. */
-struct sockaddr_un;
-struct addrinfo;
-SERVER_WUR int server_addr_resolve(const char *addr, int passive,
-                                   struct sockaddr_un *sun,
-                                   struct addrinfo **res, char *err,
-                                   size_t errlen);
-
-/* Check a listen address's syntax without opening it. Returns 0 or -1. */
-SERVER_WUR int server_addr_valid(const char *addr, char *err, size_t errlen);
 
 #endif /* MTLS_SERVER_H */
