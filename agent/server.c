@@ -36,6 +36,8 @@
 #include "handler.h"
 #include "log.h"
 #include "server.h"
+#include "trust.h"
+#include "vpool.h"
 
 #define SERVER_MAX_THREADS 64
 #define SERVER_BACKLOG 1024
@@ -141,7 +143,18 @@ struct conn {
 	size_t rlen, rcap;
 	struct obuf out;
 	struct conn_proto proto;
+	int dead;             /* closed while verifications were pending: freed
+	                         when the last one comes back */
+	int read_paused;      /* too many verifications pending: not reading */
+	int stop_pending;     /* stopping: DISCONNECT once nothing is pending */
 	char peer[INET6_ADDRSTRLEN + 16];
+};
+
+/* A verification done by the pool, on its way back to its worker. */
+struct done_item {
+	struct conn *c;
+	struct handler_job *job;
+	struct done_item *next;
 };
 
 struct worker {
@@ -160,7 +173,16 @@ struct worker {
 	struct cache *cache;   /* this worker's verdict cache, NULL if disabled */
 	unsigned int cache_cap; /* the capacity `cache` was made with */
 	unsigned int nworkers;
+	ev_async done_wake;    /* the pool finished jobs of this worker */
+	pthread_mutex_t dlock;
+	struct done_item *done_head, *done_tail;
 };
+
+/* The verify pool, shared by every worker; NULL: verify inline. */
+static struct vpool *vpool;
+/* Pending verifications beyond which a connection is not read: bounds the
+ * memory a peer can make us hold, and resumes at half. */
+#define SERVER_MAX_PENDING 256
 
 static atomic_uint nconns_total;
 
@@ -181,8 +203,13 @@ static void conn_close(struct conn *c)
 	w->nconns--;
 	atomic_fetch_sub(&nconns_total, 1);
 	free(c->rbuf);
+	c->rbuf = NULL;
 	obuf_free(&c->out);
-	free(c);
+	/* A verify thread still holds a job for it: free on its return. */
+	if (c->proto.pending > 0)
+		c->dead = 1;
+	else
+		free(c);
 	if (atomic_load(&w->stopping) && w->conns == NULL)
 		ev_break(w->loop, EVBREAK_ONE);
 }
@@ -280,13 +307,57 @@ static void worker_env(struct worker *w, struct handler_env *env)
 }
 
 /* Run the protocol over what is buffered. Returns -1 if c was closed. */
+/* A pool thread finished `job`: queue it for its worker. */
+static void job_done(void *ctx, struct handler_job *job)
+{
+	struct done_item *d = ctx;
+	struct worker *w = d->c->w;
+
+	d->job = job;
+	d->next = NULL;
+	pthread_mutex_lock(&w->dlock);
+	if (w->done_tail)
+		w->done_tail->next = d;
+	else
+		w->done_head = d;
+	w->done_tail = d;
+	pthread_mutex_unlock(&w->dlock);
+	ev_async_send(w->loop, &w->done_wake);
+}
+
+/* handler_env.submit: hand a verification to the pool. */
+static int conn_submit(void *ctx, struct handler_job *job)
+{
+	struct done_item *d;
+
+	if (vpool == NULL || (d = calloc(1, sizeof(*d))) == NULL)
+		return -1;
+	d->c = ctx;
+	if (vpool_submit(vpool, job, job_done, d) != 0) {
+		free(d);
+		return -1;
+	}
+	return 0;
+}
+
+static void conn_env(struct conn *c, struct handler_env *env)
+{
+	worker_env(c->w, env);
+	if (vpool != NULL) {
+		env->submit = conn_submit;
+		env->submit_ctx = c;
+	}
+}
+
+static int conn_finish_verdict(struct conn *c, enum conn_verdict v);
+
 static int conn_run(struct conn *c)
 {
 	size_t consumed = 0;
 	enum conn_verdict v;
 	struct handler_env env;
 
-	worker_env(c->w, &env);
+	conn_env(c, &env);
 	v = conn_process(&c->proto, &env, c->rbuf, c->rlen, &consumed, &c->out);
 	if (consumed > 0) {
 		memmove(c->rbuf, c->rbuf + consumed, c->rlen - consumed);
@@ -297,6 +368,18 @@ static int conn_run(struct conn *c)
 		c->idle.repeat = c->w->cfg->settings.idle_timeout_ms / 1000.0;
 		ev_timer_again(c->w->loop, &c->idle);
 	}
+	if (v == CONN_KEEP && c->proto.pending >= SERVER_MAX_PENDING &&
+	    !c->read_paused) {
+		c->read_paused = 1;
+		ev_io_stop(c->w->loop, &c->rio);
+	}
+	return conn_finish_verdict(c, v);
+}
+
+/* Act on what conn_process() or conn_complete() returned. Returns -1 if
+ * c was closed. */
+static int conn_finish_verdict(struct conn *c, enum conn_verdict v)
+{
 	if (v == CONN_CLOSE_AFTER_FLUSH) {
 		c->closing = 1;
 		ev_io_stop(c->w->loop, &c->rio);
@@ -486,8 +569,13 @@ static void worker_begin_stop(struct worker *w)
 			r = conn_read(c);
 		if (r == -1 || c->closing)
 			continue;
-		c->closing = 1;
 		ev_io_stop(w->loop, &c->rio);
+		if (c->proto.pending > 0) {
+			/* The DISCONNECT follows the last pending ACK. */
+			c->stop_pending = 1;
+			continue;
+		}
+		c->closing = 1;
 		if (c->proto.state == CONN_ST_READY &&
 		    conn_disconnect(&c->proto, SPOP_ST_NORMAL, &c->out) != 0) {
 			conn_close(c);
@@ -497,6 +585,52 @@ static void worker_begin_stop(struct worker *w)
 	}
 	if (w->conns == NULL)
 		ev_break(w->loop, EVBREAK_ONE);
+}
+
+/* Verifications came back from the pool: write their ACKs. */
+static void worker_done_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+	struct worker *w = (struct worker *)((char *)a -
+	                                     offsetof(struct worker, done_wake));
+	struct done_item *d, *next;
+
+	(void)loop; (void)revents;
+	pthread_mutex_lock(&w->dlock);
+	d = w->done_head;
+	w->done_head = w->done_tail = NULL;
+	pthread_mutex_unlock(&w->dlock);
+	for (; d != NULL; d = next) {
+		struct conn *c = d->c;
+		struct handler_env env;
+		enum conn_verdict v;
+
+		next = d->next;
+		if (c->dead) {
+			if (--c->proto.pending == 0)
+				free(c);
+			handler_job_free(d->job);
+			free(d);
+			continue;
+		}
+		conn_env(c, &env);
+		v = conn_complete(&c->proto, &env, d->job, &c->out);
+		handler_job_free(d->job);
+		free(d);
+		if (c->read_paused && c->proto.pending <= SERVER_MAX_PENDING / 2 &&
+		    !c->closing) {
+			c->read_paused = 0;
+			ev_io_start(w->loop, &c->rio);
+		}
+		if (c->stop_pending && c->proto.pending == 0 && !c->closing) {
+			c->closing = 1;
+			if (c->proto.state == CONN_ST_READY &&
+			    conn_disconnect(&c->proto, SPOP_ST_NORMAL, &c->out) != 0) {
+				conn_close(c);
+				continue;
+			}
+		}
+		(void)conn_finish_verdict(c, v);
+	}
 }
 
 static void worker_drain_cb(struct ev_loop *loop, ev_timer *t, int revents)
@@ -867,6 +1001,18 @@ int server_run(const struct server_opts *o, struct config *cfg)
 		return 1;
 	}
 	s.nworkers = s.settings.threads > 0 ? s.settings.threads : detect_cpus();
+	{
+		int nv = s.settings.verify_threads > 0 ? s.settings.verify_threads :
+		         detect_cpus();
+
+		/* Uncached verifications run here, never on a worker loop. */
+		vpool = vpool_new(nv > VPOOL_MAX_THREADS ? VPOOL_MAX_THREADS : nv,
+		                  4096);
+		if (vpool == NULL) {
+			log_error("cannot start the verify threads");
+			goto out;
+		}
+	}
 	if (s.nworkers > SERVER_MAX_THREADS)
 		s.nworkers = SERVER_MAX_THREADS;
 
@@ -916,6 +1062,7 @@ int server_run(const struct server_opts *o, struct config *cfg)
 		w->nworkers = (unsigned int)s.nworkers;
 		w->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
 		pthread_mutex_init(&w->qlock, NULL);
+		pthread_mutex_init(&w->dlock, NULL);
 		if (!w->loop) {
 			log_error("cannot create a worker event loop");
 			goto out;
@@ -927,6 +1074,8 @@ int server_run(const struct server_opts *o, struct config *cfg)
 		}
 		ev_async_init(&w->wake, worker_wake_cb);
 		ev_async_start(w->loop, &w->wake);
+		ev_async_init(&w->done_wake, worker_done_cb);
+		ev_async_start(w->loop, &w->done_wake);
 		/* Keep the loop alive with no connections. */
 		if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
 			log_error("cannot start worker thread %d", i);
@@ -967,8 +1116,22 @@ out:
 	}
 	for (i = 0; i < started; i++)
 		pthread_join(s.workers[i].thread, NULL);
+	/* Jobs still in the pool finish now; their connections are closed,
+	 * so what comes back is only freed. */
+	vpool_free(vpool);
+	vpool = NULL;
 	for (i = 0; s.workers && i < s.nworkers; i++) {
 		struct worker *w = &s.workers[i];
+		struct done_item *d, *dn;
+
+		for (d = w->done_head; d != NULL; d = dn) {
+			dn = d->next;
+			if (d->c->dead && --d->c->proto.pending == 0)
+				free(d->c);
+			handler_job_free(d->job);
+			free(d);
+		}
+		pthread_mutex_destroy(&w->dlock);
 
 		for (j = 0; j < w->qlen; j++)
 			close(w->queue[j]);
@@ -983,6 +1146,8 @@ out:
 	free(s.ls);
 	cfg_release(cfg_live);
 	cfg_live = NULL;
+	log_info("%llu full trust verifications since the start",
+	         (unsigned long long)trust_verifications());
 	if (rc == 0)
 		log_info("stopped");
 	return rc;
