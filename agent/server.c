@@ -67,11 +67,20 @@ struct cfg_ref {
 	struct agent_settings settings;
 	unsigned int refs;
 	uint64_t gen;
+	struct cfg_ref *next_retired;
 };
 
 static pthread_mutex_t cfg_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct cfg_ref *cfg_live;
 static atomic_uint_fast64_t cfg_gen;
+/* Freeing a large configuration takes tens of milliseconds (10,000 hosts:
+ * 30-46 ms): a worker dropping the last reference must not stall its
+ * NOTIFY for that. It queues the generation here (under cfg_lock) and
+ * wakes the main thread, which frees it. */
+static struct cfg_ref *cfg_retired;
+static pthread_t cfg_main_thread;
+static struct ev_loop *cfg_main_loop;
+static ev_async cfg_retire_wake;
 
 static struct cfg_ref *cfg_acquire(void)
 {
@@ -84,19 +93,54 @@ static struct cfg_ref *cfg_acquire(void)
 	return r;
 }
 
+static void cfg_free_ref(struct cfg_ref *r)
+{
+	log_debug("freeing configuration generation %llu", (unsigned long long)r->gen);
+	config_free(r->cfg);
+	free(r);
+}
+
+/* Drop a reference. The last one frees the generation on the main thread
+ * (at once) or hands it to the main thread (from a worker). */
 static void cfg_release(struct cfg_ref *r)
 {
 	unsigned int left;
+	int on_main = pthread_equal(pthread_self(), cfg_main_thread);
 
 	if (!r)
 		return;
 	pthread_mutex_lock(&cfg_lock);
 	left = --r->refs;
-	pthread_mutex_unlock(&cfg_lock);
-	if (left == 0) {
-		config_free(r->cfg);
-		free(r);
+	if (left == 0 && !on_main) {
+		r->next_retired = cfg_retired;
+		cfg_retired = r;
 	}
+	pthread_mutex_unlock(&cfg_lock);
+	if (left == 0 && on_main)
+		cfg_free_ref(r);
+	else if (left == 0)
+		ev_async_send(cfg_main_loop, &cfg_retire_wake);
+}
+
+/* Main thread: free the generations the workers retired. */
+static void cfg_reap(void)
+{
+	struct cfg_ref *r, *next;
+
+	pthread_mutex_lock(&cfg_lock);
+	r = cfg_retired;
+	cfg_retired = NULL;
+	pthread_mutex_unlock(&cfg_lock);
+	for (; r; r = next) {
+		next = r->next_retired;
+		cfg_free_ref(r);
+	}
+}
+
+static void cfg_reap_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+	(void)loop; (void)a; (void)revents;
+	cfg_reap();
 }
 
 /* Install `cfg` with the effective `settings` (copied) as the live
@@ -989,6 +1033,7 @@ int server_run(const struct server_opts *o, struct config *cfg)
 	memset(&s, 0, sizeof(s));
 	s.opts = o;
 	s.settings = o->agent;
+	cfg_main_thread = pthread_self();
 	if (s.settings.n_listen == 0) {
 		log_error("nothing to listen on: give -l ADDR or `listen` in [agent]");
 		config_free(cfg);
@@ -1022,6 +1067,10 @@ int server_run(const struct server_opts *o, struct config *cfg)
 		goto out;
 	}
 	ev_set_userdata(s.loop, &s);
+	/* Before any worker can retire a generation. */
+	cfg_main_loop = s.loop;
+	ev_async_init(&cfg_retire_wake, cfg_reap_cb);
+	ev_async_start(s.loop, &cfg_retire_wake);
 
 	s.ls = calloc(s.settings.n_listen, sizeof(*s.ls));
 	if (!s.ls)
@@ -1146,6 +1195,11 @@ out:
 	free(s.ls);
 	cfg_release(cfg_live);
 	cfg_live = NULL;
+	/* What the workers retired after the loop stopped. */
+	cfg_reap();
+	if (cfg_main_loop)
+		ev_async_stop(cfg_main_loop, &cfg_retire_wake);
+	cfg_main_loop = NULL;
 	log_info("%llu full trust verifications since the start",
 	         (unsigned long long)trust_verifications());
 	if (rc == 0)

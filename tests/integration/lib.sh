@@ -11,7 +11,8 @@
 #                           generated file with the echo backend and stats
 #   t_wait_agent_state UP  poll HAProxy's stats until agent1 is UP/DOWN
 #   t_req ...              one curl request, see below
-#   ok / not_ok / check_eq  TAP lines;  t_finish  exit status
+#   ok / not_ok / check_eq  TAP lines;  t_tap  count a helper's TAP lines
+#   t_finish               exit status
 # Everything listens on 127.0.0.1 on ports picked at run time, every wait
 # is bounded, and the EXIT trap stops what was started and removes the
 # work dir (kept when T_KEEP=1, for debugging).
@@ -54,6 +55,19 @@ check_eq() {
 		not_ok "$1"
 		diag "$(printf "got:  '%s'\nwant: '%s'" "$2" "$3")"
 	fi
+}
+
+# t_tap: count here the TAP lines a helper program (Python scenario)
+# printed on stdin; other lines pass through.
+t_tap() {
+	local line
+	while IFS= read -r line; do
+		case $line in
+		"ok - "*) ok "${line#ok - }" ;;
+		"not ok - "*) not_ok "${line#not ok - }" ;;
+		*) echo "$line" ;;
+		esac
+	done
 }
 
 # check DESCRIPTION COMMAND...: ok when the command succeeds.

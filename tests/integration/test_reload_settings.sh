@@ -50,18 +50,6 @@ reload() {
 	return 1
 }
 
-# tap: count the TAP lines read from stdin here.
-tap() {
-	local line
-	while IFS= read -r line; do
-		case $line in
-		"ok - "*) ok "${line#ok - }" ;;
-		"not ok - "*) not_ok "${line#not ok - }" ;;
-		*) echo "$line" ;;
-		esac
-	done
-}
-
 # spop_py SCENARIO: a Python scenario against $PORT, printing TAP lines.
 spop_py() {
 	cd "$T_ROOT/tests/integration" && timeout 30 python3 - "$1" "$PORT" "$T_WORK" <<'EOF'
@@ -155,17 +143,17 @@ fi
 
 printf '[agent]\nidle-timeout = 1s\nmax-connections = 100\nthreads = 3\n' >"$CONF"
 if reload; then ok "reload with idle-timeout 1s"; else not_ok "reload with idle-timeout 1s"; fi
-tap < <(spop_py idle-after)
+t_tap < <(spop_py idle-after)
 if grep -q "threads changed" "$LOG"; then not_ok "threads given with -t: a changed file logs nothing"; else
 	ok "threads given with -t: a changed file logs nothing"
 fi
 touch "$T_WORK/before.go"
 wait "$before_pid"
-tap <"$T_WORK/before.tap"
+t_tap <"$T_WORK/before.tap"
 
 printf '[agent]\nidle-timeout = 30s\nmax-connections = 3\n' >"$CONF"
 if reload; then ok "reload with max-connections 3"; else not_ok "reload with max-connections 3"; fi
-tap < <(spop_py max-conn)
+t_tap < <(spop_py max-conn)
 if grep -q "max-connections (3) reached" "$LOG"; then ok "the refusal is logged with the new limit"; else
 	not_ok "the refusal is logged with the new limit"
 fi
