@@ -24,7 +24,7 @@
 #include "pki.h"
 #include "policy.h"
 #include "verdict.h"
-#include "verify.h"
+#include "trust.h"
 
 struct fixture {
 	char *dir;
@@ -230,80 +230,84 @@ static void test_full_config(void **state)
 
 	/* [ca] */
 	assert_int_equal(cfg->n_cas, 3);
-	assert_string_equal(cfg->cas[0].name, "a");
+	assert_string_equal(cfg->cas[0]->name, "a");
 	fx_path(p, sizeof(p), "ca/a.pem");
-	assert_string_equal(cfg->cas[0].file, p);
-	assert_int_equal(sk_X509_num(cfg->cas[0].certs), 1);
-	assert_int_equal(X509_cmp(sk_X509_value(cfg->cas[0].certs, 0),
+	assert_string_equal(cfg->cas[0]->file, p);
+	assert_int_equal(sk_X509_num(cfg->cas[0]->certs), 1);
+	assert_int_equal(X509_cmp(sk_X509_value(cfg->cas[0]->certs, 0),
 	                          fx.ca_a->x509), 0);
-	assert_int_equal(sk_X509_CRL_num(cfg->cas[0].crls), 0);
-	assert_int_equal(cfg->cas[0].crl_next_update, 0);
-	assert_int_equal(sk_X509_num(cfg->cas[1].certs), 2);
-	assert_int_equal(X509_cmp(sk_X509_value(cfg->cas[1].certs, 1),
+	assert_int_equal(ca_crl_count(cfg->cas[0]), 0);
+	assert_null(ca_crl_at(cfg->cas[0], 0));
+	assert_int_equal(sk_X509_num(cfg->cas[1]->certs), 2);
+	assert_int_equal(X509_cmp(sk_X509_value(cfg->cas[1]->certs, 1),
 	                          fx.ca_b2->x509), 0);
-	assert_string_equal(cfg->cas[2].name, "c");
-	assert_int_equal(sk_X509_CRL_num(cfg->cas[2].crls), 2);
-	assert_int_equal(cfg->cas[2].crl_next_update, fx.crl_c_next);
+	assert_string_equal(cfg->cas[2]->name, "c");
+	assert_int_equal(ca_crl_count(cfg->cas[2]), 2);
+	{
+		time_t t0 = crl_next_update(ca_crl_at(cfg->cas[2], 0));
+		time_t t1 = crl_next_update(ca_crl_at(cfg->cas[2], 1));
+
+		assert_int_equal(t0 < t1 ? t0 : t1, fx.crl_c_next);
+	}
 
 	/* [host] */
 	assert_int_equal(cfg->n_hosts, 6);
-	h = &cfg->hosts[0];
+	h = cfg->hosts[0];
 	assert_string_equal(h->pattern, "api.example.com");
 	assert_string_equal(h->name, "api.example.com");
 	assert_int_equal(h->kind, POLICY_EXACT);
 	assert_int_equal(h->mode, MODE_ENFORCE);
-	assert_int_equal(h->verify_depth, 3);
-	assert_int_equal(h->purpose, PURPOSE_ANY);
-	assert_int_equal(h->crl_check, CRL_CHECK_NONE);
-	assert_int_equal(h->n_cas, 2);
-	assert_ptr_equal(h->cas[0], &cfg->cas[0]);
-	assert_ptr_equal(h->cas[1], &cfg->cas[1]);
-	assert_int_equal(h->n_identities, 2);
-	assert_string_equal(h->identities[0], "spiffe://prod.example/*");
-	assert_string_equal(h->identities[1], "*.partner-a.example");
-	assert_int_equal(h->n_pins, 2);
-	assert_memory_equal(h->pins[0],
+	assert_int_equal(h->trust->verify_depth, 3);
+	assert_int_equal(h->trust->purpose, PURPOSE_ANY);
+	assert_int_equal(h->trust->crl_check, CRL_CHECK_NONE);
+	assert_int_equal(h->trust->n_cas, 2);
+	assert_ptr_equal(h->trust->cas[0], cfg->cas[0]);
+	assert_ptr_equal(h->trust->cas[1], cfg->cas[1]);
+	assert_int_equal(h->trust->n_identities, 2);
+	assert_string_equal(h->trust->identities[0], "spiffe://prod.example/*");
+	assert_string_equal(h->trust->identities[1], "*.partner-a.example");
+	assert_int_equal(h->trust->n_pins, 2);
+	assert_memory_equal(h->trust->pins[0],
 	                    "\xab\xcd\xef\x01\x23\x45\x67\x89\xab\xcd\xef\x01"
 	                    "\x23\x45\x67\x89\xab\xcd\xef\x01\x23\x45\x67\x89"
 	                    "\xab\xcd\xef\x01\x23\x45\x67\x89", 32);
-	assert_int_equal(h->pins[1][0], 0x00);
-	assert_int_equal(h->pins[1][31], 0xff);
-	assert_non_null(h->store);
+	assert_int_equal(h->trust->pins[1][0], 0x00);
+	assert_int_equal(h->trust->pins[1][31], 0xff);
+	assert_non_null(h->trust->store);
 
-	h = &cfg->hosts[1];
+	h = cfg->hosts[1];
 	assert_string_equal(h->pattern, "*.example.com");
 	assert_string_equal(h->name, "example.com");
 	assert_int_equal(h->kind, POLICY_WILDCARD);
 	assert_int_equal(h->mode, MODE_OPTIONAL);
 	/* defaults */
-	assert_int_equal(h->verify_depth, 5);
-	assert_int_equal(h->purpose, PURPOSE_CLIENT);
-	assert_int_equal(h->crl_check, CRL_CHECK_LEAF);   /* c has CRLs */
-	assert_int_equal(h->n_identities, 0);
-	assert_int_equal(h->n_pins, 0);
+	assert_int_equal(h->trust->verify_depth, 5);
+	assert_int_equal(h->trust->purpose, PURPOSE_CLIENT);
+	assert_int_equal(h->trust->crl_check, CRL_CHECK_LEAF);   /* c has CRLs */
+	assert_int_equal(h->trust->n_identities, 0);
+	assert_int_equal(h->trust->n_pins, 0);
 
-	h = &cfg->hosts[2];
+	h = cfg->hosts[2];
 	assert_int_equal(h->kind, POLICY_DEFAULT);
 	assert_ptr_equal(cfg->default_policy, h);
 	assert_int_equal(h->mode, MODE_LOG);
-	assert_int_equal(h->crl_check, CRL_CHECK_NONE);   /* a has none */
+	assert_int_equal(h->trust->crl_check, CRL_CHECK_NONE);   /* a has none */
 
-	h = &cfg->hosts[3];
+	h = cfg->hosts[3];
 	assert_string_equal(h->pattern, "API2.Example.com.");
 	assert_string_equal(h->name, "api2.example.com");
-	assert_int_equal(h->crl_check, CRL_CHECK_CHAIN);
-	assert_int_equal(h->n_cas, 2);   /* lists accumulate */
-	assert_ptr_equal(h->cas[0], &cfg->cas[2]);
-	assert_ptr_equal(h->cas[1], &cfg->cas[0]);
+	assert_int_equal(h->trust->crl_check, CRL_CHECK_CHAIN);
+	assert_int_equal(h->trust->n_cas, 2);   /* lists accumulate */
+	assert_ptr_equal(h->trust->cas[0], cfg->cas[2]);
+	assert_ptr_equal(h->trust->cas[1], cfg->cas[0]);
 
-	h = &cfg->hosts[4];
+	h = cfg->hosts[4];
 	assert_int_equal(h->mode, MODE_OFF);
-	assert_int_equal(h->n_cas, 0);
-	assert_null(h->store);
+	assert_null(h->trust);     /* no CA: no trust policy */
 
-	h = &cfg->hosts[5];
-	assert_int_equal(h->n_cas, 2);   /* "a c a": a once */
-	assert_int_equal(h->crl_check, CRL_CHECK_LEAF);   /* one CA has CRLs */
+	h = cfg->hosts[5];
+	assert_int_equal(h->trust->n_cas, 2);   /* "a c a": a once */
+	assert_int_equal(h->trust->crl_check, CRL_CHECK_LEAF);   /* one CA has CRLs */
 	config_free(cfg);
 }
 
@@ -416,12 +420,12 @@ static void test_lookup_any_depth(void **state)
 	              "[host *.c.example.com]\nca = a\n"
 	              "[host **.test]\nca = a\n"
 	              "[host *]\nca = a\n");
-	h = &cfg->hosts[0];
+	h = cfg->hosts[0];
 	assert_int_equal(h->kind, POLICY_ANY_DEPTH);
 	assert_string_equal(h->pattern, "**.example.com");
 	assert_string_equal(h->name, "example.com");
-	assert_int_equal(cfg->hosts[1].kind, POLICY_WILDCARD);
-	assert_string_equal(cfg->hosts[2].name, "b.example.com");
+	assert_int_equal(cfg->hosts[1]->kind, POLICY_WILDCARD);
+	assert_string_equal(cfg->hosts[2]->name, "b.example.com");
 	for (size_t i = 0; i < sizeof(deep_cases) / sizeof(deep_cases[0]); i++) {
 		const struct lookup_case *c = &deep_cases[i];
 		const char *got = lookup_pattern(cfg, c->host, c->strip_port);
@@ -480,7 +484,7 @@ static void test_lookup_many(void **state)
 		         i % 3 == 0 ? "" : i % 3 == 1 ? "x." : "x.y.", i);
 		h = config_lookup(cfg, host, strlen(host));
 		assert_non_null(h);
-		assert_ptr_equal(h, &cfg->hosts[i]);
+		assert_ptr_equal(h, cfg->hosts[i]);
 	}
 	config_free(cfg);
 }
@@ -500,7 +504,7 @@ static void test_long_host_pattern(void **state)
 	         "[host %.50s]\nca = a\n", name, name);
 	cfg = load_ok(text);
 	assert_int_equal(cfg->n_hosts, 2);
-	assert_string_equal(cfg->hosts[0].name, name);
+	assert_string_equal(cfg->hosts[0]->name, name);
 	assert_string_equal(config_lookup(cfg, name, strlen(name))->pattern,
 	                    name);
 	config_free(cfg);
@@ -588,10 +592,10 @@ static void test_comments(void **state)
 	              "mode = log # comment\n"
 	              "allow-identity = spiffe://x/y#frag\n"
 	              "   verify-depth = 7\n");
-	assert_int_equal(cfg->hosts[0].mode, MODE_LOG);
-	assert_int_equal(cfg->hosts[0].n_cas, 1);
-	assert_int_equal(cfg->hosts[0].verify_depth, 7);
-	assert_string_equal(cfg->hosts[0].identities[0], "spiffe://x/y#frag");
+	assert_int_equal(cfg->hosts[0]->mode, MODE_LOG);
+	assert_int_equal(cfg->hosts[0]->trust->n_cas, 1);
+	assert_int_equal(cfg->hosts[0]->trust->verify_depth, 7);
+	assert_string_equal(cfg->hosts[0]->trust->identities[0], "spiffe://x/y#frag");
 	config_free(cfg);
 }
 
@@ -612,8 +616,8 @@ static void test_relative_paths(void **state)
 	           "crl = ../crl/c.der\n[host x.example]\nca = a c\n");
 	assert_int_equal(config_load(conf, &cfg, err, sizeof(err)), 0);
 	snprintf(want, sizeof(want), "%s/../ca/a.pem", sub);
-	assert_string_equal(cfg->cas[0].file, want);
-	assert_int_equal(sk_X509_CRL_num(cfg->cas[1].crls), 1);
+	assert_string_equal(cfg->cas[0]->file, want);
+	assert_int_equal(ca_crl_count(cfg->cas[1]), 1);
 	config_free(cfg);
 
 	/* config_load_string: the path names it and anchors the files. */
@@ -621,7 +625,7 @@ static void test_relative_paths(void **state)
 	assert_int_equal(config_load_string("[ca a]\nfile = ca/a.pem\n", conf,
 	                                    &cfg, err, sizeof(err)), 0);
 	fx_path(want, sizeof(want), "ca/a.pem");
-	assert_string_equal(cfg->cas[0].file, want);
+	assert_string_equal(cfg->cas[0]->file, want);
 	config_free(cfg);
 
 	/* Absolute paths are taken as they are. */
@@ -629,7 +633,7 @@ static void test_relative_paths(void **state)
 	snprintf(text, sizeof(text), "[ca a]\nfile = %s\n", want);
 	assert_int_equal(config_load_string(text, "/nonexistent/x.conf", &cfg,
 	                                    err, sizeof(err)), 0);
-	assert_string_equal(cfg->cas[0].file, want);
+	assert_string_equal(cfg->cas[0]->file, want);
 	config_free(cfg);
 
 	/* A bare file name: relative to ".", here "/". */
@@ -653,20 +657,20 @@ static void test_crl_defaults(void **state)
 	              "[host leaf.test]\nca = c\ncrl-check = leaf\n"
 	              "[host chain.test]\nca = c a\ncrl-check = chain\n"
 	              "[host nonea.test]\nca = a\ncrl-check = none\n");
-	assert_int_equal(cfg->hosts[0].crl_check, CRL_CHECK_NONE);
-	assert_int_equal(cfg->hosts[1].crl_check, CRL_CHECK_LEAF);
-	assert_int_equal(cfg->hosts[2].crl_check, CRL_CHECK_LEAF);
-	assert_int_equal(cfg->hosts[3].crl_check, CRL_CHECK_NONE);
-	assert_int_equal(cfg->hosts[4].crl_check, CRL_CHECK_LEAF);
-	assert_int_equal(cfg->hosts[5].crl_check, CRL_CHECK_CHAIN);
-	assert_int_equal(cfg->hosts[6].crl_check, CRL_CHECK_NONE);
+	assert_int_equal(cfg->hosts[0]->trust->crl_check, CRL_CHECK_NONE);
+	assert_int_equal(cfg->hosts[1]->trust->crl_check, CRL_CHECK_LEAF);
+	assert_int_equal(cfg->hosts[2]->trust->crl_check, CRL_CHECK_LEAF);
+	assert_int_equal(cfg->hosts[3]->trust->crl_check, CRL_CHECK_NONE);
+	assert_int_equal(cfg->hosts[4]->trust->crl_check, CRL_CHECK_LEAF);
+	assert_int_equal(cfg->hosts[5]->trust->crl_check, CRL_CHECK_CHAIN);
+	assert_int_equal(cfg->hosts[6]->trust->crl_check, CRL_CHECK_NONE);
 	/* Defaulted: checked per CA (see test_crl_auto_per_ca); written: strict. */
-	assert_int_equal(cfg->hosts[0].crl_check_auto, 1);
-	assert_int_equal(cfg->hosts[2].crl_check_auto, 1);
-	assert_int_equal(cfg->hosts[4].crl_check_auto, 0);
-	assert_int_equal(cfg->hosts[5].crl_check_auto, 0);
+	assert_int_equal(cfg->hosts[0]->trust->crl_check_auto, 1);
+	assert_int_equal(cfg->hosts[2]->trust->crl_check_auto, 1);
+	assert_int_equal(cfg->hosts[4]->trust->crl_check_auto, 0);
+	assert_int_equal(cfg->hosts[5]->trust->crl_check_auto, 0);
 	for (size_t i = 0; i < cfg->n_hosts; i++)
-		assert_non_null(cfg->hosts[i].store);
+		assert_non_null(cfg->hosts[i]->trust->store);
 	config_free(cfg);
 }
 
@@ -678,13 +682,12 @@ static void test_mode_deny(void **state)
 	(void)state;
 	cfg = load_ok(CA_A "[host *]\nmode = deny\n"
 	              "[host d.test]\nca = a\nmode = deny\n");
-	assert_int_equal(cfg->hosts[0].mode, MODE_DENY);
-	assert_int_equal(cfg->hosts[0].n_cas, 0);
-	assert_null(cfg->hosts[0].store);
-	assert_ptr_equal(cfg->default_policy, &cfg->hosts[0]);
+	assert_int_equal(cfg->hosts[0]->mode, MODE_DENY);
+	assert_null(cfg->hosts[0]->trust);     /* no CA: no trust policy */
+	assert_ptr_equal(cfg->default_policy, cfg->hosts[0]);
 	assert_string_equal(lookup_pattern(cfg, "nobody.example", 0), "*");
-	assert_int_equal(cfg->hosts[1].mode, MODE_DENY);
-	assert_int_equal(cfg->hosts[1].n_cas, 1);
+	assert_int_equal(cfg->hosts[1]->mode, MODE_DENY);
+	assert_int_equal(cfg->hosts[1]->trust->n_cas, 1);
 	config_free(cfg);
 }
 
@@ -705,6 +708,9 @@ static void split_pki_make(struct split_pki *k)
 
 	memset(&o, 0, sizeof(o));
 	o.is_ca = 1;
+	/* Long-lived CAs and CRL: no "expires" or "nextUpdate" warning
+	 * besides the one this fixture is about. */
+	o.not_after = 400L * 86400;
 	o.cn = "Tenant A Root";
 	k->root = pki_make(&o, NULL);
 	o.cn = "Tenant A Issuing";
@@ -726,7 +732,7 @@ static void split_pki_make(struct split_pki *k)
 	pki_write_pem(p, (const struct pki_cert *const[]){ k->root }, 1);
 	fx_path(p, sizeof(p), "ca/evil.pem");
 	pki_write_pem(p, (const struct pki_cert *const[]){ k->evil }, 1);
-	crl = pki_crl(k->inter, (uint64_t[]){ 0xa5 }, 1, -60, 5000);
+	crl = pki_crl(k->inter, (uint64_t[]){ 0xa5 }, 1, -60, 3L * 86400);
 	k->crl_next = crl_next(crl);
 	fx_path(p, sizeof(p), "crl/ta.crl");
 	pki_write_crl_pem(p, crl);
@@ -750,15 +756,16 @@ static enum mtls_result split_verify(const struct config *cfg,
 	const struct host_policy *h = config_lookup(cfg, host, strlen(host));
 	uint8_t *der, *chain = NULL;
 	size_t len, chain_len = 0;
-	struct verdict v;
+	struct trust_result v;
 
 	assert_non_null(h);
+	assert_non_null(h->trust);
 	der = pki_der(leaf, &len);
 	if (inter != NULL)
 		chain = pki_chain_der((const struct pki_cert *const[]){ inter }, 1,
 		                      &chain_len);
 	memset(&v, 0, sizeof(v));
-	verify_cert(h, der, len, chain, chain_len, 0, &v);
+	trust_verify(h->trust, der, len, chain, chain_len, 0, &v);
 	free(der);
 	free(chain);
 	return v.result;
@@ -789,23 +796,30 @@ static void test_crl_follows_issuer(void **state)
 	(void)state;
 	split_pki_make(&k);
 	cfg = load_ok(split_config);
-	/* The CRL is in both sections holding its issuer, and under the
-	 * root that issued the intermediate; not under the look-alike. */
-	assert_int_equal(cfg->cas[0].n_own_crls, 1);
-	assert_int_equal(sk_X509_CRL_num(cfg->cas[0].crls), 1);
-	assert_int_equal(cfg->cas[1].n_own_crls, 0);
-	assert_int_equal(sk_X509_CRL_num(cfg->cas[1].crls), 1);
-	assert_ptr_equal(sk_X509_CRL_value(cfg->cas[1].crls, 0),
-	                 sk_X509_CRL_value(cfg->cas[0].crls, 0));
-	assert_int_equal(cfg->cas[1].crl_next_update, k.crl_next);
-	assert_int_equal(sk_X509_CRL_num(cfg->cas[2].crls), 1);
-	assert_int_equal(sk_X509_CRL_num(cfg->cas[3].crls), 0);
-	assert_int_equal(cfg->cas[3].crl_next_update, 0);
+	/* The CRL is listed once, under [ca tenant-a]; it applies in both
+	 * sections holding its issuer, and under the root that issued the
+	 * intermediate (the trust policies' effective CRL sets share the one
+	 * object); not under the look-alike. */
+	assert_int_equal(ca_crl_count(cfg->cas[0]), 1);
+	assert_int_equal(ca_crl_count(cfg->cas[1]), 0);
+	assert_int_equal(ca_crl_count(cfg->cas[2]), 0);
+	assert_int_equal(ca_crl_count(cfg->cas[3]), 0);
+	assert_int_equal(crl_count(ca_crl_at(cfg->cas[0], 0)), 1);
+	assert_int_equal(cfg->hosts[0]->trust->n_crls, 1);       /* a.test */
+	assert_ptr_equal(cfg->hosts[0]->trust->crls[0], ca_crl_at(cfg->cas[0], 0));
+	assert_int_equal(cfg->hosts[1]->trust->n_crls, 1);       /* ai.test */
+	assert_ptr_equal(cfg->hosts[1]->trust->crls[0], ca_crl_at(cfg->cas[0], 0));
+	assert_int_equal(cfg->hosts[1]->trust->crl_next_update, k.crl_next);
+	assert_int_equal(cfg->hosts[2]->trust->n_crls, 1);       /* ar.test */
+	assert_ptr_equal(cfg->hosts[2]->trust->crls[0], ca_crl_at(cfg->cas[0], 0));
+	assert_int_equal(cfg->hosts[3]->trust->n_crls, 0);       /* evil.test */
+	assert_int_equal(cfg->hosts[3]->trust->crl_next_update, 0);
+	assert_int_equal(cfg->hosts[4]->trust->n_crls, 1);       /* strict.test */
 	/* The default crl-check sees the shared CRL. */
-	assert_int_equal(cfg->hosts[1].crl_check, CRL_CHECK_LEAF);
-	assert_int_equal(cfg->hosts[1].crl_check_auto, 1);
-	assert_int_equal(cfg->hosts[3].crl_check, CRL_CHECK_NONE);
-	assert_int_equal(cfg->hosts[4].crl_check, CRL_CHECK_LEAF);
+	assert_int_equal(cfg->hosts[1]->trust->crl_check, CRL_CHECK_LEAF);
+	assert_int_equal(cfg->hosts[1]->trust->crl_check_auto, 1);
+	assert_int_equal(cfg->hosts[3]->trust->crl_check, CRL_CHECK_NONE);
+	assert_int_equal(cfg->hosts[4]->trust->crl_check, CRL_CHECK_LEAF);
 
 	/* Revoked through every section, whatever the client sends. */
 	assert_int_equal(split_verify(cfg, "a.test", k.revoked, NULL),
@@ -852,7 +866,7 @@ static void test_crl_follows_issuer(void **state)
 	              "[ca tenant-a-issuing]\nfile = ca/tai.pem\n"
 	              "[host ai.test]\nca = tenant-a-issuing\n");
 	assert_int_equal(cfg->n_warnings, 0);
-	assert_int_equal(cfg->hosts[0].crl_check, CRL_CHECK_NONE);
+	assert_int_equal(cfg->hosts[0]->trust->crl_check, CRL_CHECK_NONE);
 	assert_int_equal(split_verify(cfg, "ai.test", k.revoked, NULL),
 	                 RESULT_OK);
 	config_free(cfg);
@@ -1171,6 +1185,229 @@ static void test_strings(void **state)
 	assert_int_equal(lvl, LOG_LVL_DEBUG);
 }
 
+/* Reloads build only what changed. Four hosts over three trust policies
+ * (one.test and three.test ask for the same thing) and two CAs. */
+static const char reload_config[] =
+	"[ca r1]\nfile = ca/r1.pem\n"
+	"[ca r2]\nfile = ca/r2.pem\n"
+	"[host one.test]\nca = r1\n"
+	"[host two.test]\nca = r2\n"
+	"[host three.test]\nca = r1\nmode = log\n"
+	"[host both.test]\nca = r1 r2\n";
+
+static struct config *reload_ok(const char *text, const struct config *prev)
+{
+	struct config *cfg = NULL;
+	char err[CONFIG_ERR_LEN];
+
+	err[0] = '\0';
+	if (config_reload_string(text, fx.conf, prev, &cfg, err, sizeof(err)) != 0)
+		fail_msg("reload failed: %s\n--- config ---\n%s", err, text);
+	assert_non_null(cfg);
+	return cfg;
+}
+
+static void assert_stats(const struct config *cfg, size_t cas_built,
+                         size_t trusts_built, size_t hosts_built)
+{
+	const struct config_stats *st = &cfg->stats;
+
+	assert_int_equal(st->cas_built, cas_built);
+	assert_int_equal(st->cas_reused, cfg->n_cas - cas_built);
+	assert_int_equal(st->trusts_built, trusts_built);
+	assert_int_equal(st->trusts_reused, cfg->n_trusts - trusts_built);
+	assert_int_equal(st->hosts_built, hosts_built);
+	assert_int_equal(st->hosts_reused, cfg->n_hosts - hosts_built);
+}
+
+static void test_reload_reuses_what_did_not_change(void **state)
+{
+	struct config *g1, *g2, *g3, *g4;
+	char p[512], mode_changed[sizeof(reload_config) + 16];
+	const char *at;
+	size_t i;
+
+	(void)state;
+	fx_path(p, sizeof(p), "ca/r1.pem");
+	pki_write_pem(p, (const struct pki_cert *const[]){ fx.ca_a }, 1);
+	fx_path(p, sizeof(p), "ca/r2.pem");
+	pki_write_pem(p, (const struct pki_cert *const[]){ fx.ca_b }, 1);
+	g1 = reload_ok(reload_config, NULL);
+	assert_int_equal(g1->n_cas, 2);
+	assert_int_equal(g1->n_hosts, 4);
+	assert_int_equal(g1->n_trusts, 3);
+	assert_ptr_equal(g1->hosts[0]->trust, g1->hosts[2]->trust);
+	assert_stats(g1, 2, 3, 4);
+
+	/* Nothing changed: everything reused, trust policy ids kept (so the
+	 * cache keeps answering, see test_handler). */
+	g2 = reload_ok(reload_config, g1);
+	assert_stats(g2, 0, 0, 0);
+	for (i = 0; i < g2->n_cas; i++)
+		assert_ptr_equal(g2->cas[i], g1->cas[i]);
+	for (i = 0; i < g2->n_trusts; i++) {
+		assert_ptr_equal(g2->trusts[i], g1->trusts[i]);
+		assert_int_equal(g2->trusts[i]->id, g1->trusts[i]->id);
+	}
+	for (i = 0; i < g2->n_hosts; i++)
+		assert_ptr_equal(g2->hosts[i], g1->hosts[i]);
+
+	/* One host's mode: that host alone is rebuilt, over the same trust
+	 * policy. */
+	at = strstr(reload_config, "mode = log");
+	assert_non_null(at);
+	snprintf(mode_changed, sizeof(mode_changed), "%.*smode = optional%s",
+	         (int)(at - reload_config), reload_config, at + strlen("mode = log"));
+	g3 = reload_ok(mode_changed, g2);
+	assert_stats(g3, 0, 0, 1);
+	assert_int_equal(g3->hosts[2]->mode, MODE_OPTIONAL);
+	assert_true(g3->hosts[2] != g2->hosts[2]);
+	assert_ptr_equal(g3->hosts[2]->trust, g2->hosts[2]->trust);
+	assert_ptr_equal(g3->hosts[0], g2->hosts[0]);
+	assert_ptr_equal(g3->hosts[1], g2->hosts[1]);
+	assert_ptr_equal(g3->hosts[3], g2->hosts[3]);
+
+	/* New bytes in one CA file: that CA is rebuilt, and the trust
+	 * policies over it (two.test's and both.test's) with their hosts;
+	 * r1 and the policy of one.test and three.test are kept. */
+	fx_path(p, sizeof(p), "ca/r2.pem");
+	pki_write_pem(p, (const struct pki_cert *const[]){ fx.ca_c }, 1);
+	g4 = reload_ok(reload_config, g3);
+	assert_stats(g4, 1, 2, 3);
+	assert_ptr_equal(g4->cas[0], g3->cas[0]);
+	assert_true(g4->cas[1] != g3->cas[1]);
+	assert_int_equal(X509_cmp(sk_X509_value(g4->cas[1]->certs, 0), fx.ca_c->x509), 0);
+	assert_ptr_equal(g4->hosts[0]->trust, g3->hosts[0]->trust);
+	assert_int_equal(g4->hosts[0]->trust->id, g1->hosts[0]->trust->id);
+	assert_true(g4->hosts[1]->trust != g3->hosts[1]->trust);
+	assert_true(g4->hosts[1]->trust->id != g3->hosts[1]->trust->id);
+	assert_true(g4->hosts[3]->trust != g3->hosts[3]->trust);
+	/* three.test goes back to log: rebuilt (it differs from g3's). */
+	assert_int_equal(g4->hosts[2]->mode, MODE_LOG);
+
+	config_free(g4);
+	config_free(g3);
+	config_free(g2);
+	config_free(g1);
+}
+
+/* A self-signed CA certificate valid from an hour ago for `not_after`
+ * seconds from now. */
+static struct pki_cert *make_root(const char *cn, long not_before, long not_after)
+{
+	return pki_make(&(struct pki_cert_opts){ .cn = cn, .is_ca = 1,
+	                .not_before = not_before, .not_after = not_after }, NULL);
+}
+
+/* 1 if one of cfg's warnings contains `what`. */
+static int has_warning(const struct config *cfg, const char *what)
+{
+	for (size_t i = 0; i < cfg->n_warnings; i++)
+		if (strstr(cfg->warnings[i], what) != NULL)
+			return 1;
+	return 0;
+}
+
+/* Load a [ca w] of CA `ca`, with a CRL of it valid until now +
+ * `crl_next` seconds when crl_next != 0. */
+static struct config *load_ca_with_crl(const struct pki_cert *ca, long crl_next)
+{
+	char p[512];
+
+	fx_path(p, sizeof(p), "ca/w.pem");
+	pki_write_pem(p, (const struct pki_cert *const[]){ ca }, 1);
+	if (crl_next != 0) {
+		X509_CRL *crl = pki_crl(ca, NULL, 0, crl_next < 0 ? crl_next - 3600 : -60,
+		                        crl_next);
+
+		fx_path(p, sizeof(p), "crl/w.crl");
+		pki_write_crl_pem(p, crl);
+		X509_CRL_free(crl);
+		return load_ok("[ca w]\nfile = ca/w.pem\ncrl = crl/w.crl\n"
+		               "[host w.test]\nca = w\n");
+	}
+	return load_ok("[ca w]\nfile = ca/w.pem\n[host w.test]\nca = w\n");
+}
+
+/* Things that load but need the operator: a CRL past or within a day of
+ * its nextUpdate, a CA certificate expired or expiring within 30 days. */
+static void test_load_warnings(void **state)
+{
+	struct pki_cert *lasting = make_root("Lasting", 0, 400L * 86400);
+	struct pki_cert *soon = make_root("Soon", 0, 10L * 86400);
+	struct pki_cert *expired = make_root("Expired", -7200, -3600);
+	struct config *cfg;
+
+	(void)state;
+
+	/* Nothing to say about a lasting CA and a CRL good for days. */
+	cfg = load_ca_with_crl(lasting, 3L * 86400);
+	assert_int_equal(cfg->n_warnings, 0);
+	config_free(cfg);
+
+	cfg = load_ca_with_crl(lasting, -60);
+	assert_true(has_warning(cfg, "past its nextUpdate"));
+	assert_int_equal(cfg->n_warnings, 1);
+	config_free(cfg);
+
+	cfg = load_ca_with_crl(lasting, 3600);
+	assert_true(has_warning(cfg, "reaches its nextUpdate"));
+	assert_int_equal(cfg->n_warnings, 1);
+	config_free(cfg);
+
+	cfg = load_ca_with_crl(soon, 0);
+	assert_true(has_warning(cfg, "expires"));
+	assert_true(has_warning(cfg, "\"CN=Soon\""));
+	assert_int_equal(cfg->n_warnings, 1);
+	config_free(cfg);
+
+	cfg = load_ca_with_crl(expired, 0);
+	assert_true(has_warning(cfg, "expired"));
+	assert_true(has_warning(cfg, "\"CN=Expired\""));
+	assert_int_equal(cfg->n_warnings, 1);
+	config_free(cfg);
+
+	pki_free(lasting);
+	pki_free(soon);
+	pki_free(expired);
+}
+
+/* A CRL that reaches its nextUpdate while loaded turns the answer into
+ * crl_error at that second, without a reload. */
+static void test_crl_next_update_passes_while_loaded(void **state)
+{
+	struct pki_cert *ca = make_root("CRL Clock Root", 0, 400L * 86400);
+	struct pki_cert *leaf = pki_make(&(struct pki_cert_opts){ .cn = "clock-leaf",
+	                                 .eku = PKI_EKU_CLIENT,
+	                                 .not_after = 10L * 86400 }, ca);
+	struct config *cfg;
+	struct trust_result r;
+	uint8_t *der;
+	size_t len;
+	time_t next;
+
+	(void)state;
+	cfg = load_ca_with_crl(ca, 2L * 86400);
+	next = cfg->hosts[0]->trust->crl_next_update;
+	assert_int_equal(next, crl_next_update(ca_crl_at(cfg->cas[0], 0)));
+	assert_int_equal(cfg->hosts[0]->trust->crl_check, CRL_CHECK_LEAF);
+	der = pki_der(leaf, &len);
+
+	trust_verify(cfg->hosts[0]->trust, der, len, NULL, 0, 0, &r);
+	assert_int_equal(r.result, RESULT_OK);
+	assert_int_equal(r.valid_until, next);
+	trust_verify(cfg->hosts[0]->trust, der, len, NULL, 0, next - 1, &r);
+	assert_int_equal(r.result, RESULT_OK);
+	trust_verify(cfg->hosts[0]->trust, der, len, NULL, 0, next, &r);
+	assert_int_equal(r.result, RESULT_CRL_ERROR);
+	assert_int_equal(r.verify_error, X509_V_ERR_CRL_HAS_EXPIRED);
+
+	free(der);
+	config_free(cfg);
+	pki_free(leaf);
+	pki_free(ca);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1185,6 +1422,9 @@ int main(void)
 		cmocka_unit_test(test_crl_defaults),
 		cmocka_unit_test(test_mode_deny),
 		cmocka_unit_test(test_crl_follows_issuer),
+		cmocka_unit_test(test_reload_reuses_what_did_not_change),
+		cmocka_unit_test(test_load_warnings),
+		cmocka_unit_test(test_crl_next_update_passes_while_loaded),
 		cmocka_unit_test(test_errors_table),
 		cmocka_unit_test(test_error_line_too_long),
 		cmocka_unit_test(test_error_nul_byte),
