@@ -9,6 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "config.h"
 #include "conn.h"
 #include "handler.h"
 #include "spop.h"
@@ -472,6 +473,74 @@ static void test_input_after_close_ignored(void **state)
 	assert_int_equal(f->out.len, 0);
 }
 
+/* A 200-byte host name: the head variables of its verdict (the policy
+ * alone) exceed a 256-byte frame. */
+#define LONG_HOST \
+	"h123456789012345678901234567890123456789012345678901234567890.h12345678901234567890" \
+	"1234567890123456789012345678901234567890.h1234567890123456789012345678901234567890" \
+	"1234567890123456789012.long.example"
+
+/* A check-client-cert-sni NOTIFY without a certificate for `sni`. */
+static void put_sni_notify(struct fx *f, uint64_t sid, uint64_t fid, const char *sni)
+{
+	struct spop_wr w;
+	uint8_t *start;
+	struct spop_data d;
+
+	spop_wr_init(&w, f->in + f->inlen, sizeof(f->in) - f->inlen);
+	start = spop_frame_begin(&w, SPOP_FRAME_NOTIFY, SPOP_FLAG_FIN, sid, fid);
+	spop_put_bytes(&w, "check-client-cert-sni", 21);
+	spop_put_u8(&w, 1);
+	d = spop_cstr(sni);
+	spop_put_kv(&w, "sni", &d);
+	assert_int_equal(spop_frame_end(&w, start, 256), 0);
+	f->inlen = (size_t)(w.p - f->in);
+}
+
+/* With max-frame-size 256, an ACK whose full variable set cannot fit is
+ * sent with action and result alone: the connection stays open (it used
+ * to be "malformed NOTIFY" and an AGENT-DISCONNECT) and the next NOTIFY
+ * is answered. */
+static void test_ack_too_big_keeps_connection(void **state)
+{
+	struct fx *f = *state;
+	struct config *cfg;
+	char err[CONFIG_ERR_LEN];
+	struct handler_env env = { .gen = 1 };
+	size_t consumed, pos = 0;
+	struct spop_frame fr;
+	struct spop_data d;
+	int i;
+
+	assert_int_equal(strlen(LONG_HOST), 200);
+	if (config_load_string("[host " LONG_HOST "]\nmode = deny\n", "/tmp/t.conf",
+	                       &cfg, err, sizeof(err)) != 0)
+		fail_msg("config: %s", err);
+	env.cfg = cfg;
+	put_hello(f, "2.0", 256, "pipelining", 0);
+	put_sni_notify(f, 1, 1, LONG_HOST);
+	put_sni_notify(f, 1, 2, LONG_HOST);
+	assert_int_equal(conn_process(&f->c, &env, f->in, f->inlen, &consumed, &f->out),
+	                 CONN_KEEP);
+	assert_int_equal(consumed, f->inlen);
+	assert_int_equal(f->c.state, CONN_ST_READY);
+	assert_int_equal(f->c.max_frame, 256);
+	assert_int_equal(next_out(f, &pos, &fr), SPOP_FRAME_AGENT_HELLO);
+	for (i = 1; i <= 2; i++) {
+		assert_int_equal(next_out(f, &pos, &fr), SPOP_FRAME_ACK);
+		assert_int_equal(fr.frame_id, i);
+		assert_true(fr.payload_len + 7 <= 256);
+		assert_true(find_var(&fr, "action", &d));
+		assert_str(&d, "deny");
+		assert_true(find_var(&fr, "result", &d));
+		assert_false(find_var(&fr, "policy", &d));
+		assert_false(find_var(&fr, "present", &d));
+	}
+	assert_int_equal(pos, f->out.len);
+	assert_int_equal(f->c.counters.notify, 2);
+	config_free(cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -497,6 +566,7 @@ int main(void)
 		T(test_haproxy_disconnect),
 		T(test_output_limit),
 		T(test_input_after_close_ignored),
+		T(test_ack_too_big_keeps_connection),
 #undef T
 	};
 

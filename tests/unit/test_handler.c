@@ -1,8 +1,10 @@
 /*
  * test_handler.c - NOTIFY in, ACK out, through the real configuration,
  * verification and cache: the answer is byte-identical with the cache
- * off, on a miss and on a hit, for every kind of verdict; a new
- * configuration generation never reuses an answer.
+ * off, on a miss and on a hit, for every kind of verdict; a result is
+ * reused across Host spellings, message kinds and reloads that keep the
+ * trust policy, never across trust policies; an ACK too large for the
+ * frame falls back to action and result.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,9 +20,19 @@
 #include "handler.h"
 #include "pki.h"
 #include "spop.h"
+#include "trust.h"
+
+/* A 200-byte host name and a 64-byte CA name: the head variables of
+ * their verdict (policy, ca) cannot fit a 256-byte frame. */
+#define LONG_HOST \
+	"h123456789012345678901234567890123456789012345678901234567890.h12345678901234567890" \
+	"1234567890123456789012345678901234567890.h1234567890123456789012345678901234567890" \
+	"1234567890123456789012.long.example"
+#define LONG_CA "c123456789012345678901234567890123456789012345678901234567890123"
 
 static struct {
 	char *dir;
+	char path[512];
 	struct config *cfg;
 	struct pki_cert *root, *inter, *valid, *expired, *server_only, *other_root, *other;
 } fx;
@@ -45,16 +57,21 @@ static int group_setup(void **state)
 	                    fx.other_root);
 	snprintf(path, sizeof(path), "%s/a.pem", fx.dir);
 	pki_write_pem(path, (const struct pki_cert *[]){ fx.root }, 1);
-	snprintf(path, sizeof(path), "%s/mtls.conf", fx.dir);
-	f = fopen(path, "w");
+	snprintf(fx.path, sizeof(fx.path), "%s/mtls.conf", fx.dir);
+	f = fopen(fx.path, "w");
 	assert_non_null(f);
 	fputs("[ca a]\nfile = a.pem\n"
+	      "[ca " LONG_CA "]\nfile = a.pem\n"
 	      "[host enforce.example]\nca = a\nmode = enforce\n"
+	      "[host api.example.com]\nca = a\nmode = enforce\n"
 	      "[host log.example]\nca = a\nmode = log\n"
 	      "[host *.optional.example]\nca = a\nmode = optional\n"
-	      "[host off.example]\nmode = off\n", f);
+	      "[host off.example]\nmode = off\n"
+	      "[host " LONG_HOST "]\nca = " LONG_CA "\nmode = enforce\n", f);
 	fclose(f);
-	if (config_load(path, &fx.cfg, err, sizeof(err)) != 0)
+	assert_int_equal(strlen(LONG_HOST), 200);
+	assert_int_equal(strlen(LONG_CA), 64);
+	if (config_load(fx.path, &fx.cfg, err, sizeof(err)) != 0)
 		fail_msg("config: %s", err);
 	return 0;
 }
@@ -187,8 +204,9 @@ static void test_cache_does_not_change_answers(void **state)
 	};
 	const struct pki_cert *leaves[] = { NULL, fx.valid, fx.expired, fx.server_only, fx.other };
 	struct cache *cache = cache_new(64);
-	struct handler_env off = { .cfg = fx.cfg, .gen = 1, .cache_ttl = 60 };
-	struct handler_env on = { .cfg = fx.cfg, .gen = 1, .cache = cache, .cache_ttl = 60 };
+	struct handler_env off = { .cfg = fx.cfg, .gen = 1, .cache_ttl_ms = 60000 };
+	struct handler_env on = { .cfg = fx.cfg, .gen = 1, .cache = cache,
+	                          .cache_ttl_ms = 60000 };
 	static uint8_t in[16384], a0[16384], a1[16384], a2[16384];
 	struct cache_stats st;
 	size_t i, l0, l1, l2;
@@ -199,9 +217,14 @@ static void test_cache_does_not_change_answers(void **state)
 		struct spop_frame f = notify(in, sizeof(in), leaves[cases[i].leaf],
 		                             cases[i].chain, cases[i].sni, cases[i].host);
 
+		uint64_t before;
+
 		l0 = ack(&off, &f, a0, sizeof(a0));
 		l1 = ack(&on, &f, a1, sizeof(a1));   /* miss, stored */
+		before = trust_verifications();
 		l2 = ack(&on, &f, a2, sizeof(a2));   /* hit */
+		/* Asked again, nothing is verified again. */
+		assert_int_equal(trust_verifications(), before);
 		if (strcmp(result_of(a0, l0), cases[i].result) != 0)
 			fail_msg("case %zu: result %s, want %s", i, result_of(a0, l0),
 			         cases[i].result);
@@ -210,33 +233,52 @@ static void test_cache_does_not_change_answers(void **state)
 		assert_memory_equal(a0, a1, l0);
 		assert_memory_equal(a0, a2, l0);
 	}
+	/* Only trust results are cached: the six cases that reach a trust
+	 * policy (ok, untrusted twice, expired, bad_purpose, and log.example's
+	 * expired) hit on their second ask; log.example shares
+	 * enforce.example's trust policy (same CA, same settings), so its
+	 * first ask already hits the entry enforce.example's expired case
+	 * left. Verdicts decided by the name rules alone (no_cert,
+	 * host_mismatch, no_policy) never reach the cache. */
 	cache_get_stats(cache, &st);
-	assert_int_equal(st.hits, sizeof(cases) / sizeof(cases[0]));
+	assert_int_equal(st.hits, 7);
+	assert_int_equal(st.misses, 5);
 
-	/* A reload (new generation) evaluates again, even for a known request. */
+	/* A generation whose trust policies are new (loaded afresh, nothing
+	 * reused) evaluates again, even for a known request: entries are
+	 * keyed by trust policy, never by generation number alone. */
 	{
 		struct spop_frame f = notify(in, sizeof(in), fx.valid, 1, "enforce.example",
 		                             "enforce.example");
-		uint64_t hits = st.hits;
+		uint64_t hits = st.hits, before = trust_verifications();
+		struct config *fresh;
+		char err[CONFIG_ERR_LEN];
 
+		if (config_load(fx.path, &fresh, err, sizeof(err)) != 0)
+			fail_msg("config: %s", err);
+		assert_true(fresh->hosts[0]->trust->id != fx.cfg->hosts[0]->trust->id);
+		on.cfg = fresh;
 		on.gen = 2;
 		l1 = ack(&on, &f, a1, sizeof(a1));
 		cache_get_stats(cache, &st);
 		assert_int_equal(st.hits, hits);
+		assert_int_equal(trust_verifications(), before + 1);
 		assert_string_equal(result_of(a1, l1), "ok");
+		config_free(fresh);
 	}
 	cache_free(cache);
 }
 
 /* check-client-cert-sni (TCP) chooses by SNI alone; the same bytes asked
- * as check-client-cert (HTTP, no Host) are refused. The message kind is
- * part of the cache key, so neither answer is ever served for the other,
- * whichever comes first. */
+ * as check-client-cert (HTTP, no Host) are refused. The cache holds only
+ * trust results, and the name rules run before it on every request, so
+ * neither answer is ever served for the other, whichever comes first. */
 static void test_sni_message(void **state)
 {
 	static uint8_t in[16384], a[16384];
 	struct cache *cache = cache_new(64);
-	struct handler_env env = { .cfg = fx.cfg, .gen = 1, .cache = cache, .cache_ttl = 60 };
+	struct handler_env env = { .cfg = fx.cfg, .gen = 1, .cache = cache,
+	                           .cache_ttl_ms = 60000 };
 	struct spop_frame f;
 	struct spop_wr w;
 	unsigned int n;
@@ -273,11 +315,206 @@ static void test_sni_message(void **state)
 	cache_free(cache);
 }
 
+/* An environment over the fixture's configuration with a cache of its
+ * own (free env.cache when done). */
+static struct handler_env cached_env(unsigned int ttl_ms)
+{
+	struct handler_env env = { .cfg = fx.cfg, .gen = 1, .cache = cache_new(64),
+	                           .cache_ttl_ms = ttl_ms };
+
+	assert_non_null(env.cache);
+	return env;
+}
+
+/* The number of full verifications answering `f` costs through `env`. */
+static uint64_t verifications_for(const struct handler_env *env,
+                                  const struct spop_frame *f, const char *want)
+{
+	static uint8_t a[16384];
+	uint64_t before = trust_verifications();
+	size_t l = ack(env, f, a, sizeof(a));
+
+	assert_string_equal(result_of(a, l), want);
+	return trust_verifications() - before;
+}
+
+/* 65,536 spellings of one Host (case, every port) with one certificate
+ * cost one verification: Host is not part of the cache key, the trust
+ * policy is. (Guards the old key of host + SNI + certificate, which a
+ * client could defeat with ports.) */
+static void test_host_spellings_share_one_verification(void **state)
+{
+	static uint8_t in[16384], a[16384];
+	struct handler_env env = cached_env(60000);
+	struct spop_frame f;
+	uint64_t before;
+	char host[64];
+	size_t l;
+
+	(void)state;
+	before = trust_verifications();
+	f = notify(in, sizeof(in), fx.valid, 1, "api.example.com", "API.example.com");
+	l = ack(&env, &f, a, sizeof(a));
+	assert_string_equal(result_of(a, l), "ok");
+	for (unsigned int port = 1; port <= 65535; port++) {
+		snprintf(host, sizeof(host), "api.example.com:%u", port);
+		f = notify(in, sizeof(in), fx.valid, 1, "api.example.com", host);
+		l = ack(&env, &f, a, sizeof(a));
+		if (strcmp(result_of(a, l), "ok") != 0)
+			fail_msg("host %s: %s", host, result_of(a, l));
+	}
+	assert_int_equal(trust_verifications() - before, 1);
+	cache_free(env.cache);
+}
+
+/* The same certificate for the same host as an HTTP request and as a
+ * TCP connection: one trust policy, one verification. */
+static void test_message_kinds_share_one_verification(void **state)
+{
+	static uint8_t in[16384];
+	struct handler_env env = cached_env(60000);
+	struct spop_frame f;
+
+	(void)state;
+	f = notify(in, sizeof(in), fx.valid, 1, "api.example.com", "api.example.com");
+	assert_int_equal(verifications_for(&env, &f, "ok"), 1);
+	f = notify_msg(in, sizeof(in), "check-client-cert-sni", fx.valid, 1,
+	               "api.example.com", NULL);
+	assert_int_equal(verifications_for(&env, &f, "ok"), 0);
+	/* And the other way round, on a fresh cache. */
+	cache_clear(env.cache);
+	assert_int_equal(verifications_for(&env, &f, "ok"), 1);
+	f = notify(in, sizeof(in), fx.valid, 1, "api.example.com", "api.example.com");
+	assert_int_equal(verifications_for(&env, &f, "ok"), 0);
+	cache_free(env.cache);
+}
+
+/* cache-ttl below one second still caches (the TTL is in milliseconds;
+ * it used to be whole seconds, so 500ms meant 0: no cache). */
+static void test_sub_second_ttl_caches(void **state)
+{
+	static uint8_t in[16384];
+	struct handler_env env = cached_env(500);
+	struct spop_frame f;
+
+	(void)state;
+	f = notify(in, sizeof(in), fx.valid, 1, "enforce.example", "enforce.example");
+	assert_int_equal(verifications_for(&env, &f, "ok"), 1);
+	assert_int_equal(verifications_for(&env, &f, "ok"), 0);
+	cache_free(env.cache);
+}
+
+/* A reload that changes nothing keeps every trust policy, and with it
+ * its ids: the cache entries made before the reload still answer. */
+static void test_reload_keeps_cache_entries(void **state)
+{
+	static uint8_t in[16384];
+	struct handler_env env = cached_env(60000);
+	struct spop_frame f;
+	struct config *next;
+	char err[CONFIG_ERR_LEN];
+	size_t i;
+
+	(void)state;
+	f = notify(in, sizeof(in), fx.valid, 1, "enforce.example", "enforce.example");
+	assert_int_equal(verifications_for(&env, &f, "ok"), 1);
+	if (config_reload(fx.path, fx.cfg, &next, err, sizeof(err)) != 0)
+		fail_msg("reload: %s", err);
+	assert_int_equal(next->n_trusts, fx.cfg->n_trusts);
+	for (i = 0; i < next->n_trusts; i++)
+		assert_ptr_equal(next->trusts[i], fx.cfg->trusts[i]);
+	env.cfg = next;
+	env.gen = 2;
+	assert_int_equal(verifications_for(&env, &f, "ok"), 0);
+	config_free(next);
+	cache_free(env.cache);
+}
+
+/* Decode the ACK in `buf` (max frame `max`) and collect its variable
+ * names, comma-separated, into names. */
+static void ack_vars(const uint8_t *buf, size_t len, uint32_t max, char *names,
+                     size_t room)
+{
+	const uint8_t *p = buf, *end = buf + len;
+	struct spop_frame fr;
+	size_t used = 0;
+
+	names[0] = '\0';
+	assert_int_equal(spop_frame_decode(&p, end, max, &fr), SPOP_RC_OK);
+	assert_int_equal(fr.type, SPOP_FRAME_ACK);
+	assert_int_equal(fr.stream_id, 7);
+	assert_int_equal(fr.frame_id, 9);
+	assert_int_equal(p, end);
+	p = fr.payload;
+	end = fr.payload + fr.payload_len;
+	while (p < end) {
+		const uint8_t *name;
+		size_t nlen;
+		struct spop_data d;
+		int n;
+
+		assert_true(end - p >= 3);
+		assert_int_equal(p[0], SPOP_ACT_SET_VAR);
+		p += 3;
+		assert_int_equal(spop_bytes_decode(&p, end, &name, &nlen), SPOP_RC_OK);
+		assert_int_equal(spop_data_decode(&p, end, &d), SPOP_RC_OK);
+		n = snprintf(names + used, room - used, "%s%.*s", used ? "," : "",
+		             (int)nlen, (const char *)name);
+		assert_true(n > 0 && (size_t)n < room - used);
+		used += (size_t)n;
+	}
+}
+
+/* With a 256-byte frame, a verdict whose policy and CA names alone
+ * exceed it is still answered: action and result only (it used to be
+ * -1, "malformed NOTIFY", and the connection was dropped). */
+static void test_ack_too_big_keeps_action_and_result(void **state)
+{
+	static uint8_t in[16384], a[16384];
+	struct handler_env env = { .cfg = fx.cfg, .gen = 1 };
+	struct spop_frame f;
+	struct spop_wr w;
+	unsigned int n;
+	char names[256];
+	size_t l;
+
+	(void)state;
+	/* A valid certificate: ok, with the CA named. */
+	f = notify(in, sizeof(in), fx.valid, 1, LONG_HOST, LONG_HOST);
+	spop_wr_init(&w, a, sizeof(a));
+	assert_int_equal(handler_notify(&env, &f, 256, &w, &n), 0);
+	assert_int_equal(n, 1);
+	l = (size_t)(w.p - a);
+	assert_true(l <= 256 + SPOP_LEN_PREFIX);
+	ack_vars(a, l, 256, names, sizeof(names));
+	assert_string_equal(names, "action,result");
+	assert_string_equal(result_of(a, l), "ok");
+	/* No certificate: the policy name alone is too long. */
+	f = notify(in, sizeof(in), NULL, 0, LONG_HOST, LONG_HOST);
+	spop_wr_init(&w, a, sizeof(a));
+	assert_int_equal(handler_notify(&env, &f, 256, &w, &n), 0);
+	l = (size_t)(w.p - a);
+	ack_vars(a, l, 256, names, sizeof(names));
+	assert_string_equal(names, "action,result");
+	assert_string_equal(result_of(a, l), "no_cert");
+	/* The same verdicts in a default-size frame carry everything. */
+	f = notify(in, sizeof(in), fx.valid, 1, LONG_HOST, LONG_HOST);
+	l = ack(&env, &f, a, sizeof(a));
+	ack_vars(a, l, SPOP_DEFAULT_FRAME_SIZE, names, sizeof(names));
+	assert_non_null(strstr(names, "action,result,present,verified,mode,policy,ca,"));
+	assert_non_null(strstr(names, "subject"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cache_does_not_change_answers),
 		cmocka_unit_test(test_sni_message),
+		cmocka_unit_test(test_host_spellings_share_one_verification),
+		cmocka_unit_test(test_message_kinds_share_one_verification),
+		cmocka_unit_test(test_sub_second_ttl_caches),
+		cmocka_unit_test(test_reload_keeps_cache_entries),
+		cmocka_unit_test(test_ack_too_big_keeps_action_and_result),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
