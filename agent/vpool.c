@@ -35,6 +35,7 @@ static void *vpool_main(void *arg)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	for (;;) {
 		struct vpool_item it;
+		int stopping;
 
 		pthread_mutex_lock(&p->lock);
 		while (p->len == 0 && !p->stopping)
@@ -46,8 +47,11 @@ static void *vpool_main(void *arg)
 		it = p->ring[p->head];
 		p->head = (p->head + 1) % p->cap;
 		p->len--;
+		stopping = p->stopping;
 		pthread_mutex_unlock(&p->lock);
-		handler_job_run(it.job);
+		/* At stop the connections are gone: hand jobs back unrun. */
+		if (!stopping)
+			handler_job_run(it.job);
 		it.done(it.ctx, it.job);
 	}
 }

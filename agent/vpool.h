@@ -37,8 +37,9 @@ VPOOL_WUR int vpool_submit(struct vpool *p, struct handler_job *job,
 /* Jobs queued and not yet started. */
 size_t vpool_queued(struct vpool *p);
 
-/* Finish every queued job (their callbacks run), then join the threads
- * and free the pool. NULL is fine. */
+/* Stop: jobs still queued are handed to their callbacks without being
+ * run (their connections are closed by then), the threads are joined and
+ * the pool freed. NULL is fine. */
 void vpool_free(struct vpool *p);
 
 #endif /* MTLS_VPOOL_H */
