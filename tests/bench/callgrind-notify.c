@@ -153,9 +153,9 @@ int main(int argc, char **argv)
 	s.env.cfg = cfg;
 	s.env.cache = cache_new(cfg->agent.cache_entries ? cfg->agent.cache_entries : 1000);
 	s.env.gen = 1;
-	s.env.cache_ttl = cfg->agent.cache_ttl_ms / 1000;
+	s.env.cache_ttl_ms = cfg->agent.cache_ttl_ms;
 	s.out.limit = cfg->agent.max_output_bytes;
-	if (!s.env.cache || s.env.cache_ttl == 0) {
+	if (!s.env.cache || s.env.cache_ttl_ms == 0) {
 		fprintf(stderr, "callgrind-notify: the configuration disables the cache\n");
 		return 1;
 	}

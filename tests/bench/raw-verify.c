@@ -4,12 +4,15 @@
  *
  * Loads the same configuration as the agent (config_load()), picks the
  * policy for --host, and cycles through the same certificates. Modes:
- *   verify    verify_cert() on the policy + verdict action + verdict_encode()
- *             (what the uncached agent does per message, minus SPOP)
+ *   verify    trust_verify() on the host's trust policy + verdict_finish()
+ *             + verdict_encode() (what the uncached agent does per
+ *             message, minus SPOP and policy selection)
  *   evaluate  verdict_evaluate() (policy lookup, SNI/Host check, verify)
  *             + verdict_encode(): the agent's whole handler, in process
  *   openssl   plain OpenSSL: d2i the leaf and chain, X509_verify_cert()
- *             against the policy's X509_STORE, free (reference)
+ *             against the trust policy's X509_STORE, free (reference;
+ *             without the agent's revocation hook, which needs the
+ *             verification context trust_verify() sets up)
  * Prints one text line per mode and, with --json, one JSON line per mode.
  */
 #include <getopt.h>
@@ -21,7 +24,7 @@
 #include "config.h"
 #include "policy.h"
 #include "verdict.h"
-#include "verify.h"
+#include "trust.h"
 #include "benchutil.h"
 
 enum rv_mode {
@@ -54,12 +57,9 @@ static void one_verify(struct rv_ctx *r, const struct bench_cert *c)
 	struct spop_wr w;
 
 	memset(&r->v, 0, sizeof(r->v));
-	r->v.present = 1;
-	r->v.has_policy = 1;
-	r->v.mode = r->policy->mode;
-	r->v.policy = r->policy->pattern;
-	verify_cert(r->policy, c->leaf, c->leaf_len, c->chain, c->chain_len, 0, &r->v);
-	r->v.action = verdict_action_for(r->policy->mode, r->v.result, 1);
+	trust_verify(r->policy->trust, c->leaf, c->leaf_len, c->chain, c->chain_len, 0,
+	             &r->v.trust);
+	verdict_finish(&r->v, r->policy, &r->v.trust);
 	spop_wr_init(&w, r->ack, sizeof(r->ack));
 	verdict_encode(&r->v, &w, 1);
 	r->sink += (uint64_t)(w.p - r->ack);
@@ -101,10 +101,9 @@ static void one_openssl(struct rv_ctx *r, const struct bench_cert *c)
 				break;
 			}
 		}
-		if (X509_STORE_CTX_init(ctx, r->policy->store, leaf, chain) == 1) {
-			/* The agent's store has a verify callback that reads
-			 * the policy from the context. */
-			X509_STORE_CTX_set_app_data(ctx, (void *)r->policy);
+		if (X509_STORE_CTX_init(ctx, r->policy->trust->store, leaf, chain) == 1) {
+			/* No app data: the store's revocation hook then
+			 * skips (it needs trust_verify()'s context). */
 			r->ok += X509_verify_cert(ctx) == 1;
 			r->sink += (uint64_t)X509_STORE_CTX_get_error(ctx);
 		}
@@ -199,7 +198,7 @@ int main(int argc, char **argv)
 	}
 	len = policy_normalize(r.host, strlen(r.host), 1, norm);
 	r.policy = len < 0 ? NULL : config_lookup(cfg, norm, (size_t)len);
-	if (!r.policy || !r.policy->store) {
+	if (!r.policy || !r.policy->trust) {
 		fprintf(stderr, "raw-verify: no verifying policy for host %s\n", r.host);
 		config_free(cfg);
 		return 1;
