@@ -1061,6 +1061,9 @@ int crl_load_file(const char *path, struct crl ***out, size_t *n, char *err,
 		}
 	}
 	free(data);
+	/* The file and PEM-decoded buffers are freed only now: trim again. */
+	if (len >= CRL_TRIM_BYTES)
+		malloc_trim(0);
 	if (count < 0) {
 		free(v);
 		return -1;

@@ -835,8 +835,9 @@ static void test_file_pem_multi(void **state)
 		assert_true(crl_issued_by(v[i], fx.ca->x509));
 		if (i > 0)
 			assert_memory_not_equal(crl_digest(v[i]), crl_digest(v[i - 1]), 32);
-		crl_unref(v[i]);
 	}
+	for (size_t i = 0; i < n; i++)
+		crl_unref(v[i]);
 	free(v);
 }
 
