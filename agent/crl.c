@@ -95,7 +95,7 @@ struct crl {
 	atomic_uint refs;
 	X509_NAME *issuer;
 	time_t last_update, next_update;
-	int has_next;
+	int has_next, next_bad;
 	int unusable;             /* X509_V_ERR_*, 0 if usable */
 	int idp_only_user, idp_only_ca, idp_only_attr;
 	ISSUING_DIST_POINT *idp;  /* kept only when it names distribution points */
@@ -458,8 +458,12 @@ static int crl_setup_idp(struct crl *c, const X509_CRL *x)
 		ISSUING_DIST_POINT_free(idp);
 		return 0;
 	}
-	/* nameRelativeToCRLIssuer is relative to the CRL's issuer. */
-	if (DIST_POINT_set_dpname(idp->distpoint, c->issuer) != 1) {
+	/* nameRelativeToCRLIssuer is relative to the CRL's issuer. The
+	 * built name is encoded now: X509_NAME_cmp() would otherwise cache
+	 * its encoding on first use, a write racing other threads. */
+	if (DIST_POINT_set_dpname(idp->distpoint, c->issuer) != 1 ||
+	    (idp->distpoint->dpname != NULL &&
+	     i2d_X509_NAME(idp->distpoint->dpname, NULL) < 0)) {
 		ISSUING_DIST_POINT_free(idp);
 		return -1;
 	}
@@ -808,6 +812,7 @@ static int crl_fill(struct crl *c, const X509_CRL *x, const uint8_t *der,
 		c->has_next = 1;
 		if (crl_time(nu, &c->next_update) == -1) {
 			c->next_update = 0;
+			c->next_bad = 1;
 			crl_set_unusable(c, X509_V_ERR_ERROR_IN_CRL_NEXT_UPDATE_FIELD);
 		}
 	}
@@ -1170,8 +1175,8 @@ int crl_covers(const struct crl *c, X509 *x)
 
 int crl_time_check(const struct crl *c, time_t now)
 {
-	if (c->unusable == X509_V_ERR_ERROR_IN_CRL_NEXT_UPDATE_FIELD)
-		return c->unusable;
+	if (c->next_bad)
+		return X509_V_ERR_ERROR_IN_CRL_NEXT_UPDATE_FIELD;
 	if (now < c->last_update)
 		return X509_V_ERR_CRL_NOT_YET_VALID;
 	/* X509_cmp_time(nextUpdate, now) < 0, i.e. nextUpdate <= now */

@@ -395,6 +395,42 @@ static void test_generalized_time(void **state)
 	crl_unref(c);
 }
 
+/* A CRL whose lastUpdate or nextUpdate is not a time. */
+static struct crl *t_bad_time(int which, char *err, size_t errlen)
+{
+	X509_CRL *x = t_crl(fx.ca, T_LAST, T_NEXT);
+	ASN1_TIME *t = ASN1_STRING_type_new(V_ASN1_GENERALIZEDTIME);
+	size_t len;
+	uint8_t *der;
+	struct crl *c;
+
+	CHECK(t != NULL && ASN1_STRING_set(t, "20231341000000Z", -1) == 1);
+	CHECK((which == 0 ? X509_CRL_set1_lastUpdate(x, t)
+	                  : X509_CRL_set1_nextUpdate(x, t)) == 1);
+	ASN1_TIME_free(t);
+	der = t_sign_der(x, fx.ca, &len);
+	X509_CRL_free(x);
+	c = crl_new(der, len, err, errlen);
+	free(der);
+	return c;
+}
+
+static void test_bad_times(void **state)
+{
+	char err[256] = "";
+	struct crl *c = t_bad_time(0, err, sizeof(err));
+
+	(void)state;
+	assert_null(c);
+	assert_string_equal(err, "lastUpdate is missing or malformed");
+	c = t_bad_time(1, err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(crl_unusable(c), X509_V_ERR_ERROR_IN_CRL_NEXT_UPDATE_FIELD);
+	assert_int_equal(crl_time_check(c, T_LAST),
+	                 X509_V_ERR_ERROR_IN_CRL_NEXT_UPDATE_FIELD);
+	crl_unref(c);
+}
+
 /* ---- signatures --------------------------------------------------------- */
 
 static void test_issued_by(void **state)
@@ -995,6 +1031,7 @@ int main(void)
 		cmocka_unit_test(test_refcount),
 		cmocka_unit_test(test_time_boundaries),
 		cmocka_unit_test(test_generalized_time),
+		cmocka_unit_test(test_bad_times),
 		cmocka_unit_test(test_issued_by),
 		cmocka_unit_test(test_tampered),
 		cmocka_unit_test(test_signature_algorithms),
