@@ -54,7 +54,8 @@ const X509_NAME *crl_issuer(const struct crl *c);
 time_t crl_last_update(const struct crl *c);
 time_t crl_next_update(const struct crl *c);
 
-/* Number of revoked entries. */
+/* Number of revoked entries: distinct serials (a serial listed twice
+ * counts once), entries with reason removeFromCRL not counted. */
 size_t crl_count(const struct crl *c);
 
 /* SHA-256 of the DER: two CRLs are the same CRL when these are equal. */
@@ -67,13 +68,33 @@ const uint8_t *crl_digest(const struct crl *c);   /* 32 bytes */
  * Thread-safe. Leaves the OpenSSL error queue as it was. */
 int crl_issued_by(struct crl *c, X509 *issuer);
 
+/* How many issuer keys crl_issued_by() remembers as verified (at most 8;
+ * the oldest is forgotten first). For tests and diagnostics. */
+unsigned int crl_remembered_keys(struct crl *c);
+
 /* 0 when the CRL can be used for revocation checks, else the
- * X509_V_ERR_* code OpenSSL would report for it (for example
- * X509_V_ERR_UNHANDLED_CRITICAL_CRL_EXTENSION). */
+ * X509_V_ERR_* code OpenSSL would report for it:
+ *   X509_V_ERR_UNHANDLED_CRITICAL_CRL_EXTENSION
+ *     a critical CRL extension other than issuingDistributionPoint,
+ *     authorityKeyIdentifier and cRLNumber; a critical entry extension
+ *     other than reasonCode and invalidityDate; any certificateIssuer
+ *     entry extension; a delta CRL (deltaCRLIndicator, critical by RFC
+ *     5280 5.2.4); an IDP (critical by 5.2.5) with indirectCRL or
+ *     onlySomeReasons, or with more than one "only" flag; an IDP or a
+ *     reasonCode that does not decode or appears twice. OpenSSL without
+ *     X509_V_FLAG_EXTENDED_CRL_SUPPORT skips such CRLs; we report them.
+ *   X509_V_ERR_DIFFERENT_CRL_SCOPE
+ *     an IDP with onlyContainsAttributeCerts: it covers no certificate.
+ *   X509_V_ERR_ERROR_IN_CRL_NEXT_UPDATE_FIELD
+ *     a nextUpdate that does not parse (crl_time_check says so too).
+ * All three map to RESULT_CRL_ERROR in verify_result_from_error(). */
 int crl_unusable(const struct crl *c);
 
 /* 1 if the CRL's scope covers `x` (an issuingDistributionPoint limited to
- * end-entity or to CA certificates excludes the other kind). */
+ * end-entity or to CA certificates excludes the other kind; one naming
+ * distribution points covers only certificates whose
+ * cRLDistributionPoints name one of them, as OpenSSL's crl_crldp_check()).
+ * Whether x's issuer issued the CRL is crl_issued_by()'s question. */
 int crl_covers(const struct crl *c, X509 *x);
 
 /* X509_V_OK if the CRL is current at `now` (lastUpdate <= now and, when
