@@ -366,3 +366,58 @@ struct crl *ca_crl_at(const struct ca_entry *ca, size_t i)
 	}
 	return NULL;
 }
+
+static void ca_time_str(time_t t, char *buf, size_t len)
+{
+	struct tm tm;
+
+	if (gmtime_r(&t, &tm) == NULL ||
+	    strftime(buf, len, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+		snprintf(buf, len, "%lld", (long long)t);
+}
+
+/* See ca.h. */
+int ca_expiry_notes(const struct ca_entry *ca, time_t now, ca_note_fn note,
+                    void *ctx)
+{
+	char when[64], msg[768];
+	int n = 0;
+
+	for (int k = 0; k < sk_X509_num(ca->certs); k++) {
+		X509 *x = sk_X509_value(ca->certs, k);
+		time_t na = ca_asn1_time(X509_get0_notAfter(x));
+		char subj[256];
+
+		if (na == 0 || na - now > CA_WARN_CERT_SECONDS)
+			continue;
+		ca_name_str(X509_get_subject_name(x), subj, sizeof(subj));
+		ca_time_str(na, when, sizeof(when));
+		snprintf(msg, sizeof(msg), "CA certificate \"%s\" of [ca %s] %s "
+		         "on %s", subj, ca->name, na <= now ? "expired" : "expires",
+		         when);
+		note(ctx, -1, msg);
+		n++;
+	}
+	for (size_t f = 0; f < ca->n_crl_files; f++) {
+		for (size_t k = 0; k < ca->crl_files[f].n_crls; k++) {
+			time_t nu = crl_next_update(ca->crl_files[f].crls[k]);
+
+			if (nu == 0 || nu - now > CA_WARN_CRL_SECONDS)
+				continue;
+			ca_time_str(nu, when, sizeof(when));
+			if (nu <= now)
+				snprintf(msg, sizeof(msg), "CRL in %s is past its "
+				         "nextUpdate (%s): certificates it covers get "
+				         "crl_error until it is replaced",
+				         ca->crl_files[f].path, when);
+			else
+				snprintf(msg, sizeof(msg), "CRL in %s reaches its "
+				         "nextUpdate on %s: certificates it covers get "
+				         "crl_error from then until it is replaced",
+				         ca->crl_files[f].path, when);
+			note(ctx, (int)f, msg);
+			n++;
+		}
+	}
+	return n;
+}

@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <openssl/x509.h>
 
 #include "crl.h"
@@ -65,6 +66,22 @@ void ca_unref(struct ca_entry *ca);
 /* Number of own CRLs, and the i-th (over every `crl =` file, in order). */
 size_t ca_crl_count(const struct ca_entry *ca);
 struct crl *ca_crl_at(const struct ca_entry *ca, size_t i);
+
+/* Warn about what will soon stop working, or already has. */
+#define CA_WARN_CRL_SECONDS (24 * 3600)      /* CRL within a day of nextUpdate */
+#define CA_WARN_CERT_SECONDS (30 * 24 * 3600) /* CA within 30 days of notAfter */
+
+/* Receives one expiry note of ca_expiry_notes(): `crl_file` is -1 for
+ * the CA file, else the index of the `crl =` file concerned. */
+typedef void (*ca_note_fn)(void *ctx, int crl_file, const char *msg);
+
+/* Call `note` for every CA certificate of `ca` expired or expiring
+ * within CA_WARN_CERT_SECONDS of `now`, and every CRL past or within
+ * CA_WARN_CRL_SECONDS of its nextUpdate (its certificates then get
+ * crl_error). Returns the number of notes. Used at load, and by whoever
+ * repeats the warnings while they hold. */
+int ca_expiry_notes(const struct ca_entry *ca, time_t now, ca_note_fn note,
+                    void *ctx);
 
 /* Read a whole file (at most `max` bytes) into a malloc'd, NUL-terminated
  * buffer. On error returns -1 with errno set (EFBIG when too large). */

@@ -33,6 +33,7 @@
 
 #include <ini.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/x509.h>
 
 #include "addr.h"
@@ -55,9 +56,6 @@
 #define CONFIG_MAX_HOST_CAS 64            /* CA names on one host */
 #define CONFIG_MAX_PER_HOST 1024          /* identities, pins per host */
 
-/* Warn about what will soon stop working. */
-#define CONFIG_WARN_CRL_SECONDS (24 * 3600)
-#define CONFIG_WARN_CA_SECONDS (30 * 24 * 3600)
 
 static const char *const crl_check_names[CRL_CHECK_COUNT] = {
 	[CRL_CHECK_DEFAULT] = "default",
@@ -120,6 +118,9 @@ void config_free(struct config *cfg)
 	for (size_t i = 0; i < cfg->n_warnings; i++)
 		free(cfg->warnings[i]);
 	free(cfg->warnings);
+	for (size_t i = 0; i < cfg->n_sources; i++)
+		free(cfg->sources[i].path);
+	free(cfg->sources);
 	for (size_t i = 0; i < cfg->agent.n_listen; i++)
 		free(cfg->agent.listen[i]);
 	free(cfg->path);
@@ -890,13 +891,17 @@ static void cfg_warn_split_crls(struct load_ctx *c)
 	}
 }
 
-static void cfg_time_str(time_t t, char *buf, size_t len)
-{
-	struct tm tm;
+struct cfg_note_ctx {
+	struct load_ctx *c;
+	const struct ca_draft *d;
+};
 
-	if (gmtime_r(&t, &tm) == NULL ||
-	    strftime(buf, len, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
-		snprintf(buf, len, "%lld", (long long)t);
+static void cfg_note(void *ctx, int crl_file, const char *msg)
+{
+	struct cfg_note_ctx *n = ctx;
+
+	cfg_warn(n->c, crl_file < 0 ? n->d->file_line : n->d->crl_lines[crl_file],
+	         "%s", msg);
 }
 
 /* What will stop working soon, or already has: CRLs past or within a day
@@ -904,47 +909,9 @@ static void cfg_time_str(time_t t, char *buf, size_t len)
  * CA certificates expired or expiring within 30 days. */
 static void cfg_warn_expiry(struct load_ctx *c, size_t i)
 {
-	const struct ca_entry *ca = c->cfg->cas[i];
-	const struct ca_draft *d = c->cas[i];
-	char when[64];
+	struct cfg_note_ctx n = { c, c->cas[i] };
 
-	for (int k = 0; k < sk_X509_num(ca->certs); k++) {
-		X509 *x = sk_X509_value(ca->certs, k);
-		struct tm tm;
-		time_t na;
-		char subj[256];
-
-		memset(&tm, 0, sizeof(tm));
-		if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1)
-			continue;
-		na = timegm(&tm);
-		if (na - c->now > CONFIG_WARN_CA_SECONDS)
-			continue;
-		ca_name_str(X509_get_subject_name(x), subj, sizeof(subj));
-		cfg_time_str(na, when, sizeof(when));
-		cfg_warn(c, d->file_line, "CA certificate \"%s\" of [ca %s] %s "
-		         "on %s", subj, ca->name, na <= c->now ? "expired" :
-		         "expires", when);
-	}
-	for (size_t f = 0; f < ca->n_crl_files; f++) {
-		for (size_t k = 0; k < ca->crl_files[f].n_crls; k++) {
-			time_t nu = crl_next_update(ca->crl_files[f].crls[k]);
-
-			if (nu == 0 || nu - c->now > CONFIG_WARN_CRL_SECONDS)
-				continue;
-			cfg_time_str(nu, when, sizeof(when));
-			if (nu <= c->now)
-				cfg_warn(c, d->crl_lines[f], "CRL in %s is past its "
-				         "nextUpdate (%s): certificates it covers get "
-				         "crl_error until it is replaced",
-				         ca->crl_files[f].path, when);
-			else
-				cfg_warn(c, d->crl_lines[f], "CRL in %s reaches its "
-				         "nextUpdate on %s: certificates it covers get "
-				         "crl_error from then until it is replaced",
-				         ca->crl_files[f].path, when);
-		}
-	}
+	(void)ca_expiry_notes(c->cfg->cas[i], c->now, cfg_note, &n);
 }
 
 static struct ca_entry *cfg_prev_ca(const struct load_ctx *c, const char *name)
@@ -1312,6 +1279,31 @@ static void cfg_ini_options(void)
 	ini_allow_no_value = false;
 }
 
+/* Record a file read for this generation, with the SHA-256 of its bytes. */
+static int cfg_add_source(struct load_ctx *c, const char *path,
+                          const char *text, size_t len)
+{
+	struct config *cfg = c->cfg;
+	struct config_source *src;
+	unsigned int n = 0;
+
+	src = cfg_append(c, cfg->sources, cfg->n_sources, sizeof(*src));
+	if (src == NULL)
+		return -1;
+	cfg->sources = src;
+	src = &cfg->sources[cfg->n_sources];
+	src->path = cfg_strdup(c, path);
+	if (src->path == NULL)
+		return -1;
+	cfg->n_sources++;
+	if (EVP_Digest(text, len, src->sha256, &n, EVP_sha256(), NULL) != 1) {
+		ERR_clear_error();
+		cfg_err(c, 0, "cannot hash %s", path);
+		return -1;
+	}
+	return 0;
+}
+
 static double cfg_now_ms(void)
 {
 	struct timespec ts;
@@ -1362,6 +1354,8 @@ static int cfg_load_text(const char *text, size_t len, const char *path,
 		goto fail;
 	}
 
+	if (cfg_add_source(&c, path, text, len) == -1)
+		goto fail;
 	cfg_ini_options();
 	rc = ini_parse_stream(cfg_reader, &c, cfg_handler, &c);
 	if (!c.failed && rc != 0) {

@@ -39,8 +39,16 @@ struct config_stats {
 	double load_ms;
 };
 
+/* A file the generation was read from (for status and change watching). */
+struct config_source {
+	char *path;
+	uint8_t sha256[32];
+};
+
 struct config {
 	char *path;
+	struct config_source *sources; /* the INI files read, the main one first */
+	size_t n_sources;
 	struct agent_settings agent;
 	struct ca_entry **cas;      /* n_cas references, in file order */
 	size_t n_cas;
