@@ -20,69 +20,9 @@
 #include <openssl/x509v3.h>
 
 #include "ca.h"
+#include "fileio.h"
 
 static atomic_uint_fast64_t ca_next_id = 1;
-
-/* See ca.h. */
-int ca_read_file(const char *path, size_t max, char **out,
-                         size_t *out_len)
-{
-	FILE *f;
-	char *buf;
-	size_t len = 0, cap = 4096;
-	int saved;
-
-	f = fopen(path, "rb");
-	if (f == NULL)
-		return -1;
-	buf = malloc(cap + 1);
-	if (buf == NULL)
-		goto fail;
-	for (;;) {
-		size_t n;
-
-		if (len == cap) {
-			char *nb;
-
-			if (cap > max) {
-				errno = EFBIG;
-				goto fail;
-			}
-			cap *= 2;
-			nb = realloc(buf, cap + 1);
-			if (nb == NULL)
-				goto fail;
-			buf = nb;
-		}
-		errno = 0;
-		n = fread(buf + len, 1, cap - len, f);
-		len += n;
-		if (n == 0) {
-			if (ferror(f)) {
-				/* e.g. EISDIR for a directory */
-				if (errno == 0)
-					errno = EIO;
-				goto fail;
-			}
-			break;
-		}
-	}
-	if (len > max) {
-		errno = EFBIG;
-		goto fail;
-	}
-	fclose(f);
-	buf[len] = '\0';
-	*out = buf;
-	*out_len = len;
-	return 0;
-fail:
-	saved = errno;
-	free(buf);
-	fclose(f);
-	errno = saved;
-	return -1;
-}
 
 /* See ca.h. */
 void ca_name_str(const X509_NAME *name, char *buf, size_t len)
@@ -213,7 +153,7 @@ static int ca_digest_file(const char *path, size_t max, uint8_t digest[32],
 {
 	unsigned int mdlen = 0;
 
-	if (ca_read_file(path, max, data, len) == -1) {
+	if (file_read(path, max, data, len) == -1) {
 		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
 		return -1;
 	}

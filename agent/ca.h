@@ -83,11 +83,6 @@ typedef void (*ca_note_fn)(void *ctx, int crl_file, const char *msg);
 int ca_expiry_notes(const struct ca_entry *ca, time_t now, ca_note_fn note,
                     void *ctx);
 
-/* Read a whole file (at most `max` bytes) into a malloc'd, NUL-terminated
- * buffer. On error returns -1 with errno set (EFBIG when too large). */
-CA_WUR int ca_read_file(const char *path, size_t max, char **out,
-                        size_t *out_len);
-
 /* RFC 2253 text of a name into buf[len]. */
 void ca_name_str(const X509_NAME *name, char *buf, size_t len);
 

@@ -38,6 +38,7 @@
 
 #include "addr.h"
 #include "config.h"
+#include "fileio.h"
 #include "policy.h"
 #include "spop.h"
 
@@ -1390,7 +1391,7 @@ int config_reload(const char *path, const struct config *prev,
 	int rc;
 
 	*out = NULL;
-	if (ca_read_file(path, CONFIG_MAX_FILE, &text, &len) == -1) {
+	if (file_read(path, CONFIG_MAX_FILE, &text, &len) == -1) {
 		if (err != NULL && errlen > 0)
 			snprintf(err, errlen, "%s:0: cannot read: %s", path,
 			         strerror(errno));

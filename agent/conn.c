@@ -163,33 +163,43 @@ static enum conn_verdict on_hello(struct conn_proto *c, const struct spop_frame 
 	return CONN_KEEP;
 }
 
+/* A writer with room for one ACK at its largest (the negotiated size
+ * plus its length prefix), or -1 when the output is over its limit: the
+ * peer is not reading its ACKs, it is stuck or hostile, and nothing more
+ * can be queued, not even a DISCONNECT (the connection is then marked to
+ * close at once). */
+static int ack_writer(struct conn_proto *c, struct obuf *out, struct spop_wr *w)
+{
+	if (out_writer(out, (size_t)c->max_frame + SPOP_LEN_PREFIX, w) == 0)
+		return 0;
+	log_warning("%s: output buffer over its limit (%zu bytes pending): closing",
+	            c->peer, obuf_pending(out));
+	c->state = CONN_ST_CLOSING;
+	c->status = SPOP_ST_RES;
+	c->overflow = 1;
+	return -1;
+}
+
 static enum conn_verdict on_notify(struct conn_proto *c, const struct handler_env *env,
                                    const struct spop_frame *f, struct obuf *out)
 {
 	struct spop_wr w;
 	unsigned int n;
-	/* An ACK never exceeds the negotiated size plus its length prefix. */
-	size_t room = (size_t)c->max_frame + SPOP_LEN_PREFIX;
 
-	if (out_writer(out, room, &w) != 0) {
-		/* The peer is not reading its ACKs: it is stuck or hostile.
-		 * Nothing more can be queued, not even a DISCONNECT. */
-		log_warning("%s: output buffer over its limit (%zu bytes pending): closing",
-		            c->peer, obuf_pending(out));
-		c->state = CONN_ST_CLOSING;
-		c->status = SPOP_ST_RES;
-		c->overflow = 1;
+	if (ack_writer(c, out, &w) != 0)
 		return CONN_CLOSE_AFTER_FLUSH;
-	}
 	switch (handler_notify(env, f, c->max_frame, &w, &n)) {
-	case 0:
+	case HANDLER_ACK:
 		out_commit(out, &w);
 		break;
-	case 1:
+	case HANDLER_PENDING:
 		/* A verify thread has it: conn_complete() writes the ACK.
 		 * Pipelining lets ACKs leave in any order. */
 		c->pending++;
 		break;
+	case HANDLER_NO_ROOM:
+		return fail(c, SPOP_ST_RES, "no room for an ACK", out);
+	case HANDLER_MALFORMED:
 	default:
 		return fail(c, SPOP_ST_INVALID, "malformed NOTIFY payload", out);
 	}
@@ -203,7 +213,6 @@ enum conn_verdict conn_complete(struct conn_proto *c,
                                 struct handler_job *job, struct obuf *out)
 {
 	struct spop_wr w;
-	size_t room = (size_t)c->max_frame + SPOP_LEN_PREFIX;
 
 	if (c->pending > 0)
 		c->pending--;
@@ -211,14 +220,8 @@ enum conn_verdict conn_complete(struct conn_proto *c,
 	if (c->state != CONN_ST_READY)
 		return c->state == CONN_ST_CLOSING ? CONN_CLOSE_AFTER_FLUSH :
 		       CONN_KEEP;
-	if (out_writer(out, room, &w) != 0) {
-		log_warning("%s: output buffer over its limit (%zu bytes pending): closing",
-		            c->peer, obuf_pending(out));
-		c->state = CONN_ST_CLOSING;
-		c->status = SPOP_ST_RES;
-		c->overflow = 1;
+	if (ack_writer(c, out, &w) != 0)
 		return CONN_CLOSE_AFTER_FLUSH;
-	}
 	if (handler_job_finish(env, job, c->max_frame, &w) != 0)
 		return fail(c, SPOP_ST_RES, "cannot encode an ACK", out);
 	out_commit(out, &w);

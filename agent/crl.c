@@ -36,6 +36,7 @@
 #include <openssl/x509v3.h>
 
 #include "crl.h"
+#include "fileio.h"
 
 #define CRL_SHA256_LEN 32
 /* RFC 5280 4.1.2.2: serial numbers are at most 20 octets. */
@@ -892,77 +893,6 @@ struct crl *crl_new(const uint8_t *der, size_t len, char *err, size_t errlen)
 
 /* ---- files ------------------------------------------------------------- */
 
-/* Read a whole file of at most `max` bytes into a malloc'd buffer. A
- * regular file larger than max is refused from its size, before a byte
- * is read. Returns 0, or -1 with errno set (EFBIG when too large). */
-static int crl_read_file(const char *path, size_t max, uint8_t **out,
-                         size_t *out_len)
-{
-	struct stat st;
-	uint8_t *buf = NULL;
-	size_t len = 0, cap;
-	int fd, saved;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd == -1)
-		return -1;
-	if (fstat(fd, &st) == -1)
-		goto fail;
-	if (S_ISDIR(st.st_mode)) {
-		errno = EISDIR;
-		goto fail;
-	}
-	if (S_ISREG(st.st_mode) && (uintmax_t)st.st_size > max) {
-		errno = EFBIG;
-		goto fail;
-	}
-	/* One more byte than the size: a file that grew is noticed. */
-	cap = S_ISREG(st.st_mode) ? (size_t)st.st_size + 1 : 64 * 1024;
-	buf = malloc(cap);
-	if (buf == NULL)
-		goto fail;
-	for (;;) {
-		ssize_t n;
-
-		if (len == cap) {
-			uint8_t *nb;
-
-			if (cap > max) {
-				errno = EFBIG;
-				goto fail;
-			}
-			cap = cap * 2 > max + 1 ? max + 1 : cap * 2;
-			nb = realloc(buf, cap);
-			if (nb == NULL)
-				goto fail;
-			buf = nb;
-		}
-		n = read(fd, buf + len, cap - len);
-		if (n == -1) {
-			if (errno == EINTR)
-				continue;
-			goto fail;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	if (len > max) {
-		errno = EFBIG;
-		goto fail;
-	}
-	close(fd);
-	*out = buf;
-	*out_len = len;
-	return 0;
-fail:
-	saved = errno;
-	free(buf);
-	close(fd);
-	errno = saved;
-	return -1;
-}
-
 /* PEM encryption of a CRL makes no sense, and OpenSSL's default would
  * prompt on the terminal: refuse instead. */
 static int crl_no_password(char *buf, int size, int rwflag, void *u)
@@ -1040,7 +970,7 @@ int crl_load_file(const char *path, struct crl ***out, size_t *n, char *err,
 
 	*out = NULL;
 	*n = 0;
-	if (crl_read_file(path, CRL_MAX_FILE, &data, &len) == -1) {
+	if (file_read(path, CRL_MAX_FILE, (char **)&data, &len) == -1) {
 		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
 		return -1;
 	}

@@ -109,8 +109,6 @@ struct cached_head {
 	uint8_t has_cert_info;
 };
 
-static _Thread_local uint8_t ans_buf[SPOP_DEFAULT_FRAME_SIZE];
-static _Thread_local struct verdict ans_verdict;
 
 static void cache_store(const struct handler_env *env,
                         const struct cache_key *k, uint64_t hash,
@@ -121,17 +119,18 @@ static void cache_store(const struct handler_env *env,
 		.ca = t->ca, .has_cert_info = (uint8_t)t->has_cert_info,
 	};
 	struct spop_wr w;
+	uint8_t buf[CACHE_MAX_VALUE];
 
 	if (env->cache == NULL)
 		return;
-	memcpy(ans_buf, &h, sizeof(h));
-	spop_wr_init(&w, ans_buf + sizeof(h), CACHE_MAX_VALUE - sizeof(h));
+	memcpy(buf, &h, sizeof(h));
+	spop_wr_init(&w, buf + sizeof(h), sizeof(buf) - sizeof(h));
 	verdict_encode_cert(t, &w);
 	if (w.err)
 		return;  /* too long to keep: the next request verifies again */
 	cache_put(env->cache, hash, k,
 	          handler_cache_until(t, now_ms, env->cache_ttl_ms),
-	          ans_buf, (size_t)(w.p - ans_buf));
+	          buf, (size_t)(w.p - buf));
 }
 
 /* Encode the ACK payload for `v` into w at the richest level that fits:
@@ -197,7 +196,7 @@ static int answer(const struct handler_env *env, const struct spop_frame *f,
                   const struct mtls_request *req, struct spop_wr *w)
 {
 	const struct host_policy *p;
-	struct verdict *v = &ans_verdict;
+	struct verdict verdict, *v = &verdict;
 	struct cache_key k;
 	uint64_t hash = 0;
 	int64_t now_ms = handler_now_ms();
@@ -313,8 +312,9 @@ void handler_job_free(struct handler_job *j)
 	free(j);
 }
 
-int handler_notify(const struct handler_env *env, const struct spop_frame *f,
-                   uint32_t max_frame, struct spop_wr *w, unsigned int *messages)
+enum handler_rc handler_notify(const struct handler_env *env,
+                               const struct spop_frame *f, uint32_t max_frame,
+                               struct spop_wr *w, unsigned int *messages)
 {
 	const uint8_t *p = f->payload;
 	const uint8_t *end = f->payload + f->payload_len;
@@ -328,7 +328,7 @@ int handler_notify(const struct handler_env *env, const struct spop_frame *f,
 	*messages = 0;
 	while (p < end) {
 		if (spop_msg_next(&p, end, &msg) != SPOP_RC_OK)
-			return -1;
+			return HANDLER_MALFORMED;
 		enum mtls_msg_kind kind;
 
 		if (name_is(msg.name, msg.name_len, HANDLER_MESSAGE)) {
@@ -340,7 +340,7 @@ int handler_notify(const struct handler_env *env, const struct spop_frame *f,
 			continue;
 		}
 		if (handler_parse_request(&msg, &req) != 0)
-			return -1;
+			return HANDLER_MALFORMED;
 		req.kind = kind;
 		have = 1;
 		(*messages)++;
@@ -354,13 +354,13 @@ int handler_notify(const struct handler_env *env, const struct spop_frame *f,
 		rc = answer(env, f, &req, &aw);
 		if (rc == 1) {
 			w->p = start;
-			return 1;
+			return HANDLER_PENDING;
 		}
 		w->p = aw.p;
 	}
 	if (spop_frame_end(w, start, max_frame) != 0) {
 		w->p = start;
-		return -1;
+		return HANDLER_NO_ROOM;
 	}
-	return 0;
+	return HANDLER_ACK;
 }

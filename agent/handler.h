@@ -48,20 +48,28 @@ struct handler_env {
 HANDLER_WUR int handler_parse_request(const struct spop_msg *msg,
                                       struct mtls_request *req);
 
-/* Answer NOTIFY `f`. Returns
- *   0  the complete ACK frame is in `w`, never larger than `max_frame`:
- *      if the full variable set does not fit, the certificate details
- *      are left out, and if that is still too large only action and
- *      result are sent (a verdict is never lost to its size);
- *   1  the answer needs a verification and env->submit took it as a job
- *      (nothing written): finish it with handler_job_finish();
- *  -1  the NOTIFY payload is malformed, or `w` cannot hold even the
- *      frame header (nothing is then left in `w`).
- * *messages is set to the number of known messages answered. Without
- * env->submit, verifications run inline and 1 is never returned. */
-HANDLER_WUR int handler_notify(const struct handler_env *env,
-                               const struct spop_frame *f, uint32_t max_frame,
-                               struct spop_wr *w, unsigned int *messages);
+/* What handler_notify() did. */
+enum handler_rc {
+	HANDLER_NO_ROOM = -2,   /* `w` cannot hold even the frame header:
+	                           nothing is left in `w` */
+	HANDLER_MALFORMED = -1, /* the NOTIFY payload does not decode */
+	HANDLER_ACK = 0,        /* the complete ACK frame is in `w` */
+	HANDLER_PENDING = 1,    /* env->submit took the verification as a job
+	                           (nothing written): finish it with
+	                           handler_job_finish() */
+};
+
+/* Answer NOTIFY `f`. An ACK is never larger than `max_frame`: if the full
+ * variable set does not fit, the certificate details are left out, and
+ * if that is still too large only action and result are sent (a verdict
+ * is never lost to its size). *messages is set to the number of known
+ * messages answered. Without env->submit, verifications run inline and
+ * HANDLER_PENDING is never returned. */
+HANDLER_WUR enum handler_rc handler_notify(const struct handler_env *env,
+                                           const struct spop_frame *f,
+                                           uint32_t max_frame,
+                                           struct spop_wr *w,
+                                           unsigned int *messages);
 
 /* Run the verification of a job: on any thread, touching nothing but the
  * job (which holds references on what it reads). */

@@ -145,7 +145,7 @@ static size_t ack(const struct handler_env *env, const struct spop_frame *f,
 	unsigned int n;
 
 	spop_wr_init(&w, out, room);
-	assert_int_equal(handler_notify(env, f, SPOP_DEFAULT_FRAME_SIZE, &w, &n), 0);
+	assert_int_equal(handler_notify(env, f, SPOP_DEFAULT_FRAME_SIZE, &w, &n), HANDLER_ACK);
 	assert_int_equal(n, 1);
 	return (size_t)(w.p - out);
 }
@@ -303,14 +303,14 @@ static void test_sni_message(void **state)
 		f = notify_msg(in, sizeof(in), "check-client-cert-sni", fx.valid, 1,
 		               NULL, NULL);
 		spop_wr_init(&w, a, sizeof(a));
-		assert_int_equal(handler_notify(&env, &f, SPOP_DEFAULT_FRAME_SIZE, &w, &n), 0);
+		assert_int_equal(handler_notify(&env, &f, SPOP_DEFAULT_FRAME_SIZE, &w, &n), HANDLER_ACK);
 		assert_int_equal(n, 1);
 	}
 	/* A name that only starts like ours is not ours. */
 	f = notify_msg(in, sizeof(in), "check-client-cert-snix", fx.valid, 1,
 	               "enforce.example", NULL);
 	spop_wr_init(&w, a, sizeof(a));
-	assert_int_equal(handler_notify(&env, &f, SPOP_DEFAULT_FRAME_SIZE, &w, &n), 0);
+	assert_int_equal(handler_notify(&env, &f, SPOP_DEFAULT_FRAME_SIZE, &w, &n), HANDLER_ACK);
 	assert_int_equal(n, 0);
 	cache_free(cache);
 }
@@ -482,7 +482,7 @@ static void test_ack_too_big_keeps_action_and_result(void **state)
 	/* A valid certificate: ok, with the CA named. */
 	f = notify(in, sizeof(in), fx.valid, 1, LONG_HOST, LONG_HOST);
 	spop_wr_init(&w, a, sizeof(a));
-	assert_int_equal(handler_notify(&env, &f, 256, &w, &n), 0);
+	assert_int_equal(handler_notify(&env, &f, 256, &w, &n), HANDLER_ACK);
 	assert_int_equal(n, 1);
 	l = (size_t)(w.p - a);
 	assert_true(l <= 256 + SPOP_LEN_PREFIX);
@@ -492,7 +492,7 @@ static void test_ack_too_big_keeps_action_and_result(void **state)
 	/* No certificate: the policy name alone is too long. */
 	f = notify(in, sizeof(in), NULL, 0, LONG_HOST, LONG_HOST);
 	spop_wr_init(&w, a, sizeof(a));
-	assert_int_equal(handler_notify(&env, &f, 256, &w, &n), 0);
+	assert_int_equal(handler_notify(&env, &f, 256, &w, &n), HANDLER_ACK);
 	l = (size_t)(w.p - a);
 	ack_vars(a, l, 256, names, sizeof(names));
 	assert_string_equal(names, "action,result");
