@@ -35,6 +35,7 @@
 #include "conn.h"
 #include "handler.h"
 #include "log.h"
+#include "notify.h"
 #include "server.h"
 #include "trust.h"
 #include "vpool.h"
@@ -945,6 +946,7 @@ static void stop_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 
 	(void)revents;
 	log_info("signal %d: stopping", sig->signum);
+	notify_stopping();
 	for (i = 0; i < s->nls; i++) {
 		ev_io_stop(loop, &s->ls[i].io);
 		ev_timer_stop(loop, &s->ls[i].pause);
@@ -983,9 +985,11 @@ static void reload_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 		log_warning("SIGHUP: no configuration file to reload (started without -c)");
 		return;
 	}
+	notify_reloading();
 	if (config_reload(s->opts->config_path, cfg_live->cfg, &cfg, err,
 	                  sizeof(err)) != 0) {
 		log_error("reload rejected, previous configuration stays live: %s", err);
+		notify_rejected(err, cfg_live->gen);
 		return;
 	}
 	settings = cfg->agent;
@@ -995,6 +999,7 @@ static void reload_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 	if (cfg_install(cfg, &settings) != 0) {
 		config_free(cfg);
 		log_error("reload rejected: out of memory");
+		notify_rejected("out of memory", cfg_live->gen);
 		return;
 	}
 	s->settings = settings;
@@ -1014,6 +1019,7 @@ static void reload_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 	         cfg->n_hosts, cfg->stats.hosts_built, cfg->stats.hosts_reused,
 	         cfg->n_trusts, cfg->stats.trusts_built, cfg->stats.trusts_reused,
 	         cfg->stats.load_ms, (unsigned long long)cfg->generation);
+	notify_serving(cfg, cfg->generation);
 }
 
 static int detect_cpus(void)
@@ -1034,6 +1040,7 @@ int server_run(const struct server_opts *o, struct config *cfg)
 	s.opts = o;
 	s.settings = o->agent;
 	cfg_main_thread = pthread_self();
+	(void)notify_init();
 	if (s.settings.n_listen == 0) {
 		log_error("nothing to listen on: give -l ADDR or `listen` in [agent]");
 		config_free(cfg);
@@ -1148,6 +1155,7 @@ int server_run(const struct server_opts *o, struct config *cfg)
 	log_info("ready: %d worker threads, max-frame-size %u, %s", s.nworkers,
 	         s.settings.max_frame_size,
 	         o->config_path ? o->config_path : "no configuration file (no policies)");
+	notify_serving(cfg_live->cfg, cfg_live->gen);
 	ev_run(s.loop, 0);
 	rc = 0;
 
@@ -1202,6 +1210,7 @@ out:
 	cfg_main_loop = NULL;
 	log_info("%llu full trust verifications since the start",
 	         (unsigned long long)trust_verifications());
+	notify_close();
 	if (rc == 0)
 		log_info("stopped");
 	return rc;
