@@ -752,6 +752,7 @@ struct server {
 	struct agent_settings settings;  /* of the live generation (listen cleared
 	                                    once the listeners are open) */
 	ev_signal sigterm, sigint, sighup;
+	ev_timer expiry;         /* repeats the expiry warnings (expiry_start) */
 	ev_tstamp last_limit_log;
 	uint64_t refused;        /* connections refused over max-connections */
 };
@@ -1022,6 +1023,45 @@ static void reload_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 	notify_serving(cfg, cfg->generation);
 }
 
+/* ---- expiry warnings, repeated while they hold ------------------------ */
+
+/* The load warns about CA certificates and CRLs that expire soon; a
+ * process that runs for months must repeat it. */
+#define SERVER_EXPIRY_CHECK_SECONDS (24 * 3600)
+
+static void expiry_note(void *ctx, int crl_file, const char *msg)
+{
+	(void)ctx; (void)crl_file;
+	log_warning("expiry check: %s", msg);
+}
+
+static void expiry_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	/* The main thread is the only one that replaces cfg_live. */
+	const struct config *cfg = cfg_live->cfg;
+	time_t now = time(NULL);
+
+	(void)loop; (void)t; (void)revents;
+	for (size_t i = 0; cfg != NULL && i < cfg->n_cas; i++)
+		(void)ca_expiry_notes(cfg->cas[i], now, expiry_note, NULL);
+}
+
+/* Every SERVER_EXPIRY_CHECK_SECONDS, or every $MTLS_EXPIRY_CHECK_SECONDS
+ * (1..31536000; a testing knob, not a setting). */
+static void expiry_start(struct server *s)
+{
+	const char *e = getenv("MTLS_EXPIRY_CHECK_SECONDS");
+	uint64_t every = SERVER_EXPIRY_CHECK_SECONDS;
+
+	if (e != NULL && (settings_parse_uint(e, 31536000, &every) != 0 || every == 0)) {
+		log_warning("MTLS_EXPIRY_CHECK_SECONDS \"%s\" is not 1..31536000: "
+		            "checking daily", e);
+		every = SERVER_EXPIRY_CHECK_SECONDS;
+	}
+	ev_timer_init(&s->expiry, expiry_cb, (double)every, (double)every);
+	ev_timer_start(s->loop, &s->expiry);
+}
+
 static int detect_cpus(void)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -1147,6 +1187,7 @@ int server_run(const struct server_opts *o, struct config *cfg)
 	ev_signal_start(s.loop, &s.sigint);
 	ev_signal_start(s.loop, &s.sighup);
 	signal(SIGPIPE, SIG_IGN);
+	expiry_start(&s);
 
 	for (j = 0; j < s.nls; j++) {
 		ev_io_start(s.loop, &s.ls[j].io);
