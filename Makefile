@@ -52,7 +52,7 @@ BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 BUILD_PKGS := build-essential pkg-config libev-dev libssl-dev libinih-dev uthash-dev
 TEST_PKGS  := libcmocka-dev haproxy curl openssl python3 clang valgrind \
               shellcheck docker-compose wrk jq linux-perf \
-              nginx python3-h2
+              nginx python3-h2 libjansson-dev
 DEBIAN_PKGS := $(BUILD_PKGS) $(TEST_PKGS)
 
 .SECONDARY:
@@ -160,7 +160,8 @@ FUZZ_FLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -Iagent -Itests/unit \
 
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) $(wildcard agent/*.h)
 	@mkdir -p build-fuzz
-	clang $(FUZZ_FLAGS) -o $@ $< $(LIB_SRCS) $(if $(filter verify,$*),tests/unit/pki.c) $(LDLIBS)
+	clang $(FUZZ_FLAGS) -o $@ $< $(LIB_SRCS) $(if $(filter verify,$*),tests/unit/pki.c) $(LDLIBS) \
+		$(if $(filter logjson,$*),-ljansson)
 
 fuzz: test-deps $(FUZZ_BINS)
 	@set -e; for b in $(FUZZ_BINS); do \

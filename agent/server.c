@@ -997,6 +997,8 @@ static void reload_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 	settings.threads = s->settings.threads;
 	if (s->opts->log_level_fixed)
 		settings.log_level = s->opts->agent.log_level;
+	if (s->opts->log_format_fixed)
+		settings.log_format = s->opts->agent.log_format;
 	if (cfg_install(cfg, &settings) != 0) {
 		config_free(cfg);
 		log_error("reload rejected: out of memory");
@@ -1007,6 +1009,7 @@ static void reload_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 	memset(s->settings.listen, 0, sizeof(s->settings.listen));
 	s->settings.n_listen = 0;
 	log_set_level(settings.log_level);
+	log_set_format(settings.log_format);
 	if (!s->opts->listen_fixed && !listen_unchanged(s, &cfg->agent))
 		log_warning("listen changed in %s: restart to apply", s->opts->config_path);
 	if (!s->opts->threads_fixed && cfg->agent.threads != settings.threads)
