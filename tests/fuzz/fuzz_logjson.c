@@ -46,7 +46,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size == 0)
 		return 0;
 	/* 128..LOG_LINE_MAX, small sizes most often: they cut. */
-	cap = 128 + (size_t)data[0] * (size_t)data[0] / 16;
+	cap = 128 + (size_t)data[0] * (size_t)data[0] * (LOG_LINE_MAX - 128) /
+	      (255 * 255);
 	msg = (const char *)data + 1;
 	mlen = size - 1;
 	n = log_format_line(line, cap, LOG_FMT_JSON, (int)(size % LOG_LVL_COUNT),
