@@ -52,7 +52,7 @@ BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 BUILD_PKGS := build-essential pkg-config libev-dev libssl-dev libinih-dev uthash-dev
 TEST_PKGS  := libcmocka-dev haproxy curl openssl python3 clang valgrind \
               shellcheck docker-compose wrk jq linux-perf \
-              nginx python3-h2
+              nginx python3-h2 libjansson-dev systemd
 DEBIAN_PKGS := $(BUILD_PKGS) $(TEST_PKGS)
 
 .SECONDARY:
@@ -147,6 +147,9 @@ install: $(BUILD)/mtls-spoa
 	install -m 0755 $(BUILD)/mtls-spoa $(DESTDIR)$(PREFIX)/bin/mtls-spoa
 	install -m 0644 haproxy-conf/* $(DESTDIR)$(PREFIX)/share/doc/mtls-spoa/haproxy-conf/
 	install -m 0644 README.md LICENSE $(DESTDIR)$(PREFIX)/share/doc/mtls-spoa/
+	install -d $(DESTDIR)/lib/systemd/system
+	sed '/^#/!s#/usr/local/#$(PREFIX)/#g' packaging/mtls-spoa.service >$(BUILD)/mtls-spoa.service
+	install -m 0644 $(BUILD)/mtls-spoa.service $(DESTDIR)/lib/systemd/system/mtls-spoa.service
 
 # libFuzzer targets (clang): tests/fuzz/fuzz_NAME.c, seeds in
 # tests/fuzz/corpus/NAME (copied to a scratch dir so runs do not grow the
@@ -160,7 +163,8 @@ FUZZ_FLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -Iagent -Itests/unit \
 
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) $(wildcard agent/*.h)
 	@mkdir -p build-fuzz
-	clang $(FUZZ_FLAGS) -o $@ $< $(LIB_SRCS) $(if $(filter verify,$*),tests/unit/pki.c) $(LDLIBS)
+	clang $(FUZZ_FLAGS) -o $@ $< $(LIB_SRCS) $(if $(filter verify,$*),tests/unit/pki.c) $(LDLIBS) \
+		$(if $(filter logjson,$*),-ljansson)
 
 fuzz: test-deps $(FUZZ_BINS)
 	@set -e; for b in $(FUZZ_BINS); do \

@@ -538,7 +538,7 @@ static int cfg_once(struct load_ctx *c, unsigned int bit, const char *key)
 static const char *const agent_once_keys[] = {
 	"threads", "verify-threads", "max-frame-size", "idle-timeout",
 	"log-level", "max-connections", "max-output", "cache-entries",
-	"cache-ttl",
+	"cache-ttl", "log-format",
 };
 
 static void cfg_key_agent(struct load_ctx *c, const char *key, const char *v)

@@ -24,6 +24,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 	"Usage: mtls-spoa [-c FILE] [-l ADDR]... [-t THREADS] [-v | --log-level LEVEL]\n"
+	"                 [--log-format text|json]\n"
 	"       mtls-spoa -c FILE --check\n"
 	"       mtls-spoa --probe ADDR\n"
 	"\n"
@@ -36,6 +37,7 @@ static void usage(FILE *f)
 	"  -t, --threads N       worker threads (default: `threads`, else number of CPUs)\n"
 	"  -v, --verbose         log at debug level\n"
 	"      --log-level L     error, warning, info or debug\n"
+	"      --log-format F    text or json (one object per line)\n"
 	"      --check           load and check the configuration, then exit\n"
 	"      --probe ADDR      SPOP health check of an agent at ADDR: exit 0 if healthy\n"
 	"  -V, --version         print the version\n"
@@ -52,6 +54,7 @@ int main(int argc, char **argv)
 		{ "threads", required_argument, NULL, 't' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "log-level", required_argument, NULL, 'L' },
+		{ "log-format", required_argument, NULL, 'F' },
 		{ "check", no_argument, NULL, 'C' },
 		{ "probe", required_argument, NULL, 'P' },
 		{ "version", no_argument, NULL, 'V' },
@@ -61,7 +64,7 @@ int main(int argc, char **argv)
 	const char *config_path = NULL, *probe = NULL;
 	const char *listen[CONFIG_MAX_LISTEN];
 	size_t n_listen = 0, i;
-	int threads = -1, log_level = -1, check = 0, opt;
+	int threads = -1, log_level = -1, log_format = -1, check = 0, opt;
 	struct config *cfg = NULL;
 	struct server_opts so;
 	char err[CONFIG_ERR_LEN];
@@ -101,6 +104,12 @@ int main(int argc, char **argv)
 		case 'L':
 			if (config_parse_log_level(optarg, &log_level) != 0) {
 				fprintf(stderr, "mtls-spoa: --log-level takes error, warning, info or debug\n");
+				return 2;
+			}
+			break;
+		case 'F':
+			if (settings_parse_log_format(optarg, &log_format) != 0) {
+				fprintf(stderr, "mtls-spoa: --log-format takes text or json\n");
 				return 2;
 			}
 			break;
@@ -173,6 +182,11 @@ int main(int argc, char **argv)
 		so.agent.log_level = log_level;
 		so.log_level_fixed = 1;
 	}
+	if (log_format >= 0) {
+		so.agent.log_format = log_format;
+		so.log_format_fixed = 1;
+	}
 	log_set_level(so.agent.log_level);
+	log_set_format(so.agent.log_format);
 	return server_run(&so, cfg);
 }

@@ -35,6 +35,7 @@
 #include "conn.h"
 #include "handler.h"
 #include "log.h"
+#include "notify.h"
 #include "server.h"
 #include "trust.h"
 #include "vpool.h"
@@ -751,6 +752,7 @@ struct server {
 	struct agent_settings settings;  /* of the live generation (listen cleared
 	                                    once the listeners are open) */
 	ev_signal sigterm, sigint, sighup;
+	ev_timer expiry;         /* repeats the expiry warnings (expiry_start) */
 	ev_tstamp last_limit_log;
 	uint64_t refused;        /* connections refused over max-connections */
 };
@@ -945,6 +947,7 @@ static void stop_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 
 	(void)revents;
 	log_info("signal %d: stopping", sig->signum);
+	notify_stopping();
 	for (i = 0; i < s->nls; i++) {
 		ev_io_stop(loop, &s->ls[i].io);
 		ev_timer_stop(loop, &s->ls[i].pause);
@@ -983,24 +986,30 @@ static void reload_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 		log_warning("SIGHUP: no configuration file to reload (started without -c)");
 		return;
 	}
+	notify_reloading();
 	if (config_reload(s->opts->config_path, cfg_live->cfg, &cfg, err,
 	                  sizeof(err)) != 0) {
 		log_error("reload rejected, previous configuration stays live: %s", err);
+		notify_rejected(err, cfg_live->gen);
 		return;
 	}
 	settings = cfg->agent;
 	settings.threads = s->settings.threads;
 	if (s->opts->log_level_fixed)
 		settings.log_level = s->opts->agent.log_level;
+	if (s->opts->log_format_fixed)
+		settings.log_format = s->opts->agent.log_format;
 	if (cfg_install(cfg, &settings) != 0) {
 		config_free(cfg);
 		log_error("reload rejected: out of memory");
+		notify_rejected("out of memory", cfg_live->gen);
 		return;
 	}
 	s->settings = settings;
 	memset(s->settings.listen, 0, sizeof(s->settings.listen));
 	s->settings.n_listen = 0;
 	log_set_level(settings.log_level);
+	log_set_format(settings.log_format);
 	if (!s->opts->listen_fixed && !listen_unchanged(s, &cfg->agent))
 		log_warning("listen changed in %s: restart to apply", s->opts->config_path);
 	if (!s->opts->threads_fixed && cfg->agent.threads != settings.threads)
@@ -1014,6 +1023,46 @@ static void reload_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 	         cfg->n_hosts, cfg->stats.hosts_built, cfg->stats.hosts_reused,
 	         cfg->n_trusts, cfg->stats.trusts_built, cfg->stats.trusts_reused,
 	         cfg->stats.load_ms, (unsigned long long)cfg->generation);
+	notify_serving(cfg, cfg->generation);
+}
+
+/* ---- expiry warnings, repeated while they hold ------------------------ */
+
+/* The load warns about CA certificates and CRLs that expire soon; a
+ * process that runs for months must repeat it. */
+#define SERVER_EXPIRY_CHECK_SECONDS (24 * 3600)
+
+static void expiry_note(void *ctx, int crl_file, const char *msg)
+{
+	(void)ctx; (void)crl_file;
+	log_warning("expiry check: %s", msg);
+}
+
+static void expiry_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	/* The main thread is the only one that replaces cfg_live. */
+	const struct config *cfg = cfg_live->cfg;
+	time_t now = time(NULL);
+
+	(void)loop; (void)t; (void)revents;
+	for (size_t i = 0; cfg != NULL && i < cfg->n_cas; i++)
+		(void)ca_expiry_notes(cfg->cas[i], now, expiry_note, NULL);
+}
+
+/* Every SERVER_EXPIRY_CHECK_SECONDS, or every $MTLS_EXPIRY_CHECK_SECONDS
+ * (1..31536000; a testing knob, not a setting). */
+static void expiry_start(struct server *s)
+{
+	const char *e = getenv("MTLS_EXPIRY_CHECK_SECONDS");
+	uint64_t every = SERVER_EXPIRY_CHECK_SECONDS;
+
+	if (e != NULL && (settings_parse_uint(e, 31536000, &every) != 0 || every == 0)) {
+		log_warning("MTLS_EXPIRY_CHECK_SECONDS \"%s\" is not 1..31536000: "
+		            "checking daily", e);
+		every = SERVER_EXPIRY_CHECK_SECONDS;
+	}
+	ev_timer_init(&s->expiry, expiry_cb, (double)every, (double)every);
+	ev_timer_start(s->loop, &s->expiry);
 }
 
 static int detect_cpus(void)
@@ -1034,6 +1083,7 @@ int server_run(const struct server_opts *o, struct config *cfg)
 	s.opts = o;
 	s.settings = o->agent;
 	cfg_main_thread = pthread_self();
+	(void)notify_init();
 	if (s.settings.n_listen == 0) {
 		log_error("nothing to listen on: give -l ADDR or `listen` in [agent]");
 		config_free(cfg);
@@ -1140,6 +1190,7 @@ int server_run(const struct server_opts *o, struct config *cfg)
 	ev_signal_start(s.loop, &s.sigint);
 	ev_signal_start(s.loop, &s.sighup);
 	signal(SIGPIPE, SIG_IGN);
+	expiry_start(&s);
 
 	for (j = 0; j < s.nls; j++) {
 		ev_io_start(s.loop, &s.ls[j].io);
@@ -1148,6 +1199,7 @@ int server_run(const struct server_opts *o, struct config *cfg)
 	log_info("ready: %d worker threads, max-frame-size %u, %s", s.nworkers,
 	         s.settings.max_frame_size,
 	         o->config_path ? o->config_path : "no configuration file (no policies)");
+	notify_serving(cfg_live->cfg, cfg_live->gen);
 	ev_run(s.loop, 0);
 	rc = 0;
 
@@ -1202,6 +1254,7 @@ out:
 	cfg_main_loop = NULL;
 	log_info("%llu full trust verifications since the start",
 	         (unsigned long long)trust_verifications());
+	notify_close();
 	if (rc == 0)
 		log_info("stopped");
 	return rc;

@@ -19,6 +19,7 @@ struct server_opts {
 	int listen_fixed;            /* -l */
 	int threads_fixed;           /* -t/--threads */
 	int log_level_fixed;         /* -v/--log-level */
+	int log_format_fixed;        /* --log-format */
 };
 
 /* Run until SIGTERM/SIGINT. Takes ownership of `cfg` (may be NULL).

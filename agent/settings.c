@@ -18,6 +18,13 @@ static const char *const log_level_names[LOG_LVL_COUNT] = {
 _Static_assert(sizeof(log_level_names) / sizeof(log_level_names[0]) ==
                LOG_LVL_COUNT, "log_level_names");
 
+static const char *const log_format_names[LOG_FMT_COUNT] = {
+	[LOG_FMT_TEXT] = "text",
+	[LOG_FMT_JSON] = "json",
+};
+_Static_assert(sizeof(log_format_names) / sizeof(log_format_names[0]) ==
+               LOG_FMT_COUNT, "log_format_names");
+
 /* See settings.h. */
 int settings_lookup_name(const char *const *names, int n, const char *s)
 {
@@ -28,24 +35,42 @@ int settings_lookup_name(const char *const *names, int n, const char *s)
 	return -1;
 }
 
+/* names[i], or "unknown" out of range. */
+static const char *settings_name_at(const char *const *names, int n, int i)
+{
+	return i < 0 || i >= n ? "unknown" : names[i];
+}
+
+/* *out = the index of `s` in names[n]. Returns 0 or -1. */
+static int settings_parse_name(const char *const *names, int n, const char *s,
+                               int *out)
+{
+	int i = s == NULL ? -1 : settings_lookup_name(names, n, s);
+
+	if (i < 0)
+		return -1;
+	*out = i;
+	return 0;
+}
+
 const char *config_log_level_str(int lvl)
 {
-	if (lvl < 0 || lvl >= LOG_LVL_COUNT)
-		return "unknown";
-	return log_level_names[lvl];
+	return settings_name_at(log_level_names, LOG_LVL_COUNT, lvl);
 }
 
 int config_parse_log_level(const char *s, int *lvl)
 {
-	int i;
+	return settings_parse_name(log_level_names, LOG_LVL_COUNT, s, lvl);
+}
 
-	if (s == NULL)
-		return -1;
-	i = settings_lookup_name(log_level_names, LOG_LVL_COUNT, s);
-	if (i < 0)
-		return -1;
-	*lvl = i;
-	return 0;
+const char *settings_log_format_str(int fmt)
+{
+	return settings_name_at(log_format_names, LOG_FMT_COUNT, fmt);
+}
+
+int settings_parse_log_format(const char *s, int *fmt)
+{
+	return settings_parse_name(log_format_names, LOG_FMT_COUNT, s, fmt);
 }
 
 /* See settings.h. */
@@ -139,6 +164,7 @@ void config_agent_defaults(struct agent_settings *s)
 	s->max_frame_size = SPOP_DEFAULT_FRAME_SIZE;
 	s->idle_timeout_ms = 30000;
 	s->log_level = LOG_LVL_INFO;
+	s->log_format = LOG_FMT_TEXT;
 	s->max_connections = 1024;
 	s->max_output_bytes = 256 * 1024;
 	s->cache_entries = 10000;
@@ -187,6 +213,12 @@ int settings_set_agent(struct agent_settings *a, const char *key,
 			return -1;
 		}
 		a->log_level = lvl;
+	} else if (strcmp(key, "log-format") == 0) {
+		if (settings_parse_log_format(v, &lvl) == -1) {
+			snprintf(why, whylen, "bad log-format \"%s\" (text, json)", v);
+			return -1;
+		}
+		a->log_format = lvl;
 	} else if (strcmp(key, "max-connections") == 0) {
 		if (settings_parse_uint(v, 1000000, &u) == -1 || u < 1) {
 			snprintf(why, whylen, "bad max-connections \"%s\" (1..1000000)",

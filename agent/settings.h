@@ -21,6 +21,12 @@ enum log_level {
 	LOG_LVL_COUNT
 };
 
+enum log_format {
+	LOG_FMT_TEXT = 0,       /* TIME [LEVEL] MESSAGE */
+	LOG_FMT_JSON,           /* {"time":...,"level":...,"msg":...} */
+	LOG_FMT_COUNT
+};
+
 /* [agent] section. Command-line options override these. */
 struct agent_settings {
 	char *listen[CONFIG_MAX_LISTEN];   /* "127.0.0.1:12345", "[::1]:1", "unix:/p" */
@@ -30,6 +36,7 @@ struct agent_settings {
 	uint32_t max_frame_size;            /* default SPOP_DEFAULT_FRAME_SIZE */
 	unsigned int idle_timeout_ms;       /* default 30000 */
 	int log_level;                      /* enum log_level, default INFO */
+	int log_format;                     /* enum log_format, default TEXT */
 	unsigned int max_connections;       /* default 1024 */
 	size_t max_output_bytes;            /* per connection, default 256 KiB */
 	unsigned int cache_entries;         /* 0 disables the verdict cache */
@@ -60,5 +67,8 @@ int settings_lookup_name(const char *const *names, int n, const char *s);
 
 const char *config_log_level_str(int lvl);
 SETTINGS_WUR int config_parse_log_level(const char *s, int *lvl);
+
+const char *settings_log_format_str(int fmt);
+SETTINGS_WUR int settings_parse_log_format(const char *s, int *fmt);
 
 #endif /* MTLS_SETTINGS_H */

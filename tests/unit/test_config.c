@@ -522,6 +522,7 @@ static void test_agent_defaults(void **state)
 	assert_int_equal(d.max_frame_size, 16380);
 	assert_int_equal(d.idle_timeout_ms, 30000);
 	assert_int_equal(d.log_level, LOG_LVL_INFO);
+	assert_int_equal(d.log_format, LOG_FMT_TEXT);
 	assert_int_equal(d.max_connections, 1024);
 	assert_int_equal(d.max_output_bytes, 256 * 1024);
 	assert_int_equal(d.cache_entries, 10000);
@@ -556,11 +557,12 @@ static void test_agent_defaults(void **state)
 	assert_int_equal(cfg->agent.cache_entries, 10000000);
 	config_free(cfg);
 	cfg = load_ok("[agent]\nthreads = 64\nmax-frame-size = 1048576\n"
-	              "max-output = 64m\nlog-level = error\n");
+	              "max-output = 64m\nlog-level = error\nlog-format = json\n");
 	assert_int_equal(cfg->agent.threads, 64);
 	assert_int_equal(cfg->agent.max_frame_size, 1048576);
 	assert_int_equal(cfg->agent.max_output_bytes, 64 * 1024 * 1024);
 	assert_int_equal(cfg->agent.log_level, LOG_LVL_ERROR);
+	assert_int_equal(cfg->agent.log_format, LOG_FMT_JSON);
 	config_free(cfg);
 
 	/* 16 listen lines: the maximum. */
@@ -1001,6 +1003,9 @@ static const struct err_case err_cases[] = {
 	{ "[agent]\nmax-output = 1g\n", 2, "bad max-output" },
 	{ "[agent]\ncache-entries = 10000001\n", 2, "bad cache-entries" },
 	{ "[agent]\nlog-level = verbose\n", 2, "bad log-level \"verbose\"" },
+	{ "[agent]\nlog-format = JSON\n", 2, "bad log-format \"JSON\" (text, json)" },
+	{ "[agent]\nlog-format = text\nlog-format = json\n", 3,
+	  "duplicate key \"log-format\"" },
 	/* listen syntax */
 	{ "[agent]\nlisten = 127.0.0.1\n", 2, "bad listen address \"127.0.0.1\"" },
 	{ "[agent]\nlisten = 127.0.0.1:0\n", 2, "PORT must be 1..65535" },
