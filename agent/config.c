@@ -1646,7 +1646,7 @@ static void cfg_read_included(struct load_ctx *c, const char *path)
 	char *text = NULL, *main_dir = c->dir;
 	size_t len = 0;
 
-	if (ca_read_file(path, CONFIG_MAX_FILE, &text, &len) == -1) {
+	if (file_read(path, CONFIG_MAX_FILE, &text, &len) == -1) {
 		cfg_err_at(c, path, 0, "cannot read: %s", strerror(errno));
 		return;
 	}
