@@ -21,6 +21,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <glob.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -56,6 +57,9 @@
 #define CONFIG_MAX_IDENTITY 1024
 #define CONFIG_MAX_HOST_CAS 64            /* CA names on one host */
 #define CONFIG_MAX_PER_HOST 1024          /* identities, pins per host */
+#define CONFIG_MAX_INCLUDES 64            /* `include` lines */
+#define CONFIG_MAX_INCLUDED 10000         /* files the includes read */
+#define CONFIG_MAX_TOTAL (64 * 1024 * 1024) /* bytes of all included files */
 
 
 static const char *const crl_check_names[CRL_CHECK_COUNT] = {
@@ -122,6 +126,12 @@ void config_free(struct config *cfg)
 	for (size_t i = 0; i < cfg->n_sources; i++)
 		free(cfg->sources[i].path);
 	free(cfg->sources);
+	for (size_t i = 0; i < cfg->n_includes; i++)
+		free(cfg->includes[i]);
+	free(cfg->includes);
+	for (size_t i = 0; i < cfg->n_include_dirs; i++)
+		free(cfg->include_dirs[i]);
+	free(cfg->include_dirs);
 	for (size_t i = 0; i < cfg->agent.n_listen; i++)
 		free(cfg->agent.listen[i]);
 	free(cfg->path);
@@ -162,6 +172,7 @@ struct ca_ref {
 
 struct ca_draft {
 	char *name;
+	const char *src;        /* the INI file of the section (ctx's) */
 	int line;               /* [ca NAME] */
 	char *file;             /* resolved */
 	int file_line;
@@ -184,6 +195,7 @@ struct host_draft {
 	size_t n_identities;
 	uint8_t (*pins)[32];
 	size_t n_pins;
+	const char *src;        /* the INI file of the section (ctx's) */
 	int line;               /* [host PATTERN] */
 	struct ca_ref *refs;    /* `ca =` names, resolved at the end */
 	size_t n_refs;
@@ -205,8 +217,15 @@ struct host_slot {
 };
 
 struct load_ctx {
-	const char *path;       /* for messages */
-	char *dir;              /* for relative paths */
+	const char *path;       /* the file being read, for messages */
+	const char *main_path;  /* the main file */
+	char *dir;              /* of `path`, for relative paths */
+	int included;           /* `path` is included: [ca] and [host] only */
+	int no_include;         /* loading from a string: no includes */
+	int *include_lines;     /* of cfg->includes */
+	char **files;           /* included paths; drafts point into them */
+	size_t n_files;
+	size_t total_bytes;     /* read from included files */
 	struct config *cfg;
 	const struct config *prev;
 	struct ca_draft **cas;
@@ -232,23 +251,54 @@ struct load_ctx {
 };
 
 /* Record the first error as "FILE:LINE: message". */
-__attribute__((format(printf, 3, 4)))
-static void cfg_err(struct load_ctx *c, int line, const char *fmt, ...)
+static void cfg_verr(struct load_ctx *c, const char *file, int line,
+                     const char *fmt, va_list ap)
 {
 	int n;
-	va_list ap;
 
 	if (c->failed)
 		return;
 	c->failed = 1;
 	if (c->err == NULL || c->errlen == 0)
 		return;
-	n = snprintf(c->err, c->errlen, "%s:%d: ", c->path, line);
+	n = snprintf(c->err, c->errlen, "%s:%d: ", file, line);
 	if (n < 0 || (size_t)n >= c->errlen)
 		return;
-	va_start(ap, fmt);
 	vsnprintf(c->err + n, c->errlen - (size_t)n, fmt, ap);
+}
+
+/* An error at a line of the file being read. */
+__attribute__((format(printf, 3, 4)))
+static void cfg_err(struct load_ctx *c, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	cfg_verr(c, c->path, line, fmt, ap);
 	va_end(ap);
+}
+
+/* An error at a line of `file` (a draft's, after the parse). */
+__attribute__((format(printf, 4, 5)))
+static void cfg_err_at(struct load_ctx *c, const char *file, int line,
+                       const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	cfg_verr(c, file, line, fmt, ap);
+	va_end(ap);
+}
+
+/* Where a section is, for a message about file `here`: "line N" in the
+ * same file, else FILE:LINE. */
+static void cfg_where(const char *here, const char *file, int line,
+                      char *buf, size_t len)
+{
+	if (strcmp(file, here) == 0)
+		snprintf(buf, len, "line %d", line);
+	else
+		snprintf(buf, len, "%s:%d", file, line);
 }
 
 static char *cfg_strdup(struct load_ctx *c, const char *s)
@@ -294,14 +344,15 @@ static void *cfg_append(struct load_ctx *c, void *arr, size_t n, size_t elem)
 }
 
 /* Record "FILE:LINE: warning: ..." in cfg->warnings. */
-__attribute__((format(printf, 3, 4)))
-static void cfg_warn(struct load_ctx *c, int line, const char *fmt, ...)
+__attribute__((format(printf, 4, 5)))
+static void cfg_warn(struct load_ctx *c, const char *file, int line,
+                     const char *fmt, ...)
 {
 	char buf[CONFIG_ERR_LEN], **w;
 	int n;
 	va_list ap;
 
-	n = snprintf(buf, sizeof(buf), "%s:%d: warning: ", c->path, line);
+	n = snprintf(buf, sizeof(buf), "%s:%d: warning: ", file, line);
 	if (n < 0 || (size_t)n >= sizeof(buf))
 		return;
 	va_start(ap, fmt);
@@ -342,8 +393,10 @@ static void cfg_section_ca(struct load_ctx *c, const char *name)
 	}
 	for (size_t i = 0; i < c->n_cas; i++) {
 		if (strcmp(c->cas[i]->name, name) == 0) {
-			cfg_err(c, c->line, "duplicate [ca %s] (first at line %d)",
-			        name, c->cas[i]->line);
+			char at[PATH_MAX + 32];
+
+			cfg_where(c->path, c->cas[i]->src, c->cas[i]->line, at, sizeof(at));
+			cfg_err(c, c->line, "duplicate [ca %s] (first at %s)", name, at);
 			return;
 		}
 	}
@@ -357,6 +410,7 @@ static void cfg_section_ca(struct load_ctx *c, const char *name)
 		return;
 	}
 	c->cas[c->n_cas++] = ca;
+	ca->src = c->path;
 	ca->line = c->line;
 	ca->name = cfg_strdup(c, name);
 	c->sec = SEC_CA;
@@ -386,12 +440,14 @@ static void cfg_section_host(struct load_ctx *c, const char *pattern)
 	snprintf(h->key, sizeof(h->key), "%d:%s", (int)kind, norm);
 	HASH_FIND_STR(c->host_set, h->key, dup);
 	if (dup != NULL) {
+		char at[PATH_MAX + 32];
+
+		cfg_where(c->path, dup->src, dup->line, at, sizeof(at));
 		if (kind == POLICY_DEFAULT)
-			cfg_err(c, c->line, "duplicate [host *] (first at line %d)",
-			        dup->line);
+			cfg_err(c, c->line, "duplicate [host *] (first at %s)", at);
 		else
 			cfg_err(c, c->line, "duplicate host \"%s\" (same as \"%s\" "
-			        "at line %d)", pattern, dup->pattern, dup->line);
+			        "at %s)", pattern, dup->pattern, at);
 		free(h);
 		return;
 	}
@@ -401,6 +457,7 @@ static void cfg_section_host(struct load_ctx *c, const char *pattern)
 	h->purpose = PURPOSE_CLIENT;
 	h->crl_check = CRL_CHECK_DEFAULT;
 	h->verify_depth = 5;
+	h->src = c->path;
 	h->line = c->line;
 	h->pattern = cfg_strdup(c, pattern);
 	h->name = cfg_strdup(c, norm);
@@ -448,6 +505,11 @@ static void cfg_section(struct load_ctx *c, const char *s)
 	if (strcmp(tok[0], "agent") == 0) {
 		if (ntok != 1) {
 			cfg_err(c, c->line, "[agent] takes no argument");
+			return;
+		}
+		if (c->included) {
+			cfg_err(c, c->line, "[agent] in an included file (only [ca] "
+			        "and [host] sections may be included)");
 			return;
 		}
 		if (c->agent_seen) {
@@ -538,8 +600,44 @@ static int cfg_once(struct load_ctx *c, unsigned int bit, const char *key)
 static const char *const agent_once_keys[] = {
 	"threads", "verify-threads", "max-frame-size", "idle-timeout",
 	"log-level", "max-connections", "max-output", "cache-entries",
-	"cache-ttl", "log-format",
+	"cache-ttl", "log-format", "watch",
 };
+
+/* `include = GLOB`: resolved now, read once the main file is parsed. */
+static void cfg_key_include(struct load_ctx *c, const char *v)
+{
+	struct config *cfg = c->cfg;
+	char **inc;
+	int *lines;
+
+	if (c->no_include) {
+		cfg_err(c, c->line, "include needs a configuration file (not "
+		        "available when loading from a string)");
+		return;
+	}
+	if (*v == '\0' || strlen(v) >= PATH_MAX / 2) {
+		cfg_err(c, c->line, "bad include \"%s\" (a file name or glob, "
+		        "such as conf.d/*.conf)", v);
+		return;
+	}
+	if (cfg->n_includes >= CONFIG_MAX_INCLUDES) {
+		cfg_err(c, c->line, "too many include lines (at most %d)",
+		        CONFIG_MAX_INCLUDES);
+		return;
+	}
+	inc = cfg_append(c, cfg->includes, cfg->n_includes, sizeof(*inc));
+	if (inc == NULL)
+		return;
+	cfg->includes = inc;
+	lines = cfg_append(c, c->include_lines, cfg->n_includes, sizeof(*lines));
+	if (lines == NULL)
+		return;
+	c->include_lines = lines;
+	inc[cfg->n_includes] = cfg_resolve(c, v);
+	if (inc[cfg->n_includes] == NULL)
+		return;
+	lines[cfg->n_includes++] = c->line;
+}
 
 static void cfg_key_agent(struct load_ctx *c, const char *key, const char *v)
 {
@@ -563,6 +661,10 @@ static void cfg_key_agent(struct load_ctx *c, const char *key, const char *v)
 		a->listen[a->n_listen] = cfg_strdup(c, v);
 		if (a->listen[a->n_listen] != NULL)
 			a->n_listen++;
+		return;
+	}
+	if (strcmp(key, "include") == 0) {
+		cfg_key_include(c, v);
 		return;
 	}
 	i = settings_lookup_name(agent_once_keys,
@@ -873,7 +975,7 @@ static void cfg_warn_split_crls(struct load_ctx *c)
 
 			for (size_t k = i + 1; k < cfg->n_cas; k++) {
 				struct ca_entry *b = cfg->cas[k];
-				char subj[256];
+				char subj[256], at[PATH_MAX + 32];
 				int held = 0;
 
 				for (int yi = 0; yi < sk_X509_num(b->certs) && !held;
@@ -883,10 +985,12 @@ static void cfg_warn_split_crls(struct load_ctx *c)
 				              cfg_own_crls_within(b, a, x)))
 					continue;
 				ca_name_str(X509_get_subject_name(x), subj, sizeof(subj));
-				cfg_warn(c, c->cas[k]->line, "CA certificate \"%s\" is "
-				         "in [ca %s] (line %d) and [ca %s] with different "
-				         "CRLs; the CRLs it issued now apply through both",
-				         subj, a->name, c->cas[i]->line, b->name);
+				cfg_where(c->cas[k]->src, c->cas[i]->src, c->cas[i]->line,
+				          at, sizeof(at));
+				cfg_warn(c, c->cas[k]->src, c->cas[k]->line, "CA "
+				         "certificate \"%s\" is in [ca %s] (%s) and [ca %s] "
+				         "with different CRLs; the CRLs it issued now apply "
+				         "through both", subj, a->name, at, b->name);
 			}
 		}
 	}
@@ -901,7 +1005,8 @@ static void cfg_note(void *ctx, int crl_file, const char *msg)
 {
 	struct cfg_note_ctx *n = ctx;
 
-	cfg_warn(n->c, crl_file < 0 ? n->d->file_line : n->d->crl_lines[crl_file],
+	cfg_warn(n->c, n->d->src,
+	         crl_file < 0 ? n->d->file_line : n->d->crl_lines[crl_file],
 	         "%s", msg);
 }
 
@@ -943,13 +1048,14 @@ static void cfg_build_cas(struct load_ctx *c)
 		int reused, which;
 
 		if (d->file == NULL) {
-			cfg_err(c, d->line, "[ca %s] has no file", d->name);
+			cfg_err_at(c, d->src, d->line, "[ca %s] has no file", d->name);
 			return;
 		}
 		why[0] = '\0';
 		if (ca_load(&spec, cfg_prev_ca(c, d->name), &cfg->cas[i], &reused,
 		            &which, why, sizeof(why)) == -1) {
-			cfg_err(c, which < 0 ? d->file_line : d->crl_lines[which],
+			cfg_err_at(c, d->src,
+			           which < 0 ? d->file_line : d->crl_lines[which],
 			        "%s", why);
 			return;
 		}
@@ -998,8 +1104,8 @@ static void cfg_free_slots(struct trust_slot **set)
 static struct trust_policy *cfg_trust_for(struct load_ctx *c,
                                           const struct trust_params *p,
                                           struct trust_slot **mine,
-                                          struct trust_slot **old, int line,
-                                          const char *pattern)
+                                          struct trust_slot **old,
+                                          const struct host_draft *hd)
 {
 	struct config *cfg = c->cfg;
 	struct trust_slot *s = NULL;
@@ -1020,8 +1126,9 @@ static struct trust_policy *cfg_trust_for(struct load_ctx *c,
 		why[0] = '\0';
 		tp = trust_policy_new(p, why, sizeof(why));
 		if (tp == NULL) {
-			cfg_err(c, line, "[host %s]: %s", pattern,
-			        why[0] != '\0' ? why : "cannot build the trust store");
+			cfg_err_at(c, hd->src, hd->line, "[host %s]: %s",
+			           hd->pattern, why[0] != '\0' ? why
+			           : "cannot build the trust store");
 			return NULL;
 		}
 		cfg->stats.trusts_built++;
@@ -1031,7 +1138,7 @@ static struct trust_policy *cfg_trust_for(struct load_ctx *c,
 	if (tps == NULL || s == NULL) {
 		free(s);
 		trust_policy_unref(tp);
-		cfg_err(c, line, "out of memory");
+		cfg_err_at(c, hd->src, hd->line, "out of memory");
 		return NULL;
 	}
 	cfg->trusts = tps;
@@ -1040,7 +1147,7 @@ static struct trust_policy *cfg_trust_for(struct load_ctx *c,
 	HASH_ADD(hh, *mine, tp->key, 32, s);
 	if (hash_oom) {
 		free(s);
-		cfg_err(c, line, "out of memory");
+		cfg_err_at(c, hd->src, hd->line, "out of memory");
 		return NULL;
 	}
 	return tp;
@@ -1063,7 +1170,7 @@ static size_t cfg_host_cas(struct load_ctx *c, struct host_draft *hd,
 			if (strcmp(c->cas[k]->name, hd->refs[r].name) == 0)
 				break;
 		if (k == c->n_cas) {
-			cfg_err(c, hd->refs[r].line, "unknown CA \"%s\" (no [ca %s] "
+			cfg_err_at(c, hd->src, hd->refs[r].line, "unknown CA \"%s\" (no [ca %s] "
 			        "section)", hd->refs[r].name, hd->refs[r].name);
 			return 0;
 		}
@@ -1142,7 +1249,7 @@ static void cfg_build_host(struct load_ctx *c, struct host_draft *hd,
 		goto out;
 	/* off and deny never look at the certificate. */
 	if (hd->mode != MODE_OFF && hd->mode != MODE_DENY && n_cas == 0) {
-		cfg_err(c, hd->line, "[host %s] has no ca (required unless "
+		cfg_err_at(c, hd->src, hd->line, "[host %s] has no ca (required unless "
 		        "mode = off or deny)", hd->pattern);
 		goto out;
 	}
@@ -1152,7 +1259,7 @@ static void cfg_build_host(struct load_ctx *c, struct host_draft *hd,
 		auto_crl = 1;
 	} else if (hd->crl_check != CRL_CHECK_NONE && n_crls == 0) {
 		/* It would turn every certificate into crl_error. */
-		cfg_err(c, hd->crl_line, "crl-check = %s but none of the host's "
+		cfg_err_at(c, hd->src, hd->crl_line, "crl-check = %s but none of the host's "
 		        "CAs has a crl", crl_check_names[hd->crl_check]);
 		goto out;
 	}
@@ -1167,7 +1274,7 @@ static void cfg_build_host(struct load_ctx *c, struct host_draft *hd,
 			.pins = (const uint8_t (*)[32])hd->pins, .n_pins = hd->n_pins,
 		};
 
-		tp = cfg_trust_for(c, &p, mine, old, hd->line, hd->pattern);
+		tp = cfg_trust_for(c, &p, mine, old, hd);
 		if (tp == NULL)
 			goto out;
 	}
@@ -1177,7 +1284,7 @@ static void cfg_build_host(struct load_ctx *c, struct host_draft *hd,
 	} else {
 		h = host_policy_new(hd->pattern, hd->name, hd->kind, hd->mode, tp);
 		if (h == NULL) {
-			cfg_err(c, hd->line, "out of memory");
+			cfg_err_at(c, hd->src, hd->line, "out of memory");
 			goto out;
 		}
 		cfg->stats.hosts_built++;
@@ -1185,7 +1292,7 @@ static void cfg_build_host(struct load_ctx *c, struct host_draft *hd,
 	cfg->hosts[cfg->n_hosts++] = h;
 	/* Duplicates were refused while parsing. */
 	if (hosts_index_add(cfg->index, h, &dup) != 0)
-		cfg_err(c, hd->line, "out of memory");
+		cfg_err_at(c, hd->src, hd->line, "out of memory");
 out:
 	free(crls);
 }
@@ -1257,6 +1364,10 @@ static void cfg_ctx_free(struct load_ctx *c)
 		free(d);
 	}
 	free(c->cas);
+	for (size_t i = 0; i < c->n_files; i++)
+		free(c->files[i]);
+	free(c->files);
+	free(c->include_lines);
 	free(c->dir);
 }
 
@@ -1313,21 +1424,303 @@ static double cfg_now_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+/* The directory of `path`, malloc'd ("." when it has none). */
+static char *cfg_dirname(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL)
+		return strdup(".");
+	if (slash == path)
+		return strdup("/");
+	return strndup(path, (size_t)(slash - path));
+}
+
+/* Parse c->text (the file c->path) into drafts. */
+static void cfg_parse(struct load_ctx *c)
+{
+	int rc;
+
+	cfg_ini_options();
+	rc = ini_parse_stream(cfg_reader, c, cfg_handler, c);
+	if (!c->failed && rc != 0) {
+		if (rc > 0)
+			cfg_err(c, rc, "syntax error (expected [section] or "
+			        "key = value)");
+		else
+			cfg_err(c, 0, "out of memory");
+	}
+}
+
+/* ---- includes ----------------------------------------------------------- */
+
+/* glob(3) gives its error callback no context: the first directory that
+ * failed in the current glob() call is kept here (loads run on one thread
+ * at a time, see cfg_ini_options). */
+static _Thread_local struct {
+	char path[PATH_MAX];
+	int err;
+} cfg_glob_fail;
+
+static int cfg_glob_err(const char *epath, int eerrno)
+{
+	if (cfg_glob_fail.err == 0) {
+		snprintf(cfg_glob_fail.path, sizeof(cfg_glob_fail.path), "%s", epath);
+		cfg_glob_fail.err = eerrno;
+	}
+	return 1;
+}
+
+/* A file already matched, by its real path. */
+struct cfg_seen_file {
+	UT_hash_handle hh;
+	char path[];
+};
+
+/* Add `path` to `set`: 1 if it was new, 0 if there already, -1 when out
+ * of memory. */
+static int cfg_seen_add(struct cfg_seen_file **set, const char *path)
+{
+	char real[PATH_MAX];
+	const char *key = realpath(path, real) != NULL ? real : path;
+	struct cfg_seen_file *f = NULL;
+	size_t len = strlen(key);
+	int hash_oom = 0;
+
+	HASH_FIND(hh, *set, key, len, f);
+	if (f != NULL)
+		return 0;
+	f = malloc(sizeof(*f) + len + 1);
+	if (f == NULL)
+		return -1;
+	memcpy(f->path, key, len + 1);
+	HASH_ADD_KEYPTR(hh, *set, f->path, len, f);
+	if (hash_oom) {
+		free(f);
+		return -1;
+	}
+	return 1;
+}
+
+static void cfg_seen_free(struct cfg_seen_file **set)
+{
+	struct cfg_seen_file *f, *tmp;
+
+	HASH_ITER(hh, *set, f, tmp) {
+		HASH_DEL(*set, f);
+		free(f);
+	}
+}
+
+/* The files the include globs match: each glob's matches sorted, the
+ * globs in order; a file matched before (by its real path) and the main
+ * file are skipped. A glob matching nothing is fine; a directory it
+ * cannot read is an error. Returns 0 with a malloc'd array of malloc'd
+ * paths in *out, or -1 with what is wrong in why and the glob at fault in
+ * *which (n when out of memory). */
+static int cfg_glob_includes(char *const *globs, size_t n,
+                             const char *main_path, char ***out,
+                             size_t *n_out, size_t *which, char *why,
+                             size_t whylen)
+{
+	struct cfg_seen_file *seen = NULL;
+	char **files = NULL;
+	size_t nf = 0;
+	int rc = -1;
+
+	*out = NULL;
+	*n_out = 0;
+	*which = n;
+	snprintf(why, whylen, "out of memory");
+	if (n > 0 && cfg_seen_add(&seen, main_path) == -1)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		glob_t g;
+		int grc;
+
+		memset(&g, 0, sizeof(g));
+		cfg_glob_fail.err = 0;
+		grc = glob(globs[i], GLOB_ERR, cfg_glob_err, &g);
+		if (grc == GLOB_NOMATCH) {
+			globfree(&g);
+			continue;
+		}
+		if (grc != 0) {
+			*which = i;
+			/* The message may be cut short: the caller's buffer. */
+			if (grc == GLOB_ABORTED &&
+			    snprintf(why, whylen, "include \"%s\": cannot read %s: %s",
+			             globs[i], cfg_glob_fail.err ? cfg_glob_fail.path
+			             : "a directory", strerror(cfg_glob_fail.err ?
+			             cfg_glob_fail.err : EIO)) < 0)
+				why[0] = '\0';
+			else if (grc != GLOB_ABORTED)
+				snprintf(why, whylen, "include \"%s\": out of memory",
+				         globs[i]);
+			globfree(&g);
+			goto out;
+		}
+		for (size_t k = 0; k < g.gl_pathc; k++) {
+			char **a;
+			int added = cfg_seen_add(&seen, g.gl_pathv[k]);
+
+			if (added == 0)
+				continue;
+			if (nf >= CONFIG_MAX_INCLUDED) {
+				*which = i;
+				snprintf(why, whylen, "include \"%s\": more than %d included "
+				         "files", globs[i], CONFIG_MAX_INCLUDED);
+				globfree(&g);
+				goto out;
+			}
+			a = added == 1 ? realloc(files, (nf + 1) * sizeof(*a)) : NULL;
+			if (a == NULL || (a[nf] = strdup(g.gl_pathv[k])) == NULL) {
+				if (a != NULL)
+					files = a;
+				globfree(&g);
+				goto out;
+			}
+			files = a;
+			nf++;
+		}
+		globfree(&g);
+	}
+	*out = files;
+	*n_out = nf;
+	files = NULL;
+	nf = 0;
+	rc = 0;
+out:
+	for (size_t i = 0; i < nf; i++)
+		free(files[i]);
+	free(files);
+	cfg_seen_free(&seen);
+	return rc;
+}
+
+/* Remember a directory the includes read (once). Takes `dir`. */
+static void cfg_add_include_dir(struct load_ctx *c, char *dir)
+{
+	struct config *cfg = c->cfg;
+	char **a;
+
+	if (dir == NULL) {
+		cfg_err(c, 0, "out of memory");
+		return;
+	}
+	for (size_t i = cfg->n_include_dirs; i > 0; i--) {
+		if (strcmp(cfg->include_dirs[i - 1], dir) == 0) {
+			free(dir);
+			return;
+		}
+	}
+	a = cfg_append(c, cfg->include_dirs, cfg->n_include_dirs, sizeof(*a));
+	if (a == NULL) {
+		free(dir);
+		return;
+	}
+	cfg->include_dirs = a;
+	a[cfg->n_include_dirs++] = dir;
+}
+
+/* The directory a glob starts reading: the part before the first
+ * component with a wildcard. */
+static char *cfg_glob_dir(const char *pattern)
+{
+	const char *end = strpbrk(pattern, "*?[");
+
+	if (end == NULL)
+		return cfg_dirname(pattern);
+	while (end > pattern && end[-1] != '/')
+		end--;
+	if (end == pattern)
+		return strdup(".");
+	if (end - 1 == pattern)
+		return strdup("/");
+	return strndup(pattern, (size_t)(end - 1 - pattern));
+}
+
+/* Read and parse one included file into the drafts. */
+static void cfg_read_included(struct load_ctx *c, const char *path)
+{
+	char *text = NULL, *main_dir = c->dir;
+	size_t len = 0;
+
+	if (file_read(path, CONFIG_MAX_FILE, &text, &len) == -1) {
+		cfg_err_at(c, path, 0, "cannot read: %s", strerror(errno));
+		return;
+	}
+	if (len > CONFIG_MAX_TOTAL - c->total_bytes) {
+		cfg_err_at(c, path, 0, "the included files hold more than %d MiB",
+		           CONFIG_MAX_TOTAL / (1024 * 1024));
+		free(text);
+		return;
+	}
+	c->total_bytes += len;
+	c->dir = cfg_dirname(path);
+	if (c->dir == NULL) {
+		cfg_err(c, 0, "out of memory");
+	} else if (cfg_add_source(c, path, text, len) == 0) {
+		c->path = path;
+		c->text = text;
+		c->text_len = len;
+		c->pos = 0;
+		c->line = 0;
+		c->included = 1;
+		c->sec = SEC_NONE;
+		c->seen = 0;
+		cfg_parse(c);
+	}
+	free(text);
+	free(c->dir);
+	c->dir = main_dir;
+	c->text = NULL;
+	c->text_len = 0;
+}
+
+/* After the main file: every file its `include` lines match, in order. */
+static void cfg_includes(struct load_ctx *c)
+{
+	struct config *cfg = c->cfg;
+	char why[CONFIG_ERR_LEN];
+	size_t which;
+
+	if (cfg->n_includes == 0)
+		return;
+	if (cfg_glob_includes(cfg->includes, cfg->n_includes, c->main_path,
+	                      &c->files, &c->n_files, &which, why,
+	                      sizeof(why)) == -1) {
+		cfg_err(c, which < cfg->n_includes ? c->include_lines[which] : 0,
+		        "%s", why);
+		return;
+	}
+	for (size_t i = 0; i < cfg->n_includes && !c->failed; i++)
+		cfg_add_include_dir(c, cfg_glob_dir(cfg->includes[i]));
+	for (size_t i = 0; i < c->n_files && !c->failed; i++) {
+		cfg_add_include_dir(c, cfg_dirname(c->files[i]));
+		if (!c->failed)
+			cfg_read_included(c, c->files[i]);
+	}
+	/* Errors from here on name their draft's file, or the main one. */
+	c->path = c->main_path;
+	c->included = 0;
+}
+
 static int cfg_load_text(const char *text, size_t len, const char *path,
-                         const struct config *prev, struct config **out,
-                         char *err, size_t errlen)
+                         int no_include, const struct config *prev,
+                         struct config **out, char *err, size_t errlen)
 {
 	struct load_ctx c;
 	double t0 = cfg_now_ms();
 	struct config *cfg;
-	const char *slash;
-	int rc;
 
 	*out = NULL;
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
 	memset(&c, 0, sizeof(c));
 	c.path = path;
+	c.main_path = path;
+	c.no_include = no_include;
 	c.err = err;
 	c.errlen = errlen;
 	c.text = text;
@@ -1343,13 +1736,7 @@ static int cfg_load_text(const char *text, size_t len, const char *path,
 	c.cfg = cfg;
 	config_agent_defaults(&cfg->agent);
 	cfg->path = strdup(path);
-	slash = strrchr(path, '/');
-	if (slash == NULL)
-		c.dir = strdup(".");
-	else if (slash == path)
-		c.dir = strdup("/");
-	else
-		c.dir = strndup(path, (size_t)(slash - path));
+	c.dir = cfg_dirname(path);
 	if (cfg->path == NULL || c.dir == NULL) {
 		cfg_err(&c, 0, "out of memory");
 		goto fail;
@@ -1357,15 +1744,9 @@ static int cfg_load_text(const char *text, size_t len, const char *path,
 
 	if (cfg_add_source(&c, path, text, len) == -1)
 		goto fail;
-	cfg_ini_options();
-	rc = ini_parse_stream(cfg_reader, &c, cfg_handler, &c);
-	if (!c.failed && rc != 0) {
-		if (rc > 0)
-			cfg_err(&c, rc, "syntax error (expected [section] or "
-			        "key = value)");
-		else
-			cfg_err(&c, 0, "out of memory");
-	}
+	cfg_parse(&c);
+	if (!c.failed)
+		cfg_includes(&c);
 	if (!c.failed)
 		cfg_finish(&c);
 	if (c.failed)
@@ -1397,7 +1778,7 @@ int config_reload(const char *path, const struct config *prev,
 			         strerror(errno));
 		return -1;
 	}
-	rc = cfg_load_text(text, len, path, prev, out, err, errlen);
+	rc = cfg_load_text(text, len, path, 0, prev, out, err, errlen);
 	free(text);
 	return rc;
 }
@@ -1414,7 +1795,8 @@ int config_reload_string(const char *text, const char *path,
                          const struct config *prev, struct config **out,
                          char *err, size_t errlen)
 {
-	return cfg_load_text(text, strlen(text), path, prev, out, err, errlen);
+	return cfg_load_text(text, strlen(text), path, 1, prev, out, err,
+	                     errlen);
 }
 
 /* See config.h. */
@@ -1422,4 +1804,121 @@ int config_load_string(const char *text, const char *path,
                        struct config **out, char *err, size_t errlen)
 {
 	return config_reload_string(text, path, NULL, out, err, errlen);
+}
+
+/* ---- what changed since a load ------------------------------------------ */
+
+/* SHA-256 of a file of at most `max` bytes. Returns 0 or -1. */
+static int cfg_file_sha256(const char *path, size_t max, uint8_t out[32])
+{
+	unsigned char buf[65536];
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	FILE *f = fopen(path, "rb");
+	size_t total = 0, n;
+	unsigned int dl = 0;
+	int rc = -1;
+
+	if (md == NULL || f == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+		goto out;
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
+		total += n;
+		if (total > max || EVP_DigestUpdate(md, buf, n) != 1)
+			goto out;
+	}
+	if (!ferror(f) && EVP_DigestFinal_ex(md, out, &dl) == 1 && dl == 32)
+		rc = 0;
+out:
+	if (f != NULL)
+		fclose(f);
+	EVP_MD_CTX_free(md);
+	ERR_clear_error();
+	return rc;
+}
+
+/* 1 (and why) if `path` no longer has the bytes of `digest`. */
+static int cfg_file_differs(const char *path, size_t max,
+                            const uint8_t digest[32], char *why, size_t whylen)
+{
+	uint8_t d[32];
+
+	if (cfg_file_sha256(path, max, d) == -1) {
+		snprintf(why, whylen, "%s cannot be read", path);
+		return 1;
+	}
+	if (memcmp(d, digest, 32) != 0) {
+		snprintf(why, whylen, "%s changed", path);
+		return 1;
+	}
+	return 0;
+}
+
+/* See config.h. */
+int config_changed(const struct config *cfg, char *why, size_t whylen)
+{
+	char **files = NULL, gwhy[CONFIG_ERR_LEN];
+	size_t n = 0, which;
+	int changed = 0;
+
+	if (cfg->n_sources == 0)
+		return 1;
+	if (cfg_file_differs(cfg->path, CONFIG_MAX_FILE, cfg->sources[0].sha256,
+	                     why, whylen))
+		return 1;
+	if (cfg_glob_includes(cfg->includes, cfg->n_includes, cfg->path, &files,
+	                      &n, &which, gwhy, sizeof(gwhy)) == -1) {
+		snprintf(why, whylen, "%s", gwhy);
+		return 1;
+	}
+	if (n != cfg->n_sources - 1) {
+		snprintf(why, whylen, "the includes now match %zu files, not %zu",
+		         n, cfg->n_sources - 1);
+		changed = 1;
+	}
+	for (size_t i = 0; i < n && !changed; i++) {
+		if (strcmp(files[i], cfg->sources[i + 1].path) != 0) {
+			snprintf(why, whylen, "%s is included now", files[i]);
+			changed = 1;
+		} else {
+			changed = cfg_file_differs(files[i], CONFIG_MAX_FILE,
+			                           cfg->sources[i + 1].sha256, why,
+			                           whylen);
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		free(files[i]);
+	free(files);
+	for (size_t i = 0; i < cfg->n_cas && !changed; i++) {
+		const struct ca_entry *ca = cfg->cas[i];
+
+		changed = cfg_file_differs(ca->file, CA_MAX_FILE, ca->digest, why,
+		                           whylen);
+		for (size_t k = 0; k < ca->n_crl_files && !changed; k++)
+			changed = cfg_file_differs(ca->crl_files[k].path, CRL_MAX_FILE,
+			                           ca->crl_files[k].digest, why, whylen);
+	}
+	return changed;
+}
+
+/* See config.h. */
+const char **config_watch_paths(const struct config *cfg, size_t *n)
+{
+	const char **p;
+	size_t total = 1 + cfg->n_include_dirs, k = 0;
+
+	for (size_t i = 0; i < cfg->n_cas; i++)
+		total += 1 + cfg->cas[i]->n_crl_files;
+	p = calloc(total, sizeof(*p));
+	*n = 0;
+	if (p == NULL)
+		return NULL;
+	p[k++] = cfg->path;
+	for (size_t i = 0; i < cfg->n_include_dirs; i++)
+		p[k++] = cfg->include_dirs[i];
+	for (size_t i = 0; i < cfg->n_cas; i++) {
+		p[k++] = cfg->cas[i]->file;
+		for (size_t j = 0; j < cfg->cas[i]->n_crl_files; j++)
+			p[k++] = cfg->cas[i]->crl_files[j].path;
+	}
+	*n = k;
+	return p;
 }

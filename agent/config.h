@@ -47,8 +47,13 @@ struct config_source {
 
 struct config {
 	char *path;
-	struct config_source *sources; /* the INI files read, the main one first */
+	struct config_source *sources; /* the INI files read, the main one first,
+	                                  then the included ones in order */
 	size_t n_sources;
+	char **includes;            /* `include` globs, resolved */
+	size_t n_includes;
+	char **include_dirs;        /* directories the globs read */
+	size_t n_include_dirs;
 	struct agent_settings agent;
 	struct ca_entry **cas;      /* n_cas references, in file order */
 	size_t n_cas;
@@ -85,7 +90,8 @@ CONFIG_WUR int config_reload(const char *path, const struct config *prev,
  * prints them. */
 
 /* Same, from a string; `path` names it in errors and anchors relative paths
- * (its directory). For tests. */
+ * (its directory). For tests and the fuzzer: `include` is refused there, so
+ * the text cannot make the loader read other files. */
 CONFIG_WUR int config_load_string(const char *text, const char *path,
                                   struct config **out, char *err, size_t errlen);
 CONFIG_WUR int config_reload_string(const char *text, const char *path,
@@ -94,6 +100,20 @@ CONFIG_WUR int config_reload_string(const char *text, const char *path,
                                     size_t errlen);
 
 void config_free(struct config *cfg);
+
+/* Whether loading cfg->path again could give another configuration: 1
+ * when a source file, the set of files the include globs match, or a CA
+ * or CRL file differs from what `cfg` was built from (what, in why), 0
+ * when every byte is the same. An unreadable file counts as a change, so
+ * that the reload reports it. */
+CONFIG_WUR int config_changed(const struct config *cfg, char *why,
+                              size_t whylen);
+
+/* The paths to watch for changes of `cfg`: its main file, the directories
+ * its includes read, every CA and CRL file. A malloc'd array of *n
+ * pointers into `cfg` (the caller frees the array only), or NULL with
+ * *n = 0 when out of memory. */
+const char **config_watch_paths(const struct config *cfg, size_t *n);
 
 /* hosts_lookup() on the generation's index (cfg may be NULL). */
 const struct host_policy *config_lookup(const struct config *cfg,

@@ -39,6 +39,7 @@
 #include "server.h"
 #include "trust.h"
 #include "vpool.h"
+#include "watch.h"
 
 #define SERVER_MAX_THREADS 64
 #define SERVER_BACKLOG 1024
@@ -46,6 +47,8 @@
 #define SERVER_ACCEPT_BURST 64
 /* How long a stopping worker waits for its peers to read their answers. */
 #define SERVER_DRAIN_SECONDS 5.0
+/* After a change to a watched file, quiet time before reloading. */
+#define SERVER_WATCH_DEBOUNCE 0.2
 /* How long a closing connection waits for the peer's own close. */
 #define SERVER_LINGER_SECONDS 1.0
 /* At stop, most reads per connection to answer what already arrived
@@ -753,6 +756,7 @@ struct server {
 	                                    once the listeners are open) */
 	ev_signal sigterm, sigint, sighup;
 	ev_timer expiry;         /* repeats the expiry warnings (expiry_start) */
+	struct watch *watch;     /* NULL without a file or without inotify */
 	ev_tstamp last_limit_log;
 	uint64_t refused;        /* connections refused over max-connections */
 };
@@ -972,20 +976,69 @@ static int listen_unchanged(const struct server *s, const struct agent_settings 
 	return 1;
 }
 
+/* Watch the files of the live configuration (none when it says watch =
+ * off): after every reload attempt, so that a failed one keeps watching
+ * what is still live. */
+static void server_watch_update(struct server *s)
+{
+	const struct config *cfg = cfg_live->cfg;
+	const char **paths = NULL;
+	size_t n = 0;
+
+	if (s->watch == NULL)
+		return;
+	if (cfg != NULL && cfg->agent.watch) {
+		paths = config_watch_paths(cfg, &n);
+		if (paths == NULL)
+			log_error("watch: out of memory; changes need SIGHUP");
+	}
+	(void)watch_set(s->watch, paths, n);
+	free(paths);
+}
+
+static void server_reload_file(struct server *s);
+
 /* SIGHUP: load the file beside the live configuration and install it with
  * its settings, the command line's overriding them as at start. */
 static void reload_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 {
 	struct server *s = ev_userdata(loop);
-	struct config *cfg = NULL;
-	struct agent_settings settings;
-	char err[CONFIG_ERR_LEN];
 
 	(void)sig; (void)revents;
 	if (!s->opts->config_path) {
 		log_warning("SIGHUP: no configuration file to reload (started without -c)");
 		return;
 	}
+	server_reload_file(s);
+	server_watch_update(s);
+}
+
+/* A watched file changed (debounced): the same reload as SIGHUP, unless
+ * every file still has the bytes the live generation was built from. */
+static void watch_cb(void *ctx)
+{
+	struct server *s = ctx;
+	char why[CONFIG_ERR_LEN];
+
+	if (cfg_live->cfg == NULL || !cfg_live->cfg->agent.watch)
+		return;
+	if (!config_changed(cfg_live->cfg, why, sizeof(why))) {
+		log_debug("watch: the configuration's files did not change");
+	} else {
+		log_info("%s: reloading", why);
+		server_reload_file(s);
+	}
+	server_watch_update(s);
+}
+
+/* Load the file beside the live configuration and install it, or log why
+ * not and keep the live one. */
+static void server_reload_file(struct server *s)
+{
+	struct config *cfg = NULL;
+	struct agent_settings settings;
+	char err[CONFIG_ERR_LEN];
+
 	notify_reloading();
 	if (config_reload(s->opts->config_path, cfg_live->cfg, &cfg, err,
 	                  sizeof(err)) != 0) {
@@ -1192,6 +1245,13 @@ int server_run(const struct server_opts *o, struct config *cfg)
 	signal(SIGPIPE, SIG_IGN);
 	expiry_start(&s);
 
+	if (o->config_path != NULL) {
+		s.watch = watch_new(s.loop, SERVER_WATCH_DEBOUNCE, watch_cb, &s);
+		if (s.watch == NULL)
+			log_warning("cannot watch the configuration files: %s; reload "
+			            "with SIGHUP", strerror(errno));
+		server_watch_update(&s);
+	}
 	for (j = 0; j < s.nls; j++) {
 		ev_io_start(s.loop, &s.ls[j].io);
 		log_info("listening on %s", s.ls[j].addr);
@@ -1204,6 +1264,7 @@ int server_run(const struct server_opts *o, struct config *cfg)
 	rc = 0;
 
 out:
+	watch_free(s.watch);
 	/* Stop accepting first, then let every worker answer and drain. */
 	for (j = 0; j < s.nls; j++) {
 		close(s.ls[j].fd);

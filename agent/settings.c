@@ -169,6 +169,7 @@ void config_agent_defaults(struct agent_settings *s)
 	s->max_output_bytes = 256 * 1024;
 	s->cache_entries = 10000;
 	s->cache_ttl_ms = 60000;
+	s->watch = 1;
 }
 
 
@@ -250,6 +251,12 @@ int settings_set_agent(struct agent_settings *a, const char *key,
 			return -1;
 		}
 		a->cache_ttl_ms = ms;
+	} else if (strcmp(key, "watch") == 0) {
+		if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0) {
+			snprintf(why, whylen, "bad watch \"%s\" (on, off)", v);
+			return -1;
+		}
+		a->watch = v[1] == 'n';
 	} else {
 		return 1;
 	}

@@ -41,6 +41,7 @@ struct agent_settings {
 	size_t max_output_bytes;            /* per connection, default 256 KiB */
 	unsigned int cache_entries;         /* 0 disables the verdict cache */
 	unsigned int cache_ttl_ms;
+	int watch;                          /* reload on file changes, default 1 */
 };
 
 /* Fill `s` with defaults. */

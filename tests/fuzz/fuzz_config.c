@@ -2,6 +2,9 @@
  * fuzz_config.c - the configuration parser: arbitrary text through
  * config_load_string(). Every outcome must be a loaded configuration or
  * an error message of the form "FILE:LINE: ...", and nothing may leak.
+ * A string load refuses `include`, so no input makes the parser read
+ * files other than those its `file =` / `crl =` lines name (under
+ * /nonexistent when relative).
  */
 #include <stddef.h>
 #include <stdint.h>
