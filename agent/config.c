@@ -123,6 +123,8 @@ void config_free(struct config *cfg)
 	free(cfg->sources);
 	for (size_t i = 0; i < cfg->agent.n_listen; i++)
 		free(cfg->agent.listen[i]);
+	for (size_t i = 0; i < cfg->agent.n_admin_listen; i++)
+		free(cfg->agent.admin_listen[i]);
 	free(cfg->path);
 	free(cfg);
 }
@@ -537,7 +539,7 @@ static int cfg_once(struct load_ctx *c, unsigned int bit, const char *key)
 static const char *const agent_once_keys[] = {
 	"threads", "verify-threads", "max-frame-size", "idle-timeout",
 	"log-level", "max-connections", "max-output", "cache-entries",
-	"cache-ttl",
+	"cache-ttl", "metrics-policy-label",
 };
 
 static void cfg_key_agent(struct load_ctx *c, const char *key, const char *v)
@@ -546,22 +548,24 @@ static void cfg_key_agent(struct load_ctx *c, const char *key, const char *v)
 	char why[CONFIG_ERR_LEN];
 	int i, rc;
 
-	if (strcmp(key, "listen") == 0) {
+	if (strcmp(key, "listen") == 0 || strcmp(key, "admin-listen") == 0) {
 		char bad[CONFIG_ERR_LEN];
+		char **list = key[0] == 'l' ? a->listen : a->admin_listen;
+		size_t *n = key[0] == 'l' ? &a->n_listen : &a->n_admin_listen;
 
 		/* The one parser -l and --probe use too (addr.c). */
 		if (addr_check(v, bad, sizeof(bad)) != 0) {
-			cfg_err(c, c->line, "bad listen address \"%s\": %s", v, bad);
+			cfg_err(c, c->line, "bad %s address \"%s\": %s", key, v, bad);
 			return;
 		}
-		if (a->n_listen >= CONFIG_MAX_LISTEN) {
-			cfg_err(c, c->line, "too many listen addresses (at most %d)",
+		if (*n >= CONFIG_MAX_LISTEN) {
+			cfg_err(c, c->line, "too many %s addresses (at most %d)", key,
 			        CONFIG_MAX_LISTEN);
 			return;
 		}
-		a->listen[a->n_listen] = cfg_strdup(c, v);
-		if (a->listen[a->n_listen] != NULL)
-			a->n_listen++;
+		list[*n] = cfg_strdup(c, v);
+		if (list[*n] != NULL)
+			(*n)++;
 		return;
 	}
 	i = settings_lookup_name(agent_once_keys,

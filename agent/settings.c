@@ -218,6 +218,13 @@ int settings_set_agent(struct agent_settings *a, const char *key,
 			return -1;
 		}
 		a->cache_ttl_ms = ms;
+	} else if (strcmp(key, "metrics-policy-label") == 0) {
+		if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0) {
+			snprintf(why, whylen, "bad metrics-policy-label \"%s\" (on or "
+			         "off)", v);
+			return -1;
+		}
+		a->metrics_policy_label = v[1] == 'n';
 	} else {
 		return 1;
 	}
