@@ -130,6 +130,20 @@ t_pki() {
 	"$T_ROOT/tests/pki/mkpki.sh" "$T_PKI" >/dev/null
 }
 
+# t_bench_bin: spop-bench in $BENCH_BIN, the one `make bench` built into
+# $MTLS_BUILD/bench, else built here; not_ok and non-zero if it cannot be.
+t_bench_bin() {
+	BENCH_BIN=$(dirname "$T_AGENT_BIN")/bench/spop-bench
+	[ -x "$BENCH_BIN" ] && return 0
+	if "$T_ROOT/tests/bench/build.sh" "$T_WORK/bench" spop-bench >"$T_WORK/build.log" 2>&1; then
+		BENCH_BIN=$T_WORK/bench/spop-bench
+		return 0
+	fi
+	not_ok "spop-bench builds"
+	diag "$(cat "$T_WORK/build.log")"
+	return 1
+}
+
 # A port nobody listens on right now. The kernel picks it; there is a
 # small window before our server binds it, so starters retry on failure.
 t_free_port() {
