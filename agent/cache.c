@@ -10,6 +10,7 @@
 #include <openssl/rand.h>
 
 #include "cache.h"
+#include "metrics.h"
 
 #define CACHE_WAYS 4
 #define CACHE_FIELDS 2   /* cert, chain */
@@ -213,6 +214,7 @@ void cache_put(struct cache *c, uint64_t hash, const struct cache_key *k,
 			if (s[i].used < victim->used)
 				victim = &s[i];
 		c->st.evictions++;
+		metrics_inc(METRICS_CACHE_EVICTIONS);
 	}
 	if (victim->expires != 0) {
 		victim->expires = 0;

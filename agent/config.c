@@ -134,6 +134,8 @@ void config_free(struct config *cfg)
 	free(cfg->include_dirs);
 	for (size_t i = 0; i < cfg->agent.n_listen; i++)
 		free(cfg->agent.listen[i]);
+	for (size_t i = 0; i < cfg->agent.n_admin_listen; i++)
+		free(cfg->agent.admin_listen[i]);
 	free(cfg->path);
 	free(cfg);
 }
@@ -600,7 +602,7 @@ static int cfg_once(struct load_ctx *c, unsigned int bit, const char *key)
 static const char *const agent_once_keys[] = {
 	"threads", "verify-threads", "max-frame-size", "idle-timeout",
 	"log-level", "max-connections", "max-output", "cache-entries",
-	"cache-ttl", "log-format", "watch",
+	"cache-ttl", "log-format", "watch", "metrics-policy-label",
 };
 
 /* `include = GLOB`: resolved now, read once the main file is parsed. */
@@ -645,22 +647,24 @@ static void cfg_key_agent(struct load_ctx *c, const char *key, const char *v)
 	char why[CONFIG_ERR_LEN];
 	int i, rc;
 
-	if (strcmp(key, "listen") == 0) {
+	if (strcmp(key, "listen") == 0 || strcmp(key, "admin-listen") == 0) {
 		char bad[CONFIG_ERR_LEN];
+		char **list = key[0] == 'l' ? a->listen : a->admin_listen;
+		size_t *n = key[0] == 'l' ? &a->n_listen : &a->n_admin_listen;
 
 		/* The one parser -l and --probe use too (addr.c). */
 		if (addr_check(v, bad, sizeof(bad)) != 0) {
-			cfg_err(c, c->line, "bad listen address \"%s\": %s", v, bad);
+			cfg_err(c, c->line, "bad %s address \"%s\": %s", key, v, bad);
 			return;
 		}
-		if (a->n_listen >= CONFIG_MAX_LISTEN) {
-			cfg_err(c, c->line, "too many listen addresses (at most %d)",
+		if (*n >= CONFIG_MAX_LISTEN) {
+			cfg_err(c, c->line, "too many %s addresses (at most %d)", key,
 			        CONFIG_MAX_LISTEN);
 			return;
 		}
-		a->listen[a->n_listen] = cfg_strdup(c, v);
-		if (a->listen[a->n_listen] != NULL)
-			a->n_listen++;
+		list[*n] = cfg_strdup(c, v);
+		if (list[*n] != NULL)
+			(*n)++;
 		return;
 	}
 	if (strcmp(key, "include") == 0) {

@@ -7,6 +7,7 @@
 #include "conn.h"
 #include "handler.h"
 #include "log.h"
+#include "metrics.h"
 
 /* The agent's answer to a HELLO: SPOP 2.0, pipelining only. Async would
  * let HAProxy expect ACKs on other connections; fragmentation is not
@@ -106,6 +107,7 @@ static enum conn_verdict fail(struct conn_proto *c, unsigned int status,
 {
 	log_warning("%s: %s: closing with status %u (%s)", c->peer, why, status,
 	            spop_status_str(status));
+	metrics_protocol_error(status);
 	/* If even the DISCONNECT does not fit, closing is all that is left. */
 	if (conn_disconnect(c, status, out) != 0)
 		c->state = CONN_ST_CLOSING;
@@ -177,6 +179,7 @@ static int ack_writer(struct conn_proto *c, struct obuf *out, struct spop_wr *w)
 	c->state = CONN_ST_CLOSING;
 	c->status = SPOP_ST_RES;
 	c->overflow = 1;
+	metrics_protocol_error(SPOP_ST_RES);
 	return -1;
 }
 
@@ -205,6 +208,8 @@ static enum conn_verdict on_notify(struct conn_proto *c, const struct handler_en
 	}
 	c->counters.notify++;
 	c->counters.messages += n;
+	metrics_inc(METRICS_NOTIFY_FRAMES);
+	metrics_add(METRICS_NOTIFY_MESSAGES, n);
 	return CONN_KEEP;
 }
 

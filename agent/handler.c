@@ -10,6 +10,7 @@
 #include "cache.h"
 #include "handler.h"
 #include "log.h"
+#include "metrics.h"
 
 /* Exact-length name comparison: "cert" must not match "certificate". */
 static int name_is(const uint8_t *name, size_t len, const char *want)
@@ -97,6 +98,26 @@ static int64_t handler_now_ms(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Count a complete verdict (labels: result, action, mode, policy). */
+static void count_verdict(const struct verdict *v)
+{
+	metrics_verdict(v->result, v->action,
+	                v->has_policy ? (int)v->mode : METRICS_MODE_NONE, v->policy);
+}
+
+/* trust_verify(), timed for the verification duration histogram. */
+static void timed_verify(const struct trust_policy *tp, const struct cache_key *k,
+                         time_t now, struct trust_result *r)
+{
+	struct timespec t0, t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	trust_verify(tp, k->cert, k->cert_len, k->chain, k->chain_len, now, r);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	metrics_verify_ns((uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000000u +
+	                  (uint64_t)t1.tv_nsec - (uint64_t)t0.tv_nsec);
 }
 
 /* A cached trust result: the fixed fields, then the certificate detail
@@ -205,6 +226,7 @@ static int answer(const struct handler_env *env, const struct spop_frame *f,
 
 	p = verdict_select(env->cfg, req, v);
 	if (p == NULL) {
+		count_verdict(v);
 		encode_answer(v, NULL, 0, 0, w);
 		return 0;
 	}
@@ -225,9 +247,12 @@ static int answer(const struct handler_env *env, const struct spop_frame *f,
 			v->ca = h.ca;
 			v->has_cert_info = h.has_cert_info;
 			verdict_finish(v, p, &v->trust);
+			metrics_inc(METRICS_CACHE_HITS);
+			count_verdict(v);
 			encode_answer(v, hit + sizeof(h), hitlen - sizeof(h), 1, w);
 			return 0;
 		}
+		metrics_inc(METRICS_CACHE_MISSES);
 	}
 	if (env->submit != NULL) {
 		struct handler_job *j = calloc(1, sizeof(*j));
@@ -258,11 +283,12 @@ static int answer(const struct handler_env *env, const struct spop_frame *f,
 		if (j != NULL)
 			free(j->bytes);
 		free(j);
+		metrics_inc(METRICS_VERIFY_INLINE);
 	}
-	trust_verify(p->trust, k.cert, k.cert_len, k.chain, k.chain_len,
-	             (time_t)(now_ms / 1000), &v->trust);
+	timed_verify(p->trust, &k, (time_t)(now_ms / 1000), &v->trust);
 	cache_store(env, &k, hash, &v->trust, now_ms);
 	verdict_finish(v, p, &v->trust);
+	count_verdict(v);
 	log_debug("verdict host=\"%.*s\" sni=\"%.*s\" result=%s action=%s policy=%s",
 	          (int)(req->host_len > 64 ? 64 : req->host_len),
 	          req->host ? req->host : "",
@@ -276,8 +302,7 @@ static int answer(const struct handler_env *env, const struct spop_frame *f,
 
 void handler_job_run(struct handler_job *j)
 {
-	trust_verify(j->policy->trust, j->key.cert, j->key.cert_len,
-	             j->key.chain, j->key.chain_len, (time_t)(j->now_ms / 1000),
+	timed_verify(j->policy->trust, &j->key, (time_t)(j->now_ms / 1000),
 	             &j->v.trust);
 }
 
@@ -293,6 +318,7 @@ int handler_job_finish(const struct handler_env *env, struct handler_job *j,
 		cache_store(env, &j->key, cache_hash(env->cache, &j->key),
 		            &j->v.trust, j->now_ms);
 	verdict_finish(&j->v, j->policy, &j->v.trust);
+	count_verdict(&j->v);
 	if (!w->err) {
 		struct spop_wr aw;
 

@@ -34,6 +34,9 @@ static void usage(FILE *f)
 	"  -l, --listen ADDR     listen on ADDR, repeatable, replaces `listen` of the\n"
 	"                        config: 127.0.0.1:12345, [::1]:12345, *:12345,\n"
 	"                        unix:/absolute/path\n"
+	"      --admin-listen ADDR  admin HTTP listener (/metrics, /healthz, /readyz,\n"
+	"                        /v1/status), repeatable, replaces `admin-listen` of\n"
+	"                        the config; `none`: no admin listener\n"
 	"  -t, --threads N       worker threads (default: `threads`, else number of CPUs)\n"
 	"  -v, --verbose         log at debug level\n"
 	"      --log-level L     error, warning, info or debug\n"
@@ -46,11 +49,32 @@ static void usage(FILE *f)
 	"Signals: SIGHUP reloads the configuration; SIGTERM/SIGINT stop gracefully.\n");
 }
 
+/* Append a checked -l / --admin-listen address to list[*n]. Returns 0,
+ * or -1 after saying what is wrong. */
+static int add_addr(const char **list, size_t *n, const char *opt,
+                    const char *addr)
+{
+	char err[CONFIG_ERR_LEN];
+
+	if (*n == CONFIG_MAX_LISTEN) {
+		fprintf(stderr, "mtls-spoa: at most %d %s addresses\n",
+		        CONFIG_MAX_LISTEN, opt);
+		return -1;
+	}
+	if (addr_check(addr, err, sizeof(err)) != 0) {
+		fprintf(stderr, "mtls-spoa: %s %s: %s\n", opt, addr, err);
+		return -1;
+	}
+	list[(*n)++] = addr;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "listen", required_argument, NULL, 'l' },
+		{ "admin-listen", required_argument, NULL, 'A' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "log-level", required_argument, NULL, 'L' },
@@ -63,7 +87,9 @@ int main(int argc, char **argv)
 	};
 	const char *config_path = NULL, *probe = NULL;
 	const char *listen[CONFIG_MAX_LISTEN];
-	size_t n_listen = 0, i;
+	const char *admin[CONFIG_MAX_LISTEN];
+	size_t n_listen = 0, n_admin = 0, i;
+	int admin_fixed = 0;
 	int threads = -1, log_level = -1, log_format = -1, check = 0, opt;
 	struct config *cfg = NULL;
 	struct server_opts so;
@@ -75,15 +101,14 @@ int main(int argc, char **argv)
 			config_path = optarg;
 			break;
 		case 'l':
-			if (n_listen == CONFIG_MAX_LISTEN) {
-				fprintf(stderr, "mtls-spoa: at most %d -l addresses\n", CONFIG_MAX_LISTEN);
+			if (add_addr(listen, &n_listen, "-l", optarg) != 0)
 				return 2;
-			}
-			if (addr_check(optarg, err, sizeof(err)) != 0) {
-				fprintf(stderr, "mtls-spoa: -l %s: %s\n", optarg, err);
+			break;
+		case 'A':
+			admin_fixed = 1;
+			if (strcmp(optarg, "none") != 0 &&
+			    add_addr(admin, &n_admin, "--admin-listen", optarg) != 0)
 				return 2;
-			}
-			listen[n_listen++] = optarg;
 			break;
 		case 't': {
 			char *end;
@@ -174,6 +199,13 @@ int main(int argc, char **argv)
 		so.agent.n_listen = n_listen;
 	}
 	so.listen_fixed = n_listen > 0;
+	if (admin_fixed) {
+		memset(so.agent.admin_listen, 0, sizeof(so.agent.admin_listen));
+		for (i = 0; i < n_admin; i++)
+			so.agent.admin_listen[i] = (char *)admin[i];
+		so.agent.n_admin_listen = n_admin;
+		so.admin_listen_fixed = 1;
+	}
 	if (threads >= 0) {
 		so.agent.threads = threads;
 		so.threads_fixed = 1;

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -31,11 +32,13 @@
 #include <ev.h>
 
 #include "addr.h"
+#include "admin.h"
 #include "cache.h"
 #include "conn.h"
 #include "handler.h"
 #include "log.h"
 #include "notify.h"
+#include "metrics.h"
 #include "server.h"
 #include "trust.h"
 #include "vpool.h"
@@ -71,6 +74,7 @@ struct cfg_ref {
 	struct agent_settings settings;
 	unsigned int refs;
 	uint64_t gen;
+	double loaded_at;    /* unix seconds of its installation */
 	struct cfg_ref *next_retired;
 };
 
@@ -86,13 +90,16 @@ static pthread_t cfg_main_thread;
 static struct ev_loop *cfg_main_loop;
 static ev_async cfg_retire_wake;
 
+/* A reference on the live generation, from any thread (workers, the
+ * admin threads); NULL only before the first install or after the stop. */
 static struct cfg_ref *cfg_acquire(void)
 {
 	struct cfg_ref *r;
 
 	pthread_mutex_lock(&cfg_lock);
 	r = cfg_live;
-	r->refs++;
+	if (r != NULL)
+		r->refs++;
 	pthread_mutex_unlock(&cfg_lock);
 	return r;
 }
@@ -159,7 +166,15 @@ static int cfg_install(struct config *cfg, const struct agent_settings *settings
 	r->settings = *settings;
 	memset(r->settings.listen, 0, sizeof(r->settings.listen));
 	r->settings.n_listen = 0;
+	memset(r->settings.admin_listen, 0, sizeof(r->settings.admin_listen));
+	r->settings.n_admin_listen = 0;
 	r->refs = 1;  /* the reference held by cfg_live itself */
+	{
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		r->loaded_at = (double)ts.tv_sec + ts.tv_nsec / 1e9;
+	}
 	pthread_mutex_lock(&cfg_lock);
 	r->gen = atomic_load(&cfg_gen) + 1;
 	if (cfg)
@@ -363,6 +378,7 @@ static void job_done(void *ctx, struct handler_job *job)
 
 	d->job = job;
 	d->next = NULL;
+	metrics_inc(METRICS_POOL_DONE);
 	pthread_mutex_lock(&w->dlock);
 	if (w->done_tail)
 		w->done_tail->next = d;
@@ -385,6 +401,7 @@ static int conn_submit(void *ctx, struct handler_job *job)
 		free(d);
 		return -1;
 	}
+	metrics_inc(METRICS_POOL_SUBMITTED);
 	return 0;
 }
 
@@ -759,7 +776,15 @@ struct server {
 	struct watch *watch;     /* NULL without a file or without inotify */
 	ev_tstamp last_limit_log;
 	uint64_t refused;        /* connections refused over max-connections */
+	struct admin *admin;
+	char *admin_addrs[CONFIG_MAX_LISTEN];  /* as started, for reloads */
+	size_t n_admin;
 };
+
+/* Readiness, for /readyz: the SPOP listeners accept (set once they are
+ * started, cleared at stop), and none is paused by a shortage. */
+static atomic_int listening;
+static atomic_int listeners_paused;
 
 /* A socket file at a unix listen path is either a live agent's, which we
  * must leave alone, or left behind by one that died (SIGKILL, crash), which
@@ -854,6 +879,7 @@ static void accept_resume_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 	(void)revents;
 	ev_io_start(loop, &l->io);
+	atomic_fetch_sub(&listeners_paused, 1);
 }
 
 /* accept() failed for want of descriptors or memory: the connection stays
@@ -865,6 +891,8 @@ static void accept_pause(struct ev_loop *loop, struct listener *l, int err)
 	               : l->pause_len * 2 > SERVER_ACCEPT_PAUSE_MAX
 	               ? SERVER_ACCEPT_PAUSE_MAX : l->pause_len * 2;
 	ev_io_stop(loop, &l->io);
+	if (!ev_is_active(&l->pause))
+		atomic_fetch_add(&listeners_paused, 1);
 	ev_timer_set(&l->pause, l->pause_len, 0.);
 	ev_timer_start(loop, &l->pause);
 	if (ev_now(loop) - l->last_err_log < 1.0) {
@@ -909,6 +937,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 		if (atomic_fetch_add(&nconns_total, 1) >= s->settings.max_connections) {
 			atomic_fetch_sub(&nconns_total, 1);
 			s->refused++;
+			metrics_inc(METRICS_CONN_REFUSED);
 			/* A storm must not turn into a log storm: one line a
 			 * second, naming the latest peer and the count. */
 			if (ev_now(loop) - s->last_limit_log >= 1.0) {
@@ -923,6 +952,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 			continue;
 		}
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		metrics_inc(METRICS_CONN_ACCEPTED);
 		w = &s->workers[s->next_worker++ % (unsigned int)s->nworkers];
 		pthread_mutex_lock(&w->qlock);
 		if (w->qlen == w->qcap) {
@@ -952,6 +982,7 @@ static void stop_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 	(void)revents;
 	log_info("signal %d: stopping", sig->signum);
 	notify_stopping();
+	atomic_store(&listening, 0);
 	for (i = 0; i < s->nls; i++) {
 		ev_io_stop(loop, &s->ls[i].io);
 		ev_timer_stop(loop, &s->ls[i].pause);
@@ -997,6 +1028,42 @@ static void server_watch_update(struct server *s)
 }
 
 static void server_reload_file(struct server *s);
+/* Whether the admin listeners (addresses and metrics-policy-label, read
+ * at start) are what the file `a` now says. */
+static int admin_unchanged(const struct server *s, const struct agent_settings *a)
+{
+	if (a->n_admin_listen != s->n_admin ||
+	    a->metrics_policy_label != metrics_policy_label())
+		return 0;
+	for (size_t i = 0; i < a->n_admin_listen; i++)
+		if (strcmp(a->admin_listen[i], s->admin_addrs[i]) != 0)
+			return 0;
+	return 1;
+}
+
+/* admin_ops: what the admin threads read. */
+static void admin_acquire(struct admin_view *v)
+{
+	struct cfg_ref *r = cfg_acquire();
+
+	v->ref = r;
+	v->cfg = r ? r->cfg : NULL;
+	v->generation = r ? r->gen : 0;
+	v->loaded_at = r ? r->loaded_at : 0;
+	v->connections = atomic_load_explicit(&nconns_total, memory_order_relaxed);
+	v->ready = atomic_load(&listening) && atomic_load(&listeners_paused) == 0;
+}
+
+static void admin_release(struct admin_view *v)
+{
+	cfg_release(v->ref);
+	v->ref = NULL;
+}
+
+static const struct admin_ops server_admin_ops = {
+	.acquire = admin_acquire,
+	.release = admin_release,
+};
 
 /* SIGHUP: load the file beside the live configuration and install it with
  * its settings, the command line's overriding them as at start. */
@@ -1044,6 +1111,7 @@ static void server_reload_file(struct server *s)
 	                  sizeof(err)) != 0) {
 		log_error("reload rejected, previous configuration stays live: %s", err);
 		notify_rejected(err, cfg_live->gen);
+		metrics_inc(METRICS_RELOAD_FAILURE);
 		return;
 	}
 	settings = cfg->agent;
@@ -1056,13 +1124,20 @@ static void server_reload_file(struct server *s)
 		config_free(cfg);
 		log_error("reload rejected: out of memory");
 		notify_rejected("out of memory", cfg_live->gen);
+		metrics_inc(METRICS_RELOAD_FAILURE);
 		return;
 	}
+	metrics_inc(METRICS_RELOAD_SUCCESS);
 	s->settings = settings;
 	memset(s->settings.listen, 0, sizeof(s->settings.listen));
 	s->settings.n_listen = 0;
+	memset(s->settings.admin_listen, 0, sizeof(s->settings.admin_listen));
+	s->settings.n_admin_listen = 0;
 	log_set_level(settings.log_level);
 	log_set_format(settings.log_format);
+	if (!s->opts->admin_listen_fixed && !admin_unchanged(s, &cfg->agent))
+		log_warning("admin-listen or metrics-policy-label changed in %s: "
+		            "restart to apply", s->opts->config_path);
 	if (!s->opts->listen_fixed && !listen_unchanged(s, &cfg->agent))
 		log_warning("listen changed in %s: restart to apply", s->opts->config_path);
 	if (!s->opts->threads_fixed && cfg->agent.threads != settings.threads)
@@ -1199,10 +1274,21 @@ int server_run(const struct server_opts *o, struct config *cfg)
 		ev_io_init(&l->io, accept_cb, fd, EV_READ);
 		ev_init(&l->pause, accept_resume_cb);
 	}
+	metrics_set_policy_label(s.settings.metrics_policy_label);
+	if (admin_start(s.settings.admin_listen, s.settings.n_admin_listen,
+	                &server_admin_ops, &s.admin, err, sizeof(err)) != 0) {
+		log_error("cannot listen: admin: %s", err);
+		goto out;
+	}
+	for (j = 0; j < s.settings.n_admin_listen; j++)
+		if ((s.admin_addrs[j] = strdup(s.settings.admin_listen[j])) != NULL)
+			s.n_admin++;
 	/* The addresses belong to the first configuration, which a reload
 	 * frees: from here on the listeners' copies are used. */
 	memset(s.settings.listen, 0, sizeof(s.settings.listen));
 	s.settings.n_listen = 0;
+	memset(s.settings.admin_listen, 0, sizeof(s.settings.admin_listen));
+	s.settings.n_admin_listen = 0;
 
 	s.workers = calloc((size_t)s.nworkers, sizeof(*s.workers));
 	if (!s.workers)
@@ -1256,6 +1342,7 @@ int server_run(const struct server_opts *o, struct config *cfg)
 		ev_io_start(s.loop, &s.ls[j].io);
 		log_info("listening on %s", s.ls[j].addr);
 	}
+	atomic_store(&listening, 1);
 	log_info("ready: %d worker threads, max-frame-size %u, %s", s.nworkers,
 	         s.settings.max_frame_size,
 	         o->config_path ? o->config_path : "no configuration file (no policies)");
@@ -1265,6 +1352,13 @@ int server_run(const struct server_opts *o, struct config *cfg)
 
 out:
 	watch_free(s.watch);
+	atomic_store(&listening, 0);
+	/* The admin threads hold generations only while they answer: stop
+	 * them before the live one goes. */
+	admin_stop(s.admin);
+	s.admin = NULL;
+	for (j = 0; j < s.n_admin; j++)
+		free(s.admin_addrs[j]);
 	/* Stop accepting first, then let every worker answer and drain. */
 	for (j = 0; j < s.nls; j++) {
 		close(s.ls[j].fd);

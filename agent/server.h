@@ -17,6 +17,7 @@ struct server_opts {
 	struct agent_settings agent; /* effective settings (config + CLI) */
 	/* Given on the command line: a reload keeps them over the file's. */
 	int listen_fixed;            /* -l */
+	int admin_listen_fixed;      /* --admin-listen */
 	int threads_fixed;           /* -t/--threads */
 	int log_level_fixed;         /* -v/--log-level */
 	int log_format_fixed;        /* --log-format */

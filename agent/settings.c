@@ -257,6 +257,13 @@ int settings_set_agent(struct agent_settings *a, const char *key,
 			return -1;
 		}
 		a->watch = v[1] == 'n';
+	} else if (strcmp(key, "metrics-policy-label") == 0) {
+		if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0) {
+			snprintf(why, whylen, "bad metrics-policy-label \"%s\" (on or "
+			         "off)", v);
+			return -1;
+		}
+		a->metrics_policy_label = v[1] == 'n';
 	} else {
 		return 1;
 	}

@@ -42,14 +42,18 @@ struct agent_settings {
 	unsigned int cache_entries;         /* 0 disables the verdict cache */
 	unsigned int cache_ttl_ms;
 	int watch;                          /* reload on file changes, default 1 */
+	char *admin_listen[CONFIG_MAX_LISTEN]; /* admin HTTP: same syntax as listen */
+	size_t n_admin_listen;
+	int metrics_policy_label;           /* verdict counter per policy: 0/1 */
 };
 
 /* Fill `s` with defaults. */
 void config_agent_defaults(struct agent_settings *s);
 
 /* Set [agent] key `key` to `v`. Returns 0, 1 for an unknown key, or -1
- * with what is wrong in why[whylen]. `listen` is not handled here (its
- * syntax belongs to addr.c and its storage to the caller). */
+ * with what is wrong in why[whylen]. `listen` and `admin-listen` are not
+ * handled here (their syntax belongs to addr.c and their storage to the
+ * caller). */
 SETTINGS_WUR int settings_set_agent(struct agent_settings *s, const char *key,
                                     const char *v, char *why, size_t whylen);
 

@@ -37,5 +37,44 @@ else
 	failed=$((failed + 1))
 fi
 rm -f "$log"
+# The admin listener: libmicrohttpd daemons on TCP and a unix socket,
+# every endpoint, the per-policy series, a reload, and an admin
+# connection still open at SIGTERM: the daemons stop cleanly, nothing
+# leaks, the socket file is removed.
+log=$(mktemp)
+work=$(mktemp -d)
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+tests/pki/mkpki.sh "$work/pki" >/dev/null
+sed 's/^\[agent\]$/[agent]\nmetrics-policy-label = on/' haproxy-conf/mtls-spoa.conf >"$work/pki/mtls-spoa.conf"
+sport=$(free_port)
+aport=$(free_port)
+"${VG[@]}" "$BUILD/mtls-spoa" -c "$work/pki/mtls-spoa.conf" -l "127.0.0.1:$sport" -t 2 \
+	--admin-listen "127.0.0.1:$aport" --admin-listen "unix:$work/admin.sock" >"$log" 2>&1 &
+vpid=$!
+codes=
+for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$aport/healthz" && break; sleep 0.2; done
+for u in /healthz /readyz /metrics /v1/status /nope; do
+	codes="$codes $(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "http://127.0.0.1:$aport$u")"
+done
+codes="$codes $(curl -s -o /dev/null -w '%{http_code}' --max-time 10 --unix-socket "$work/admin.sock" http://admin/metrics)"
+"$BUILD/bench/spop-bench" -a "127.0.0.1:$sport" -n 200 -k "$work/pki/a-valid.pem" -k "$work/pki/rogue.pem" \
+	--sni www.example.net --host www.example.net >/dev/null 2>&1 || codes="$codes bench-failed"
+kill -HUP "$vpid"
+sleep 2
+python3 -c "import socket, time; s = socket.create_connection(('127.0.0.1', $aport)); time.sleep(3)" &
+sleep 1
+kill -TERM "$vpid"
+wait "$vpid"
+rc=$?
+if [ "$rc" = 0 ] && [ "$codes" = " 200 200 200 200 404 200" ] && [ ! -e "$work/admin.sock" ]; then
+	echo "ok - valgrind agent session with the admin listener (TCP and unix)"
+	passed=$((passed + 1))
+else
+	echo "not ok - valgrind agent session with the admin listener (exit $rc, answers$codes)"
+	grep -v '^20[0-9][0-9]-' "$log" | head -40 | sed 's/^/#   /'
+	failed=$((failed + 1))
+fi
+wait
+rm -rf "$log" "$work"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -93,8 +93,8 @@ start_agent() {
 		APORT=$(free_port)
 		: >"$ALOG"
 		t0=$(now_ms)
-		record "$AGENT" -c "$1" -l "127.0.0.1:$APORT" -t "$2"
-		"$AGENT" -c "$1" -l "127.0.0.1:$APORT" -t "$2" >>"$ALOG" 2>&1 &
+		record "$AGENT" -c "$1" -l "127.0.0.1:$APORT" -t "$2" --admin-listen none
+		"$AGENT" -c "$1" -l "127.0.0.1:$APORT" -t "$2" --admin-listen none >>"$ALOG" 2>&1 &
 		APID=$!
 		if wait_log "$ALOG" '\[info\] ready' 10; then
 			A_START_MS=$(($(now_ms) - t0))

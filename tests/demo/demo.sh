@@ -130,6 +130,7 @@ else
 		exit 1
 	fi
 	say "agent:   127.0.0.1:$T_AGENT_PORT  (haproxy-conf/mtls-spoa.conf, log $T_WORK/agent.log)"
+	say "admin:   http://127.0.0.1:$T_ADMIN_PORT/metrics  (/healthz /readyz /v1/status)"
 	say "haproxy: https://127.0.0.1:$T_HTTPS_PORT  (haproxy-conf/haproxy.cfg, log $T_WORK/haproxy.log)"
 	say "PKI:     $T_PKI"
 fi
@@ -230,8 +231,37 @@ else
 	[ "$CHECK" = 1 ] && not_ok "demo step $STEP: logged at warning level with the result"
 	say "  ${R}UNEXPECTED${N}: no warning-level log line for step $STEP"
 fi
+step "Log mode again: a certificate of a CA nobody configured passes too" \
+	200 log untrusted www.example.net rogue
 step "No checks at all on public.example.com (mode off)" \
 	200 allow no_policy public.example.com none
+
+# The operator's view of log mode: the agent's verdict counters, from
+# its admin listener's /metrics (README "Monitoring").
+title "Log mode in numbers: what enforce would have denied"
+if [ -n "$REMOTE" ]; then
+	say "  The agent's /metrics is on its own admin listener (admin-listen, 127.0.0.1"
+	say "  inside its container): docker compose -f docker/compose.yaml exec agent ..."
+else
+	show_metrics() {
+		curl -s --max-time 5 "http://127.0.0.1:$T_ADMIN_PORT/metrics" |
+			grep '^mtls_spoa_verdicts_total{.*mode="log"' || true
+	}
+	say "  ${DIM}\$ curl -s http://127.0.0.1:$T_ADMIN_PORT/metrics | grep 'mode=\"log\"'${N}"
+	LOG_METRICS=$(show_metrics)
+	if [ -n "$LOG_METRICS" ]; then
+		printf '%s\n' "$LOG_METRICS" | sed 's/^/  /'
+		would=$(awk '/action="log"/ { n += $2 } END { print n + 0 }' <<<"$LOG_METRICS")
+		say "  -> ${B}$would${N} request(s) on log-mode hosts would have been denied under"
+		say "     mode = enforce, by reason (result) above; action=\"allow\" ones passed the check."
+	else
+		say "  ${R}no log-mode verdict counters on /metrics${N}"
+	fi
+	if [ "$CHECK" = 1 ]; then
+		check_eq "demo: /metrics counts the log-mode verdicts by result (expired, untrusted)" \
+			"$(grep -c -E '^mtls_spoa_verdicts_total\{result="(expired|untrusted)",action="log",mode="log"\} 1$' <<<"$LOG_METRICS")" 2
+	fi
+fi
 
 title "Summary"
 if [ "$FAILED" -eq 0 ]; then
@@ -263,6 +293,8 @@ cat <<EOF
   The X-Mtls-* response headers show the verdict because the demo sets
   MTLS_VERDICT_HEADERS=1 (never in production: it tells clients why).
   Watch the verdicts:  tail -f $T_WORK/haproxy.log
+  Agent metrics:       curl -s http://127.0.0.1:$T_ADMIN_PORT/metrics
+  Agent status:        curl -s http://127.0.0.1:$T_ADMIN_PORT/v1/status
   Reload the agent:    edit $T_AGENT_CONF, then kill -HUP $T_AGENT_PID
   Stop the agent:      kill $T_AGENT_PID   (requests then fail closed: 503)
 Press Ctrl-C to stop the demo and remove everything.

@@ -4,7 +4,8 @@
 # Source it, then:
 #   t_init                 work dir, traps, TAP counters
 #   t_pki                  demo PKI in $T_PKI (tests/pki/mkpki.sh)
-#   t_start_agent [CONF]   mtls-spoa on a free port ($T_AGENT_PORT); CONF
+#   t_start_agent [CONF]   mtls-spoa on a free port ($T_AGENT_PORT, admin
+#                           HTTP on $T_ADMIN_PORT); CONF
 #                           defaults to haproxy-conf/mtls-spoa.conf, copied
 #                           next to the PKI so its relative paths resolve
 #   t_start_haproxy        haproxy-conf/haproxy.cfg (unchanged) plus a
@@ -129,6 +130,20 @@ t_pki() {
 	"$T_ROOT/tests/pki/mkpki.sh" "$T_PKI" >/dev/null
 }
 
+# t_bench_bin: spop-bench in $BENCH_BIN, the one `make bench` built into
+# $MTLS_BUILD/bench, else built here; not_ok and non-zero if it cannot be.
+t_bench_bin() {
+	BENCH_BIN=$(dirname "$T_AGENT_BIN")/bench/spop-bench
+	[ -x "$BENCH_BIN" ] && return 0
+	if "$T_ROOT/tests/bench/build.sh" "$T_WORK/bench" spop-bench >"$T_WORK/build.log" 2>&1; then
+		BENCH_BIN=$T_WORK/bench/spop-bench
+		return 0
+	fi
+	not_ok "spop-bench builds"
+	diag "$(cat "$T_WORK/build.log")"
+	return 1
+}
+
 # A port nobody listens on right now. The kernel picks it; there is a
 # small window before our server binds it, so starters retry on failure.
 t_free_port() {
@@ -177,7 +192,9 @@ t_stop_pid() {
 
 # t_start_agent [CONF]: the config is copied to $T_PKI/mtls-spoa.conf
 # (tests edit that copy for reload tests) and the agent listens on
-# $T_AGENT_PORT (kept across restarts, so HAProxy finds it again).
+# $T_AGENT_PORT (kept across restarts, so HAProxy finds it again), its
+# admin HTTP endpoints on $T_ADMIN_PORT (replacing the file's
+# admin-listen, so parallel runs do not share a port).
 t_start_agent() {
 	local src=${1:-$T_ROOT/haproxy-conf/mtls-spoa.conf} try
 	T_AGENT_CONF=$T_PKI/mtls-spoa.conf
@@ -188,10 +205,13 @@ t_start_agent() {
 		if [ -z "${T_AGENT_PORT:-}" ] || [ "$try" -gt 1 ]; then
 			T_AGENT_PORT=$(t_free_port)
 		fi
+		T_ADMIN_PORT=$(t_free_port)
 		"$T_AGENT_BIN" -c "$T_AGENT_CONF" -l "127.0.0.1:$T_AGENT_PORT" \
+			--admin-listen "127.0.0.1:$T_ADMIN_PORT" \
 			-t 2 >>"$T_WORK/agent.log" 2>&1 &
 		T_AGENT_PID=$!
-		if t_wait_port "$T_AGENT_PORT" 50 && t_pid_alive "$T_AGENT_PID"; then
+		if t_wait_port "$T_AGENT_PORT" 50 && t_wait_port "$T_ADMIN_PORT" 20 &&
+			t_pid_alive "$T_AGENT_PID"; then
 			return 0
 		fi
 		t_stop_pid "$T_AGENT_PID"

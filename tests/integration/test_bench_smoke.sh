@@ -10,18 +10,7 @@ set -u
 t_init
 t_need_agent
 
-# The tool: built by `make bench` into $MTLS_BUILD/bench, else here.
-BENCH_BIN=$(dirname "$T_AGENT_BIN")/bench/spop-bench
-if [ ! -x "$BENCH_BIN" ]; then
-	if "$T_ROOT/tests/bench/build.sh" "$T_WORK/bench" spop-bench >"$T_WORK/build.log" 2>&1; then
-		BENCH_BIN=$T_WORK/bench/spop-bench
-	else
-		not_ok "spop-bench builds"
-		diag "$(cat "$T_WORK/build.log")"
-		t_finish
-		exit 1
-	fi
-fi
+t_bench_bin || { t_finish; exit 1; }
 ok "spop-bench is available ($BENCH_BIN)"
 
 t_pki

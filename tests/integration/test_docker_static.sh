@@ -456,7 +456,10 @@ check_eq "CA bundles, CRL and placeholder CA are world-readable (agent uid $AGEN
 	"${unreadable:-none}" none
 
 # --- configs as the containers see them --------------------------------
-sed "s#/pki/#$PKI/#" "$AGENT_CONF" >"$PKI/agent-docker.conf"
+# The admin listener moves to a free port too: parallel runs must not meet.
+ADMIN_PORT=$(t_free_port)
+sed -e "s#/pki/#$PKI/#" -e "s#^admin-listen = [^ ]*#admin-listen = 127.0.0.1:$ADMIN_PORT#" \
+	"$AGENT_CONF" >"$PKI/agent-docker.conf"
 cp "$ROOT/haproxy-conf/mtls-spoa.conf" "$PKI/mtls-spoa.conf"
 got=$("$T_AGENT_BIN" -c "$PKI/agent-docker.conf" --check 2>&1)
 want=$("$T_AGENT_BIN" -c "$PKI/mtls-spoa.conf" --check 2>&1)

@@ -291,7 +291,7 @@ raw_agent_start() {
 	for try in 1 2 3; do
 		RAW_PORT=$(t_free_port)
 		"$T_AGENT_BIN" -c "$T_AGENT_CONF" -l "127.0.0.1:$RAW_PORT" -t 2 \
-			>>"$T_WORK/agent-raw.log" 2>&1 &
+			--admin-listen none >>"$T_WORK/agent-raw.log" 2>&1 &
 		RAW_PID=$!
 		if t_wait_port "$RAW_PORT" 50 && t_pid_alive "$RAW_PID"; then
 			return 0

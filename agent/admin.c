@@ -1,0 +1,382 @@
+/*
+ * admin.c - the admin HTTP endpoints on libmicrohttpd (one daemon with
+ * its own epoll thread per address).
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <openssl/crypto.h>
+
+#include "admin.h"
+#include "config.h"
+#include "log.h"
+#include "metrics.h"
+#include "server.h"
+
+#ifndef MTLS_VERSION
+#define MTLS_VERSION "dev"
+#endif
+
+#define ADMIN_METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+struct admin_daemon {
+	struct MHD_Daemon *d;
+	char *unix_path;        /* removed at stop */
+};
+
+struct admin {
+	const struct admin_ops *ops;
+	struct admin_daemon ds[CONFIG_MAX_LISTEN];
+	size_t n;
+};
+
+/* ---- /v1/status ------------------------------------------------------ */
+
+static json_t *iso_time(int64_t t)
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+	char buf[32];
+
+	if (t <= 0 || gmtime_r(&tt, &tm) == NULL ||
+	    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		return json_null();
+	return json_string(buf);
+}
+
+static json_t *hex32(const uint8_t d[32])
+{
+	char buf[65];
+
+	for (int i = 0; i < 32; i++)
+		snprintf(buf + 2 * i, 3, "%02x", d[i]);
+	return json_string(buf);
+}
+
+static void note_cb(void *ctx, int crl_file, const char *msg)
+{
+	(void)crl_file;
+	json_array_append_new(ctx, json_string(msg));
+}
+
+/* One `crl =` file of a [ca]: every CRL in it with its nextUpdate and
+ * flags (stale: past nextUpdate; expiring: within CA_WARN_CRL_SECONDS). */
+static json_t *crl_file_json(const struct ca_crl_file *f, int64_t now)
+{
+	json_t *crls = json_array();
+
+	for (size_t k = 0; k < f->n_crls; k++) {
+		struct crl *c = f->crls[k];
+		int64_t nu = (int64_t)crl_next_update(c);
+		char issuer[512];
+
+		ca_name_str(crl_issuer(c), issuer, sizeof(issuer));
+		json_array_append_new(crls, json_pack(
+			"{s:s, s:I, s:o, s:I, s:o, s:I, s:b, s:b}",
+			"issuer", issuer,
+			"last_update", (json_int_t)crl_last_update(c),
+			"last_update_iso", iso_time((int64_t)crl_last_update(c)),
+			"next_update", (json_int_t)nu,
+			"next_update_iso", iso_time(nu),
+			"entries", (json_int_t)crl_count(c),
+			"stale", nu != 0 && nu <= now,
+			"expiring", nu != 0 && nu > now && nu - now <= CA_WARN_CRL_SECONDS));
+	}
+	return json_pack("{s:s, s:o, s:o}", "file", f->path, "sha256",
+	                 hex32(f->digest), "crls", crls);
+}
+
+static json_t *ca_json(const struct ca_entry *ca, int64_t now)
+{
+	json_t *files = json_array();
+	int64_t na = (int64_t)ca->not_after;
+
+	for (size_t f = 0; f < ca->n_crl_files; f++)
+		json_array_append_new(files, crl_file_json(&ca->crl_files[f], now));
+	return json_pack("{s:s, s:s, s:o, s:i, s:I, s:o, s:b, s:b, s:o}",
+	                 "name", ca->name, "file", ca->file,
+	                 "sha256", hex32(ca->digest),
+	                 "certificates", sk_X509_num(ca->certs),
+	                 "not_after", (json_int_t)na,
+	                 "not_after_iso", iso_time(na),
+	                 "expired", na != 0 && na <= now,
+	                 "expiring", na != 0 && na > now &&
+	                             na - now <= CA_WARN_CERT_SECONDS,
+	                 "crl_files", files);
+}
+
+/* See admin.h. */
+char *admin_status_json(const struct admin_view *v, int64_t now)
+{
+	const struct config *cfg = v->cfg;
+	json_t *root, *sources = json_array(), *cas = json_array();
+	json_t *warnings = json_array(), *config;
+	char *out;
+
+	for (size_t i = 0; cfg != NULL && i < cfg->n_sources; i++)
+		json_array_append_new(sources, json_pack("{s:s, s:o}",
+			"path", cfg->sources[i].path,
+			"sha256", hex32(cfg->sources[i].sha256)));
+	for (size_t i = 0; cfg != NULL && i < cfg->n_cas; i++) {
+		json_array_append_new(cas, ca_json(cfg->cas[i], now));
+		(void)ca_expiry_notes(cfg->cas[i], (time_t)now, note_cb, warnings);
+	}
+	if (cfg != NULL)
+		config = json_pack("{s:s, s:o, s:f, s:{s:I, s:I, s:I, s:I, s:I, s:I}}",
+			"path", cfg->path ? cfg->path : "",
+			"sources", sources,
+			"load_ms", cfg->stats.load_ms,
+			"built",
+			"cas", (json_int_t)cfg->stats.cas_built,
+			"cas_reused", (json_int_t)cfg->stats.cas_reused,
+			"trust_policies", (json_int_t)cfg->stats.trusts_built,
+			"trust_policies_reused", (json_int_t)cfg->stats.trusts_reused,
+			"hosts", (json_int_t)cfg->stats.hosts_built,
+			"hosts_reused", (json_int_t)cfg->stats.hosts_reused);
+	else
+		config = (json_decref(sources), json_null());
+	root = json_pack("{s:s, s:s, s:b, s:I, s:f, s:o, s:o, s:{s:I, s:I, s:I}, "
+	                 "s:I, s:o, s:o}",
+		"version", MTLS_VERSION,
+		"openssl", OpenSSL_version(OPENSSL_VERSION_STRING),
+		"ready", v->ready && v->generation > 0,
+		"generation", (json_int_t)v->generation,
+		"loaded_at", v->loaded_at,
+		"loaded_at_iso", iso_time((int64_t)v->loaded_at),
+		"config", config,
+		"counts",
+		"cas", (json_int_t)(cfg ? cfg->n_cas : 0),
+		"hosts", (json_int_t)(cfg ? cfg->n_hosts : 0),
+		"trust_policies", (json_int_t)(cfg ? cfg->n_trusts : 0),
+		"connections", (json_int_t)v->connections,
+		"cas", cas,
+		"warnings", warnings);
+	if (root == NULL)
+		return NULL;
+	out = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(root);
+	return out;
+}
+
+/* ---- HTTP --------------------------------------------------------------- */
+
+static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int status,
+                             const char *type, char *body, size_t len,
+                             enum MHD_ResponseMemoryMode mode)
+{
+	struct MHD_Response *r =
+		MHD_create_response_from_buffer(len, body, mode);
+	enum MHD_Result rc;
+
+	if (r == NULL) {
+		if (mode == MHD_RESPMEM_MUST_FREE)
+			free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+	rc = MHD_queue_response(conn, status, r);
+	MHD_destroy_response(r);
+	return rc;
+}
+
+static enum MHD_Result reply_static(struct MHD_Connection *conn,
+                                    unsigned int status, const char *type,
+                                    const char *body)
+{
+	return reply(conn, status, type, (char *)body, strlen(body),
+	             MHD_RESPMEM_PERSISTENT);
+}
+
+#define JSON_TYPE "application/json"
+
+static enum MHD_Result on_metrics(struct admin *a, struct MHD_Connection *conn)
+{
+	struct admin_view v;
+	struct metrics_view mv;
+	struct metrics_text t = { 0 };
+	int rc;
+
+	memset(&v, 0, sizeof(v));
+	a->ops->acquire(&v);
+	mv.cfg = v.cfg;
+	mv.generation = v.generation;
+	mv.loaded_at = v.loaded_at;
+	mv.connections = v.connections;
+	mv.version = MTLS_VERSION;
+	mv.openssl = OpenSSL_version(OPENSSL_VERSION_STRING);
+	rc = metrics_render(&mv, &t);
+	a->ops->release(&v);
+	if (rc != 0) {
+		metrics_text_free(&t);
+		return reply_static(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, JSON_TYPE,
+		                    "{\"error\": \"out of memory\"}\n");
+	}
+	return reply(conn, MHD_HTTP_OK, ADMIN_METRICS_TYPE, t.p, t.len,
+	             MHD_RESPMEM_MUST_FREE);
+}
+
+static enum MHD_Result on_status(struct admin *a, struct MHD_Connection *conn)
+{
+	struct admin_view v;
+	char *body;
+
+	memset(&v, 0, sizeof(v));
+	a->ops->acquire(&v);
+	body = admin_status_json(&v, (int64_t)time(NULL));
+	a->ops->release(&v);
+	if (body == NULL)
+		return reply_static(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, JSON_TYPE,
+		                    "{\"error\": \"out of memory\"}\n");
+	return reply(conn, MHD_HTTP_OK, JSON_TYPE, body, strlen(body),
+	             MHD_RESPMEM_MUST_FREE);
+}
+
+static enum MHD_Result on_ready(struct admin *a, struct MHD_Connection *conn)
+{
+	struct admin_view v;
+	int ready;
+
+	memset(&v, 0, sizeof(v));
+	a->ops->acquire(&v);
+	ready = v.ready && v.generation > 0;
+	a->ops->release(&v);
+	if (ready)
+		return reply_static(conn, MHD_HTTP_OK, "text/plain", "ready\n");
+	return reply_static(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain",
+	                    "not ready\n");
+}
+
+/* MHD access handler: called with the headers complete (the first call
+ * for a request), and again per chunk of body. Every answer is queued on
+ * the first call; a body is never read. */
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
+                                  const char *url, const char *method,
+                                  const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls)
+{
+	struct admin *a = cls;
+
+	(void)version; (void)upload_data; (void)upload_data_size; (void)req_cls;
+	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
+	    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+		return reply_static(conn, MHD_HTTP_METHOD_NOT_ALLOWED, JSON_TYPE,
+		                    "{\"error\": \"method not allowed: GET or HEAD\"}\n");
+	if (strcmp(url, "/healthz") == 0)
+		return reply_static(conn, MHD_HTTP_OK, "text/plain", "ok\n");
+	if (strcmp(url, "/readyz") == 0)
+		return on_ready(a, conn);
+	if (strcmp(url, "/metrics") == 0)
+		return on_metrics(a, conn);
+	if (strcmp(url, "/v1/status") == 0)
+		return on_status(a, conn);
+	return reply_static(conn, MHD_HTTP_NOT_FOUND, JSON_TYPE,
+	                    "{\"error\": \"not found: /healthz, /readyz, /metrics, "
+	                    "/v1/status\"}\n");
+}
+
+/* MHD's own messages (connection limit reached, a client's bad request):
+ * at a client's pace, so debug only. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char buf[512];
+
+	(void)cls;
+	if (log_get_level() < LOG_LVL_DEBUG)
+		return;
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	buf[strcspn(buf, "\n")] = '\0';
+	log_debug("admin: %s", buf);
+}
+
+void admin_stop(struct admin *a)
+{
+	if (a == NULL)
+		return;
+	for (size_t i = 0; i < a->n; i++) {
+		/* Joins the thread and closes the listening socket. */
+		MHD_stop_daemon(a->ds[i].d);
+		if (a->ds[i].unix_path != NULL) {
+			unlink(a->ds[i].unix_path);
+			free(a->ds[i].unix_path);
+		}
+	}
+	free(a);
+}
+
+int admin_start(char *const *addrs, size_t n, const struct admin_ops *ops,
+                struct admin **out, char *err, size_t errlen)
+{
+	struct admin *a;
+	sigset_t all, old;
+
+	*out = NULL;
+	if (n == 0)
+		return 0;
+	if (n > CONFIG_MAX_LISTEN) {
+		snprintf(err, errlen, "too many admin-listen addresses");
+		return -1;
+	}
+	a = calloc(1, sizeof(*a));
+	if (a == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	a->ops = ops;
+	/* The daemons' threads inherit this mask: signals stay the main
+	 * loop's. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	for (size_t i = 0; i < n; i++) {
+		struct admin_daemon *d = &a->ds[i];
+		/* The SPOP listeners' opener: same syntax, same live-socket
+		 * check for unix paths. */
+		int fd = server_listen(addrs[i], err, errlen);
+
+		if (fd == -1)
+			break;
+		if (strncmp(addrs[i], "unix:", 5) == 0 &&
+		    (d->unix_path = strdup(addrs[i] + 5)) == NULL) {
+			close(fd);
+			snprintf(err, errlen, "out of memory");
+			break;
+		}
+		d->d = MHD_start_daemon(
+			MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+			on_request, a,
+			MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+			MHD_OPTION_CONNECTION_LIMIT, (unsigned int)ADMIN_MAX_CONNECTIONS,
+			MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)ADMIN_TIMEOUT_SECONDS,
+			MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)ADMIN_MEMORY_LIMIT,
+			MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+			MHD_OPTION_END);
+		if (d->d == NULL) {
+			close(fd);
+			if (d->unix_path != NULL) {
+				unlink(d->unix_path);
+				free(d->unix_path);
+				d->unix_path = NULL;
+			}
+			snprintf(err, errlen, "%s: cannot start the HTTP server", addrs[i]);
+			break;
+		}
+		a->n++;
+		log_info("admin: listening on %s", addrs[i]);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (a->n < n) {
+		admin_stop(a);
+		return -1;
+	}
+	*out = a;
+	return 0;
+}
