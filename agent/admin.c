@@ -18,7 +18,7 @@
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
-#include "server.h"
+#include "listen.h"
 
 #ifndef MTLS_VERSION
 #define MTLS_VERSION "dev"
@@ -340,7 +340,7 @@ int admin_start(char *const *addrs, size_t n, const struct admin_ops *ops,
 		struct admin_daemon *d = &a->ds[i];
 		/* The SPOP listeners' opener: same syntax, same live-socket
 		 * check for unix paths. */
-		int fd = server_listen(addrs[i], err, errlen);
+		int fd = listen_open(addrs[i], err, errlen);
 
 		if (fd == -1)
 			break;

@@ -28,10 +28,4 @@ struct server_opts {
  * listener cannot be opened or threads cannot start. */
 SERVER_WUR int server_run(const struct server_opts *o, struct config *cfg);
 
-/* Open a listen address (syntax in addr.h) as a bound, listening,
- * non-blocking socket. A unix socket of a live process is refused ("in
- * use by another process"); a stale one is replaced. Returns the fd, or
- * -1 with a message naming the address in err. */
-SERVER_WUR int server_listen(const char *addr, char *err, size_t errlen);
-
 #endif /* MTLS_SERVER_H */
