@@ -328,6 +328,15 @@ flood_run() {
 			grep -E "^ *mtls-spoa:$tid " "$WORK/$name.sched.all" |
 				sed "s/| *max start.*$//; s/^ *mtls-spoa:$tid */$role ($tid) /" || true
 		done >"$WORK/$name.sched.txt"
+		# The two load generators' threads, for comparison.
+		grep -E '^ *spop-bench:' "$WORK/$name.sched.all" | while read -r line; do
+			tid=${line#spop-bench:}
+			tid=${tid%% *}
+			role="probe (spop-bench)"
+			# One worker each: a generator's only thread has its PID.
+			[ "$tid" = "$FLOOD_PID" ] && role="flood (spop-bench)"
+			echo "$line" | sed "s/| *max start.*$//; s/^spop-bench:$tid */$role ($tid) /"
+		done >>"$WORK/$name.sched.txt" || true
 	fi
 	wait "$FLOOD_PID" || die "flood $name failed: $(cat "$WORK/$name-flood.txt")"
 	FLOOD_PID=
@@ -558,8 +567,9 @@ lowering theirs (\`sched_setscheduler(SCHED_IDLE)\` or a high nice value
 in each verify thread) would do to the cached answers.
 
 Scheduling of the default run, 2 s of the probe (\`perf sched latency
--p\`, the agent's threads: runtime, switches, and the time spent
-runnable but waiting for a CPU, on average and at most):
+-p\`, the agent's threads and the two spop-bench processes: runtime,
+switches, and the time spent runnable but waiting for a CPU, on average
+and at most):
 
 \`\`\`
 $SCHED_TXT
