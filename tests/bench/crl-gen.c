@@ -6,7 +6,9 @@
  * writes OUTDIR/ca.key and OUTDIR/ca.pem (a self-signed P-256 CA, valid
  * for a day from now) and OUTDIR/crl.der: a CRL from that CA, valid for a
  * day, revoking N random 20-octet serials (what CAs issue, RFC 5280
- * 4.1.2.2), each with a reasonCode, as a large real CRL looks.
+ * 4.1.2.2), each with a reasonCode, as a large real CRL looks; and
+ * OUTDIR/revoked-serial.txt: the first of them in hex (for
+ * `openssl x509 -set_serial 0x...`: a certificate the CRL revokes).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -61,7 +63,8 @@ static X509 *gen_ca(EVP_PKEY *key)
 	return ca;
 }
 
-static X509_CRL *gen_crl(X509 *ca, EVP_PKEY *key, long n)
+static X509_CRL *gen_crl(X509 *ca, EVP_PKEY *key, long n,
+                         uint8_t first[GEN_SERIAL_LEN])
 {
 	X509_CRL *crl = X509_CRL_new();
 	ASN1_TIME *now = X509_gmtime_adj(NULL, 0);
@@ -82,6 +85,8 @@ static X509_CRL *gen_crl(X509 *ca, EVP_PKEY *key, long n)
 		GEN_CHECK(r != NULL && s != NULL);
 		GEN_CHECK(RAND_bytes(serial, sizeof(serial)) == 1);
 		serial[0] = (serial[0] & 0x7f) | 0x01;  /* positive, 20 octets */
+		if (i == 0)
+			memcpy(first, serial, sizeof(serial));
 		GEN_CHECK(ASN1_STRING_set(s, serial, sizeof(serial)) == 1);
 		GEN_CHECK(X509_REVOKED_set_serialNumber(r, s) == 1);
 		GEN_CHECK(X509_REVOKED_set_revocationDate(r, now) == 1);
@@ -123,6 +128,7 @@ int main(int argc, char **argv)
 	X509 *ca;
 	X509_CRL *crl;
 	FILE *f;
+	uint8_t first[GEN_SERIAL_LEN] = { 0 };
 
 	if (argc != 3) {
 		fprintf(stderr, "usage: crl-gen N OUTDIR\n");
@@ -137,7 +143,7 @@ int main(int argc, char **argv)
 	key = EVP_EC_gen("P-256");
 	GEN_CHECK(key != NULL);
 	ca = gen_ca(key);
-	crl = gen_crl(ca, key, n);
+	crl = gen_crl(ca, key, n, first);
 
 	f = gen_open(argv[2], "ca.key", path, sizeof(path));
 	GEN_CHECK(PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL) == 1);
@@ -148,7 +154,15 @@ int main(int argc, char **argv)
 	f = gen_open(argv[2], "crl.der", path, sizeof(path));
 	GEN_CHECK(i2d_X509_CRL_fp(f, crl) == 1);
 	GEN_CHECK(fclose(f) == 0);
-	printf("crl-gen: %ld serials -> %s/{ca.key,ca.pem,crl.der}\n", n, argv[2]);
+	if (n > 0) {
+		f = gen_open(argv[2], "revoked-serial.txt", path, sizeof(path));
+		for (size_t i = 0; i < sizeof(first); i++)
+			fprintf(f, "%02X", first[i]);
+		fprintf(f, "\n");
+		GEN_CHECK(fclose(f) == 0);
+	}
+	printf("crl-gen: %ld serials -> %s/{ca.key,ca.pem,crl.der,revoked-serial.txt}\n",
+	       n, argv[2]);
 	X509_CRL_free(crl);
 	X509_free(ca);
 	EVP_PKEY_free(key);

@@ -150,7 +150,7 @@ file = $PKI/tenant-a-ca.pem
 ca = tenant-a
 mode = enforce
 EOF
-"$AGENT" -c "$WORK/agent.conf" -l "127.0.0.1:$AGENT_PORT" -t 1 >"$WORK/agent.log" 2>&1 &
+"$AGENT" -c "$WORK/agent.conf" -l "127.0.0.1:$AGENT_PORT" -t 1 --admin-listen none >"$WORK/agent.log" 2>&1 &
 PIDS+=($!)
 ROLE[$!]="mtls-spoa agent"
 wait_port "$AGENT_PORT" || die "agent did not start: $(cat "$WORK/agent.log")"

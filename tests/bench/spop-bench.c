@@ -14,6 +14,14 @@
  * nothing, their figures are merged at the end. Every run is bounded in
  * time (--max-time, default duration + 10 s, or 60 s with -n).
  *
+ * Options for the trust benchmarks: --chain FILE sends the certificates
+ * of FILE as the chain of every certificate that has none of its own;
+ * --host-variants N gives message i (counted per worker) spelling i % N
+ * of --host and --sni (see host_variant()); --rate R paces the messages
+ * (R per second over all workers) instead of sending as fast as the
+ * pipeline allows; --max-frame N announces a larger max-frame-size for
+ * long chains.
+ *
  * Exit status: 0 when every message sent was answered and no error was
  * seen, 1 otherwise, 2 on a usage error.
  */
@@ -41,8 +49,15 @@
 #define SB_MAX_CONNS 4096
 #define SB_MAX_PIPELINE 4096
 #define SB_MAX_WORKERS 64
-/* What we announce in HAPROXY-HELLO, as HAProxy does by default. */
+/* What we announce in HAPROXY-HELLO by default, as HAProxy does. */
 #define SB_MAX_FRAME SPOP_DEFAULT_FRAME_SIZE
+/* --max-frame: at most half the input buffer, so a whole frame always
+ * fits after what is left of the previous read. */
+#define SB_MAX_FRAME_OPT (128 * 1024)
+/* --host-variants: spellings 0 .. N-1; spelling j > 0 carries port j. */
+#define SB_MAX_VARIANTS 65536
+/* A spelled name: the name, ':' and a port. */
+#define SB_NAME_CAP 300
 /* Input buffer: a whole pipeline of ACKs may arrive at once. */
 #define SB_IN_CAP (256 * 1024)
 /* Time allowed after the load stops for outstanding ACKs and the
@@ -106,10 +121,12 @@ struct sb_conn {
 	uint32_t max_frame;           /* negotiated */
 };
 
-/* A prebuilt NOTIFY payload per certificate: only the header changes. */
+/* A prebuilt NOTIFY payload per certificate: only the header changes
+ * (with --host-variants the payload is encoded per message from cert). */
 struct sb_payload {
 	uint8_t *data;
 	size_t len;
+	const struct bench_cert *cert;
 };
 
 struct sb_opts {
@@ -119,6 +136,9 @@ struct sb_opts {
 	double duration;         /* -d seconds */
 	double max_time;         /* hard bound */
 	const char *sni, *host;
+	unsigned int host_variants;   /* 0: --host and --sni as given */
+	double rate;                  /* messages/s over all workers, 0: unpaced */
+	unsigned int max_frame;       /* announced in HAPROXY-HELLO */
 	int json;
 	int quiet;
 };
@@ -134,6 +154,7 @@ struct sb_worker {
 	unsigned int nconns;
 	uint64_t quota;           /* messages to send (-n), 0: by time */
 	uint64_t start_ns, stop_send_ns, hard_ns;
+	uint64_t interval_ns, next_send_ns;   /* --rate: pacing, 0: none */
 	uint64_t sent, answered;
 	uint64_t last_ack_ns;
 	uint64_t err[SB_ERR_COUNT];
@@ -151,12 +172,23 @@ static void usage(FILE *f)
 	fprintf(f,
 	"usage: spop-bench -a ADDR [-c CONNECTIONS] [-p PIPELINE] [-w WORKERS]\n"
 	"                  [-n TOTAL_MESSAGES | -d SECONDS] [--max-time SECONDS]\n"
-	"                  -k CERT_DIR_OR_FILE [-k ...] [--sni NAME] [--host NAME]\n"
+	"                  -k CERT_DIR_OR_FILE [-k ...] [--chain FILE] [--sni NAME]\n"
+	"                  [--host NAME] [--host-variants N] [-r RATE] [--max-frame BYTES]\n"
 	"                  [--json] [-q]\n"
 	"  ADDR: 127.0.0.1:PORT, [::1]:PORT or unix:/path\n"
 	"  -k: DER or PEM files (first certificate = leaf, the others = chain),\n"
 	"      or directories of *.der *.crt *.pem *.cer; repeatable\n"
-	"  defaults: -c 1 -p 1 -w 1 -d 5; --max-time: duration + 10 s, or 60 s with -n\n");
+	"  --chain: every certificate of FILE is sent as the chain of each -k\n"
+	"      certificate whose file holds no chain\n"
+	"  --host-variants N (1..65536): message i of a worker sends spelling\n"
+	"      j = i %% N: the letters of --host and --sni in the case pattern of\n"
+	"      the bits of j, and for j > 0 the Host with port j (\"API.example.com:3\")\n"
+	"  -r, --rate: messages per second over all workers (default: as fast as\n"
+	"      the pipeline allows)\n"
+	"  --max-frame: max-frame-size announced in HAPROXY-HELLO (256..%d,\n"
+	"      default %d)\n"
+	"  defaults: -c 1 -p 1 -w 1 -d 5; --max-time: duration + 10 s, or 60 s with -n\n",
+	SB_MAX_FRAME_OPT, SB_MAX_FRAME);
 }
 
 static int parse_addr(const char *a)
@@ -211,32 +243,74 @@ static int parse_addr(const char *a)
 
 /* ---- frames ------------------------------------------------------------ */
 
+/* Encode the message check-client-cert for certificate `c` into `w`
+ * (sticky error: the caller checks w->err). NULL names are sent as NULL. */
+static void put_message(struct spop_wr *w, const struct bench_cert *c,
+                        const char *sni, const char *host)
+{
+	struct spop_data d;
+
+	/* SPOE.txt 3.2.6: LIST-OF-MESSAGES, name then NB-ARGS then KV args. */
+	spop_put_bytes(w, "check-client-cert", strlen("check-client-cert"));
+	spop_put_u8(w, 4);
+	d = spop_bin(c->leaf, c->leaf_len);
+	spop_put_kv(w, "cert", &d);
+	d = c->chain_len ? spop_bin(c->chain, c->chain_len) : spop_null();
+	spop_put_kv(w, "chain", &d);
+	d = sni ? spop_cstr(sni) : spop_null();
+	spop_put_kv(w, "sni", &d);
+	d = host ? spop_cstr(host) : spop_null();
+	spop_put_kv(w, "host", &d);
+}
+
+/* Room a message for `c` needs, names of up to SB_NAME_CAP included. */
+static size_t message_room(const struct bench_cert *c)
+{
+	return c->leaf_len + c->chain_len + 1024;
+}
+
 static int build_payload(const struct bench_cert *c, const struct sb_opts *o,
                          struct sb_payload *pl)
 {
-	size_t room = c->leaf_len + c->chain_len + 1024;
+	size_t room = message_room(c);
 	struct spop_wr w;
-	struct spop_data d;
 
+	pl->cert = c;
 	pl->data = malloc(room);
 	if (!pl->data)
 		return -1;
 	spop_wr_init(&w, pl->data, room);
-	/* SPOE.txt 3.2.6: LIST-OF-MESSAGES, name then NB-ARGS then KV args. */
-	spop_put_bytes(&w, "check-client-cert", strlen("check-client-cert"));
-	spop_put_u8(&w, 4);
-	d = spop_bin(c->leaf, c->leaf_len);
-	spop_put_kv(&w, "cert", &d);
-	d = c->chain_len ? spop_bin(c->chain, c->chain_len) : spop_null();
-	spop_put_kv(&w, "chain", &d);
-	d = o->sni ? spop_cstr(o->sni) : spop_null();
-	spop_put_kv(&w, "sni", &d);
-	d = o->host ? spop_cstr(o->host) : spop_null();
-	spop_put_kv(&w, "host", &d);
+	put_message(&w, c, o->sni, o->host);
 	if (w.err)
 		return -1;
 	pl->len = (size_t)(w.p - pl->data);
 	return 0;
+}
+
+/* Spelling j of `name` into out (SB_NAME_CAP bytes): its k-th letter
+ * upper-cased when bit k % 16 of j is set, lower-cased otherwise, then
+ * ":j" when with_port and j > 0. Spelling 0 is the name in lower case;
+ * spellings 0 .. 65535 of a Host are all distinct (by their port), and
+ * each is one valid host[:port] naming the same host. */
+static void host_variant(const char *name, unsigned int j, int with_port, char *out)
+{
+	size_t i, n = strlen(name);
+	unsigned int k = 0;
+
+	if (n > SB_NAME_CAP - 16)
+		n = SB_NAME_CAP - 16;
+	for (i = 0; i < n; i++) {
+		char ch = name[i];
+
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')) {
+			ch = (char)(((j >> (k % 16)) & 1) ? (ch & ~0x20) : (ch | 0x20));
+			k++;
+		}
+		out[i] = ch;
+	}
+	out[n] = '\0';
+	if (with_port && j > 0)
+		snprintf(out + n, 16, ":%u", j);
 }
 
 static int out_reserve(struct sb_conn *c, size_t need)
@@ -281,13 +355,13 @@ static void put_hello(struct sb_conn *c)
 	start = spop_frame_begin(&w, SPOP_FRAME_HAPROXY_HELLO, SPOP_FLAG_FIN, 0, 0);
 	d = spop_cstr("2.0");
 	spop_put_kv(&w, "supported-versions", &d);
-	d = spop_uint32(SB_MAX_FRAME);
+	d = spop_uint32(c->w->o->max_frame);
 	spop_put_kv(&w, "max-frame-size", &d);
 	d = spop_cstr("pipelining");
 	spop_put_kv(&w, "capabilities", &d);
 	d = spop_cstr("spop-bench");
 	spop_put_kv(&w, "engine-id", &d);
-	if (spop_frame_end(&w, start, SB_MAX_FRAME) != 0) {
+	if (spop_frame_end(&w, start, c->w->o->max_frame) != 0) {
 		conn_fail(c, SB_ERR_MALFORMED);
 		return;
 	}
@@ -318,7 +392,7 @@ static void put_disconnect(struct sb_conn *c)
 	c->state = SB_ST_CLOSING;
 }
 
-/* May this worker start one more message? */
+/* Is this worker's send window still open? */
 static int may_send(struct sb_worker *w, uint64_t now)
 {
 	if (w->quota)
@@ -326,17 +400,60 @@ static int may_send(struct sb_worker *w, uint64_t now)
 	return now < w->stop_send_ns;
 }
 
+/* --rate: is the next message due? The schedule is kept (a wake-up a
+ * little late sends the next message sooner), but a worker that fell
+ * more than an interval behind (the agent was slow to answer) resumes
+ * at the rate from now, without a catch-up burst. */
+static int send_due(struct sb_worker *w, uint64_t now)
+{
+	if (w->interval_ns == 0)
+		return 1;
+	if (now < w->next_send_ns)
+		return 0;
+	w->next_send_ns += w->interval_ns;
+	if (w->next_send_ns + w->interval_ns < now)
+		w->next_send_ns = now;
+	return 1;
+}
+
+/* Encode the NOTIFY payload of the next message into `wr`: the prebuilt
+ * one, or with --host-variants the message for spelling sent % N. */
+static void put_payload(struct sb_worker *w, const struct sb_payload *pl,
+                        struct spop_wr *wr)
+{
+	const struct sb_opts *o = w->o;
+
+	if (o->host_variants) {
+		unsigned int j = (unsigned int)(w->sent % o->host_variants);
+		char host[SB_NAME_CAP], sni[SB_NAME_CAP];
+
+		if (o->host)
+			host_variant(o->host, j, 1, host);
+		if (o->sni)
+			host_variant(o->sni, j, 0, sni);
+		put_message(wr, pl->cert, o->sni ? sni : NULL, o->host ? host : NULL);
+		return;
+	}
+	if (wr->end - wr->p >= (ptrdiff_t)pl->len) {
+		memcpy(wr->p, pl->data, pl->len);
+		wr->p += pl->len;
+	} else {
+		wr->err = 1;
+	}
+}
+
 /* Fill the pipeline of `c` up to P messages, all stamped `now`. */
 static void refill(struct sb_conn *c, uint64_t now)
 {
 	struct sb_worker *w = c->w;
 
-	while (c->state == SB_ST_READY && c->nfree > 0 && may_send(w, now)) {
+	while (c->state == SB_ST_READY && c->nfree > 0 && may_send(w, now) &&
+	       send_due(w, now)) {
 		const struct sb_payload *pl = &w->payloads[w->cursor];
 		uint32_t idx = c->free_slots[--c->nfree];
 		struct spop_wr wr;
 		uint8_t *start;
-		size_t need = pl->len + 32;
+		size_t need = (w->o->host_variants ? message_room(pl->cert) : pl->len) + 32;
 
 		if (++w->cursor == w->npayloads)
 			w->cursor = 0;
@@ -347,12 +464,7 @@ static void refill(struct sb_conn *c, uint64_t now)
 		spop_wr_init(&wr, c->out + c->out_len, need);
 		start = spop_frame_begin(&wr, SPOP_FRAME_NOTIFY, SPOP_FLAG_FIN,
 		                         c->next_stream, (uint64_t)idx + 1);
-		if (wr.end - wr.p >= (ptrdiff_t)pl->len) {
-			memcpy(wr.p, pl->data, pl->len);
-			wr.p += pl->len;
-		} else {
-			wr.err = 1;
-		}
+		put_payload(w, pl, &wr);
 		if (spop_frame_end(&wr, start, c->max_frame) != 0) {
 			fprintf(stderr, "spop-bench: NOTIFY of %zu bytes exceeds the "
 			        "negotiated max-frame-size %u\n", pl->len, c->max_frame);
@@ -499,7 +611,7 @@ static int on_agent_hello(struct sb_conn *c, const struct spop_frame *f)
 			caps = spop_caps_have(kv.value.u.buf.ptr, kv.value.u.buf.len, "pipelining");
 	}
 	/* Several messages in flight on one connection need pipelining. */
-	if (!vsn || mfs < SPOP_MIN_FRAME_SIZE || mfs > SB_MAX_FRAME ||
+	if (!vsn || mfs < SPOP_MIN_FRAME_SIZE || mfs > c->w->o->max_frame ||
 	    (c->w->o->pipeline > 1 && !caps))
 		return -1;
 	c->max_frame = (uint32_t)mfs;
@@ -592,7 +704,7 @@ static void on_readable(struct sb_conn *c, uint64_t now)
 	}
 	p = c->in;
 	end = c->in + c->in_len;
-	while ((rc = spop_frame_decode(&p, end, SB_MAX_FRAME, &f)) == SPOP_RC_OK) {
+	while ((rc = spop_frame_decode(&p, end, c->w->o->max_frame, &f)) == SPOP_RC_OK) {
 		if (!(f.flags & SPOP_FLAG_FIN)) {
 			conn_fail(c, SB_ERR_MALFORMED);
 			return;
@@ -640,7 +752,7 @@ static int conn_open(struct sb_conn *c)
 		c->free_slots[i] = c->w->o->pipeline - 1 - i;
 	c->nfree = c->w->o->pipeline;
 	c->next_stream = 1;
-	c->max_frame = SB_MAX_FRAME;
+	c->max_frame = c->w->o->max_frame;
 	c->state = SB_ST_HELLO;
 	ev.events = EPOLLIN;
 	ev.data.ptr = c;
@@ -648,6 +760,19 @@ static int conn_open(struct sb_conn *c)
 		return -1;
 	put_hello(c);
 	return c->state == SB_ST_DONE ? -1 : flush_out(c);
+}
+
+/* How long epoll may sleep: 50 ms, or until the next paced message. */
+static int pace_timeout_ms(const struct sb_worker *w, uint64_t now)
+{
+	uint64_t ms;
+
+	if (w->interval_ns == 0)
+		return 50;
+	if (w->next_send_ns <= now)
+		return 0;
+	ms = (w->next_send_ns - now + 999999) / 1000000;
+	return ms > 50 ? 50 : (int)ms;
 }
 
 static void *worker_run(void *arg)
@@ -695,7 +820,8 @@ static void *worker_run(void *arg)
 			}
 			break;
 		}
-		n = epoll_wait(w->ep, evs, (int)(sizeof(evs) / sizeof(evs[0])), 50);
+		n = epoll_wait(w->ep, evs, (int)(sizeof(evs) / sizeof(evs[0])),
+		               pace_timeout_ms(w, now));
 		if (n < 0 && errno != EINTR)
 			break;
 		now = bench_now_ns();
@@ -713,12 +839,14 @@ static void *worker_run(void *arg)
 				flush_out(c);
 		}
 		/* The send window may close while a connection is idle (all
-		 * answered, nothing readable): let it say goodbye. */
-		if (n == 0)
+		 * answered, nothing readable): let it say goodbye. Paced, a
+		 * message may fall due on any connection with a free slot. */
+		if (n == 0 || w->interval_ns)
 			for (i = 0; i < w->nconns; i++) {
 				struct sb_conn *c = &w->conns[i];
 
-				if (c->state == SB_ST_READY && c->inflight == 0) {
+				if (c->state == SB_ST_READY &&
+				    (c->inflight == 0 || (w->interval_ns && c->nfree > 0))) {
 					refill(c, now);
 					if (c->state != SB_ST_DONE)
 						flush_out(c);
@@ -777,11 +905,17 @@ int main(int argc, char **argv)
 		{ "host", required_argument, NULL, 'H' },
 		{ "json", no_argument, NULL, 'J' },
 		{ "max-time", required_argument, NULL, 'T' },
+		{ "chain", required_argument, NULL, 'C' },
+		{ "host-variants", required_argument, NULL, 'V' },
+		{ "rate", required_argument, NULL, 'r' },
+		{ "max-frame", required_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct sb_opts o = { .conns = 1, .pipeline = 1, .workers = 1, .duration = 5 };
+	struct sb_opts o = { .conns = 1, .pipeline = 1, .workers = 1, .duration = 5,
+	                     .max_frame = SB_MAX_FRAME };
 	static struct bench_cert certs[BENCH_MAX_CERTS];
+	struct bench_cert chain = { 0 };
 	size_t ncerts = 0, i;
 	struct sb_payload *payloads;
 	struct sb_worker *workers;
@@ -795,7 +929,7 @@ int main(int argc, char **argv)
 	unsigned int u, cbase, w;
 
 	signal(SIGPIPE, SIG_IGN);
-	while ((ch = getopt_long(argc, argv, "a:c:p:w:n:d:k:qh", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "a:c:p:w:n:d:k:r:qh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'a': o.addr = optarg; break;
 		case 'c':
@@ -834,6 +968,24 @@ int main(int argc, char **argv)
 			if (bench_certs_add(optarg, certs, &ncerts) != 0)
 				return 2;
 			break;
+		case 'C':
+			if (chain.leaf != NULL || bench_cert_load(optarg, &chain) != 0)
+				goto bad;
+			break;
+		case 'V':
+			if (parse_uint(optarg, 1, SB_MAX_VARIANTS, &o.host_variants) != 0)
+				goto bad;
+			break;
+		case 'r':
+			o.rate = strtod(optarg, NULL);
+			if (!(o.rate > 0 && o.rate <= 1e7))
+				goto bad;
+			break;
+		case 'F':
+			if (parse_uint(optarg, SPOP_MIN_FRAME_SIZE, SB_MAX_FRAME_OPT,
+			               &o.max_frame) != 0)
+				goto bad;
+			break;
 		case 'S': o.sni = optarg; break;
 		case 'H': o.host = optarg; break;
 		case 'J': o.json = 1; break;
@@ -853,6 +1005,19 @@ int main(int argc, char **argv)
 	if (o.max_time == 0)
 		o.max_time = o.total ? 60 : o.duration + 10;
 
+	/* --chain: the whole file (its first certificate included) is the
+	 * chain of every certificate that came without one. */
+	if (chain.leaf != NULL)
+		for (i = 0; i < ncerts; i++) {
+			if (certs[i].chain_len > 0)
+				continue;
+			if (bench_append(&certs[i].chain, &certs[i].chain_len, chain.leaf,
+			                 chain.leaf_len) != 0 ||
+			    (chain.chain_len > 0 &&
+			     bench_append(&certs[i].chain, &certs[i].chain_len, chain.chain,
+			                  chain.chain_len) != 0))
+				return 1;
+		}
 	payloads = calloc(ncerts, sizeof(*payloads));
 	workers = calloc(o.workers, sizeof(*workers));
 	conns = calloc(o.conns, sizeof(*conns));
@@ -881,6 +1046,12 @@ int main(int argc, char **argv)
 		wk->start_ns = start;
 		wk->stop_send_ns = start + (uint64_t)(o.duration * 1e9);
 		wk->hard_ns = start + (uint64_t)(o.max_time * 1e9);
+		if (o.rate > 0) {
+			wk->interval_ns = (uint64_t)(1e9 * o.workers / o.rate);
+			if (wk->interval_ns == 0)
+				wk->interval_ns = 1;
+			wk->next_send_ns = start;
+		}
 		if (o.total == 0 && wk->hard_ns > wk->stop_send_ns + SB_DRAIN_NS)
 			wk->hard_ns = wk->stop_send_ns + SB_DRAIN_NS;
 	}
@@ -977,6 +1148,7 @@ int main(int argc, char **argv)
 		bench_cert_free(&certs[i]);
 		free(payloads[i].data);
 	}
+	bench_cert_free(&chain);
 	free(payloads);
 	free(workers);
 	free(conns);

@@ -73,6 +73,38 @@ else
 	not_ok "spop-bench -d 1 takes about a second ($ms ms)"
 fi
 
+# The trust-benchmark options. --host-variants: 128 messages, spellings
+# 0..63 twice (case patterns, ports 1..63 in the Host, the SNI in the
+# same case): every one names api.example.com, so every answer is ok.
+jfield() { tail -n 1 "$1" | python3 -c "import json,sys; j=json.load(sys.stdin); print($2)" 2>&1; }
+timeout 15 "$BENCH_BIN" -a "127.0.0.1:$T_AGENT_PORT" -c 1 -p 4 -n 128 --host-variants 64 \
+	-k "$T_PKI/a-valid.pem" --sni api.example.com --host api.example.com --json \
+	>"$T_WORK/var.out" 2>&1
+check_eq "spop-bench --host-variants exits 0" "$?" 0
+check_eq "128 spellings of the Host: 128 x result ok" \
+	"$(jfield "$T_WORK/var.out" 'j["answered"], j["results"]["ok"]')" "128 128"
+# --chain: the leaf alone, its chain from another file; --max-frame: a
+# larger announced frame is negotiated down to the agent's.
+timeout 15 "$BENCH_BIN" -a "127.0.0.1:$T_AGENT_PORT" -n 10 --max-frame 65536 \
+	-k "$T_PKI/a-valid.crt" --chain "$T_PKI/tenant-a-intermediate.pem" \
+	--sni api.example.com --host api.example.com --json >"$T_WORK/chain.out" 2>&1
+check_eq "spop-bench --chain --max-frame exits 0" "$?" 0
+check_eq "leaf + --chain: 10 x result ok" "$(jfield "$T_WORK/chain.out" 'j["results"]["ok"]')" 10
+timeout 5 "$BENCH_BIN" -a "127.0.0.1:$T_AGENT_PORT" -n 1 --max-frame 100 \
+	-k "$T_PKI/a-valid.pem" >/dev/null 2>&1
+check_eq "spop-bench --max-frame below 256 is a usage error" "$?" 2
+# --rate: 200 messages/s for a second, one in flight.
+timeout 15 "$BENCH_BIN" -a "127.0.0.1:$T_AGENT_PORT" -c 1 -p 1 -r 200 -d 1 \
+	-k "$T_PKI/a-valid.pem" --sni api.example.com --host api.example.com --json \
+	>"$T_WORK/rate.out" 2>&1
+check_eq "spop-bench -r 200 -d 1 exits 0" "$?" 0
+sent=$(jfield "$T_WORK/rate.out" 'j["sent"]')
+if [ "$sent" -ge 150 ] 2>/dev/null && [ "$sent" -le 210 ]; then
+	ok "spop-bench -r 200 -d 1 sends about 200 messages ($sent)"
+else
+	not_ok "spop-bench -r 200 -d 1 sends about 200 messages ($sent)"
+fi
+
 # Errors are errors: nothing listens on this port.
 dead=$(t_free_port)
 timeout 15 "$BENCH_BIN" -a "127.0.0.1:$dead" -n 10 -k "$T_PKI/a-valid.pem" --json \
