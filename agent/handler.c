@@ -205,8 +205,9 @@ struct handler_job {
 	struct host_policy *policy;     /* reference */
 	struct verdict v;               /* from verdict_select() */
 	struct cache_key key;           /* views into bytes */
-	uint64_t hash;
+	uint64_t hash;                  /* in the submitting worker's cache */
 	int64_t now_ms;
+	unsigned int ttl_ms;            /* 0: no cache, so no sharing either */
 	uint8_t *bytes;                 /* certificate, then chain */
 };
 
@@ -273,6 +274,7 @@ static int answer(const struct handler_env *env, const struct spop_frame *f,
 			j->key.chain = k.chain_len > 0 ? j->bytes + k.cert_len : NULL;
 			j->hash = hash;
 			j->now_ms = now_ms;
+			j->ttl_ms = env->cache != NULL ? env->cache_ttl_ms : 0;
 			if (env->submit(env->submit_ctx, j) == 0)
 				return 1;
 			j->policy = NULL;
@@ -327,6 +329,46 @@ int handler_job_finish(const struct handler_env *env, struct handler_job *j,
 		w->p = aw.p;
 	}
 	return spop_frame_end(w, start, max_frame);
+}
+
+int handler_job_key(const struct handler_job *j, uint64_t *id,
+                    const uint8_t **bytes, size_t *len)
+{
+	*id = j->key.id;
+	*bytes = j->bytes;
+	*len = j->key.cert_len + j->key.chain_len;
+	return j->ttl_ms > 0;
+}
+
+int64_t handler_job_expires(const struct handler_job *j)
+{
+	return handler_cache_until(&j->v.trust, j->now_ms, j->ttl_ms);
+}
+
+void handler_job_adopt(struct handler_job *dst, const struct handler_job *src)
+{
+	dst->v.trust = src->v.trust;
+}
+
+struct handler_job *handler_job_clone(const struct handler_job *j)
+{
+	struct handler_job *c = malloc(sizeof(*c));
+	size_t n = j->key.cert_len + j->key.chain_len;
+
+	if (c == NULL)
+		return NULL;
+	*c = *j;
+	c->bytes = malloc(n > 0 ? n : 1);
+	if (c->bytes == NULL) {
+		free(c);
+		return NULL;
+	}
+	memcpy(c->bytes, j->bytes, n);
+	c->key.cert = c->bytes;
+	c->key.chain = j->key.chain_len > 0 ? c->bytes + j->key.cert_len : NULL;
+	/* The result's `ca` names live in the policy's CAs: keep them. */
+	c->policy = host_policy_ref(j->policy);
+	return c;
 }
 
 void handler_job_free(struct handler_job *j)

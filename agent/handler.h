@@ -84,6 +84,24 @@ HANDLER_WUR int handler_job_finish(const struct handler_env *env,
 
 void handler_job_free(struct handler_job *j);
 
+/* What a job verifies, for sharing one verification between equal jobs
+ * (vpool.c): the trust policy id and the certificate + chain bytes.
+ * Returns 0 when the job must not be shared (the cache is disabled:
+ * every request is verified). */
+int handler_job_key(const struct handler_job *j, uint64_t *id,
+                    const uint8_t **bytes, size_t *len);
+
+/* Until when (unix ms) the job's result may answer equal requests: the
+ * cache rule (TTL, validity bounds, CRL updates); 0 for never. */
+int64_t handler_job_expires(const struct handler_job *j);
+
+/* Give `dst` the trust result of `src` (an equal job that ran). */
+void handler_job_adopt(struct handler_job *dst, const struct handler_job *src);
+
+/* A copy of a finished job that keeps its result (and what the result
+ * borrows) alive, or NULL when out of memory. */
+struct handler_job *handler_job_clone(const struct handler_job *j);
+
 /* How long the trust result `t` may be reused, as an absolute time in
  * unix milliseconds: the earliest of now + ttl and the moment the result
  * could change (validity bounds, CRL updates). 0 when it must not be

@@ -1,29 +1,219 @@
 /*
  * vpool.c - a fixed set of verify threads over one bounded FIFO queue
- * (a ring under a mutex, a condition variable to sleep on).
+ * (a ring under a mutex, a condition variable to sleep on), and the
+ * flights that make equal verifications run once.
+ *
+ * A flight is one verification key (trust policy id, certificate and
+ * chain bytes). While its job is queued or running, equal jobs submitted
+ * by any worker attach to it as followers instead of being queued; when
+ * it finishes, they get its result. The result is then kept (a copy of
+ * the job) until its cache expiry, at most VPOOL_RETAIN entries, so that
+ * a worker whose own cache has not seen the certificate yet adopts it
+ * instead of verifying again: per-worker caches are not shared, this
+ * table is. Everything here is under the pool's one mutex, taken only on
+ * cache misses.
  */
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+#include <openssl/rand.h>
 
 #include "handler.h"
 #include "vpool.h"
+
+/* Results kept after their verification, and the hash table size. */
+#define VPOOL_RETAIN 1024
+#define VPOOL_BUCKETS 4096
+/* Verify threads run at a lower priority than the worker loops: under a
+ * flood of uncached verifications the cached answers keep their CPU
+ * (nice 10 weighs about a tenth of nice 0 under CFS), and a verify thread
+ * still runs whenever a core would otherwise idle. */
+#define VPOOL_NICE 10
 
 struct vpool_item {
 	struct handler_job *job;
 	vpool_done_fn done;
 	void *ctx;
+	struct vpool_item *next;        /* followers of the same flight */
+};
+
+struct flight {
+	uint64_t hash, id;
+	const uint8_t *bytes;           /* the leader's (or the kept copy's) */
+	size_t len;
+	struct vpool_item leader;
+	struct vpool_item *followers;
+	struct handler_job *result;     /* once done: the kept copy */
+	int64_t expires;                /* unix ms, once done */
+	struct flight *next;            /* hash chain */
+	struct flight *older, *newer;   /* done flights, oldest first */
 };
 
 struct vpool {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct vpool_item *ring;
+	struct flight **ring;           /* queued flights */
 	size_t cap, head, len;
 	int stopping;
 	int nthreads;
+	uint64_t seed;
+	struct flight *buckets[VPOOL_BUCKETS];
+	struct flight *oldest, *newest; /* done flights */
+	size_t ndone;
 	pthread_t threads[VPOOL_MAX_THREADS];
 };
+
+static int64_t vpool_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Seeded multiply-xorshift, 8 bytes at a time (as cache.c): the seed is
+ * secret, so clients cannot aim keys at one chain. */
+static uint64_t vpool_mix(uint64_t h, uint64_t v)
+{
+	h ^= v;
+	h *= 0xff51afd7ed558ccdULL;
+	return h ^ (h >> 32);
+}
+
+static uint64_t vpool_hash(const struct vpool *p, uint64_t id,
+                           const uint8_t *b, size_t n)
+{
+	uint64_t h = vpool_mix(vpool_mix(p->seed, id), (uint64_t)n), v;
+
+	for (; n >= 8; b += 8, n -= 8) {
+		memcpy(&v, b, 8);
+		h = vpool_mix(h, v);
+	}
+	if (n > 0) {
+		v = 0;
+		memcpy(&v, b, n);
+		h = vpool_mix(h, v);
+	}
+	return h;
+}
+
+static struct flight **vpool_slot(struct vpool *p, uint64_t hash, uint64_t id,
+                                  const uint8_t *b, size_t n)
+{
+	struct flight **fp = &p->buckets[hash % VPOOL_BUCKETS];
+
+	for (; *fp != NULL; fp = &(*fp)->next) {
+		struct flight *f = *fp;
+
+		if (f->hash == hash && f->id == id && f->len == n &&
+		    memcmp(f->bytes, b, n) == 0)
+			break;
+	}
+	return fp;
+}
+
+/* Take a flight out of the table (and of the done list if it is there). */
+static void vpool_unlink(struct vpool *p, struct flight *f)
+{
+	struct flight **fp = vpool_slot(p, f->hash, f->id, f->bytes, f->len);
+
+	if (*fp == f)
+		*fp = f->next;
+	if (f->result != NULL) {
+		if (f->older)
+			f->older->newer = f->newer;
+		else
+			p->oldest = f->newer;
+		if (f->newer)
+			f->newer->older = f->older;
+		else
+			p->newest = f->older;
+		p->ndone--;
+	}
+}
+
+static void vpool_drop(struct vpool *p, struct flight *f)
+{
+	vpool_unlink(p, f);
+	handler_job_free(f->result);
+	free(f);
+}
+
+/* A verify thread finished the leader of `f`: hand the result to the
+ * followers and keep a copy if it may answer later requests. Returns the
+ * followers to complete (outside the lock). */
+static struct vpool_item *vpool_land(struct vpool *p, struct flight *f,
+                                     int shareable)
+{
+	struct vpool_item *fl = f->followers;
+	int64_t expires = shareable ? handler_job_expires(f->leader.job) : 0;
+	struct handler_job *copy = NULL;
+
+	for (struct vpool_item *it = fl; it != NULL; it = it->next)
+		handler_job_adopt(it->job, f->leader.job);
+	f->followers = NULL;
+	if (expires > vpool_now_ms())
+		copy = handler_job_clone(f->leader.job);
+	if (copy == NULL) {
+		vpool_unlink(p, f);
+		free(f);
+		return fl;
+	}
+	f->result = copy;
+	f->expires = expires;
+	{
+		uint64_t id;
+		const uint8_t *b;
+		size_t n;
+
+		(void)handler_job_key(copy, &id, &b, &n);
+		f->bytes = b;   /* the leader's bytes go with it */
+	}
+	f->older = p->newest;
+	f->newer = NULL;
+	if (p->newest)
+		p->newest->newer = f;
+	else
+		p->oldest = f;
+	p->newest = f;
+	if (++p->ndone > VPOOL_RETAIN)
+		vpool_drop(p, p->oldest);
+	return fl;
+}
+
+static void vpool_run(struct vpool *p, struct flight *f, int stopping)
+{
+	struct vpool_item lead = f->leader, *fl, *next;
+	uint64_t id;
+	const uint8_t *b;
+	size_t n;
+	int shareable = handler_job_key(lead.job, &id, &b, &n);
+
+	/* At stop the connections are gone: hand jobs back unrun. */
+	if (!stopping)
+		handler_job_run(lead.job);
+	pthread_mutex_lock(&p->lock);
+	if (shareable && !stopping) {
+		fl = vpool_land(p, f, shareable);
+	} else {
+		fl = f->followers;
+		if (shareable)
+			vpool_unlink(p, f);
+		free(f);
+	}
+	pthread_mutex_unlock(&p->lock);
+	lead.done(lead.ctx, lead.job);
+	for (; fl != NULL; fl = next) {
+		next = fl->next;
+		fl->done(fl->ctx, fl->job);
+		free(fl);
+	}
+}
 
 static void *vpool_main(void *arg)
 {
@@ -33,8 +223,11 @@ static void *vpool_main(void *arg)
 	/* Signals are the acceptor's business. */
 	sigfillset(&set);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	/* Per thread on Linux (the "process" of setpriority is the thread);
+	 * a failure only leaves the default priority. */
+	(void)setpriority(PRIO_PROCESS, (id_t)gettid(), VPOOL_NICE);
 	for (;;) {
-		struct vpool_item it;
+		struct flight *f;
 		int stopping;
 
 		pthread_mutex_lock(&p->lock);
@@ -44,15 +237,12 @@ static void *vpool_main(void *arg)
 			pthread_mutex_unlock(&p->lock);
 			return NULL;
 		}
-		it = p->ring[p->head];
+		f = p->ring[p->head];
 		p->head = (p->head + 1) % p->cap;
 		p->len--;
 		stopping = p->stopping;
 		pthread_mutex_unlock(&p->lock);
-		/* At stop the connections are gone: hand jobs back unrun. */
-		if (!stopping)
-			handler_job_run(it.job);
-		it.done(it.ctx, it.job);
+		vpool_run(p, f, stopping);
 	}
 }
 
@@ -68,7 +258,9 @@ struct vpool *vpool_new(int threads, size_t queue)
 		return NULL;
 	p->ring = calloc(queue, sizeof(*p->ring));
 	p->cap = queue;
-	if (p->ring == NULL || pthread_mutex_init(&p->lock, NULL) != 0) {
+	if (p->ring == NULL ||
+	    RAND_bytes((unsigned char *)&p->seed, sizeof(p->seed)) != 1 ||
+	    pthread_mutex_init(&p->lock, NULL) != 0) {
 		free(p->ring);
 		free(p);
 		return NULL;
@@ -89,20 +281,78 @@ struct vpool *vpool_new(int threads, size_t queue)
 	return p;
 }
 
+/* Attach `job` to the flight `f` (queued, running, or done). Returns 1
+ * when the job is complete at once (a kept result): the caller calls
+ * done() outside the lock. */
+static int vpool_join(struct flight *f, struct handler_job *job,
+                      vpool_done_fn done, void *ctx, int *oom)
+{
+	struct vpool_item *it;
+
+	*oom = 0;
+	if (f->result != NULL) {
+		handler_job_adopt(job, f->result);
+		return 1;
+	}
+	it = malloc(sizeof(*it));
+	if (it == NULL) {
+		*oom = 1;
+		return 0;
+	}
+	*it = (struct vpool_item){ job, done, ctx, f->followers };
+	f->followers = it;
+	return 0;
+}
+
 int vpool_submit(struct vpool *p, struct handler_job *job, vpool_done_fn done,
                  void *ctx)
 {
+	uint64_t id, hash = 0;
+	const uint8_t *b;
+	size_t n;
+	int shareable = handler_job_key(job, &id, &b, &n), now_done = 0, oom;
+	struct flight **fp = NULL, *f;
 	int rc = -1;
 
 	pthread_mutex_lock(&p->lock);
-	if (!p->stopping && p->len < p->cap) {
-		p->ring[(p->head + p->len) % p->cap] =
-			(struct vpool_item){ job, done, ctx };
-		p->len++;
-		rc = 0;
-		pthread_cond_signal(&p->cond);
+	if (p->stopping)
+		goto out;
+	if (shareable) {
+		hash = vpool_hash(p, id, b, n);
+		fp = vpool_slot(p, hash, id, b, n);
+		f = *fp;
+		if (f != NULL && f->result != NULL &&
+		    f->expires <= vpool_now_ms()) {
+			vpool_drop(p, f);
+			fp = vpool_slot(p, hash, id, b, n);
+			f = NULL;
+		}
+		if (f != NULL) {
+			now_done = vpool_join(f, job, done, ctx, &oom);
+			rc = oom ? -1 : 0;
+			goto out;
+		}
 	}
+	if (p->len >= p->cap)
+		goto out;
+	f = calloc(1, sizeof(*f));
+	if (f == NULL)
+		goto out;
+	f->hash = hash;
+	f->id = id;
+	f->bytes = b;
+	f->len = n;
+	f->leader = (struct vpool_item){ job, done, ctx, NULL };
+	if (shareable)
+		*fp = f;
+	p->ring[(p->head + p->len) % p->cap] = f;
+	p->len++;
+	rc = 0;
+	pthread_cond_signal(&p->cond);
+out:
 	pthread_mutex_unlock(&p->lock);
+	if (now_done)
+		done(ctx, job);
 	return rc;
 }
 
@@ -126,6 +376,8 @@ void vpool_free(struct vpool *p)
 	pthread_mutex_unlock(&p->lock);
 	for (int i = 0; i < p->nthreads; i++)
 		pthread_join(p->threads[i], NULL);
+	while (p->oldest != NULL)
+		vpool_drop(p, p->oldest);
 	pthread_cond_destroy(&p->cond);
 	pthread_mutex_destroy(&p->lock);
 	free(p->ring);

@@ -156,6 +156,40 @@ def main():
                "frames: %r, end: %s" % ([f.name for f in frames][-3:], how))
         ag2.proc.wait(10)
         tap.ok(ag2.proc.returncode == 0, "SIGTERM: clean exit")
+
+        # Many equal requests at once, spread over two workers and many
+        # spellings of the host: one verification. The verify pool lets
+        # a request join the verification of an equal one in flight, or
+        # take its kept result, instead of verifying again.
+        conf2 = conf.replace("verify-threads = 1", "verify-threads = 2")
+        ag3 = A.Agent(d, config=conf2, threads=2, name="agent3").start()
+        agents.append(ag3)
+        conns = [S.Client(ag3.addr) for _ in range(4)]
+        for cl in conns:
+            cl.hello()
+        fresh = leaves[N_UNCACHED + 19]
+        for k, cl in enumerate(conns):
+            cl.send(b"".join(S.notify_frame(1000 + i, 1, [
+                S.check_cert_message(cert=fresh, chain=None,
+                                     sni="api.example.com",
+                                     host="API.example.com:%d" % (k * 100 + i + 1))])
+                for i in range(100)))
+        got = []
+        for cl in conns:
+            acks, _ = read_acks(cl, 100)
+            got += acks
+            cl.close()
+        ag3.proc.send_signal(signal.SIGTERM)
+        ag3.proc.wait(10)
+        m = [line for line in ag3.log().splitlines()
+             if "full trust verifications since the start" in line]
+        n = int(m[-1].split("] ", 1)[1].split()[0]) if m else -1
+        tap.ok(len(got) == 400 and all(res(a) == "ok" for a in got),
+               "400 equal requests at once over 4 connections: all ok "
+               "(%d answered)" % len(got))
+        tap.ok(n == 1, "400 equal requests at once, 2 workers, 400 host "
+               "spellings: exactly 1 full verification (%d)" % n,
+               "\n".join(m))
         for a in agents:
             errs = a.sanitizer_errors()
             tap.ok(not errs, "%s: no sanitizer report" % a.name,
