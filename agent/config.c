@@ -600,7 +600,7 @@ static int cfg_once(struct load_ctx *c, unsigned int bit, const char *key)
 
 /* [agent] keys that may appear once, in the order of their seen bits. */
 static const char *const agent_once_keys[] = {
-	"threads", "verify-threads", "max-frame-size", "idle-timeout",
+	"threads", "verify-threads", "verify-nice", "max-frame-size", "idle-timeout",
 	"log-level", "max-connections", "max-output", "cache-entries",
 	"cache-ttl", "log-format", "watch", "metrics-policy-label",
 };

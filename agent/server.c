@@ -1143,7 +1143,7 @@ int server_run(const struct server_opts *o, struct config *cfg)
 
 		/* Uncached verifications run here, never on a worker loop. */
 		vpool = vpool_new(nv > VPOOL_MAX_THREADS ? VPOOL_MAX_THREADS : nv,
-		                  4096);
+		                  4096, s.settings.verify_nice);
 		if (vpool == NULL) {
 			log_error("cannot start the verify threads");
 			goto out;

@@ -169,6 +169,7 @@ void config_agent_defaults(struct agent_settings *s)
 	s->max_output_bytes = 256 * 1024;
 	s->cache_entries = 10000;
 	s->cache_ttl_ms = 60000;
+	s->verify_nice = 10;
 	s->watch = 1;
 }
 
@@ -192,6 +193,12 @@ int settings_set_agent(struct agent_settings *a, const char *key,
 			a->threads = (int)u;
 		else
 			a->verify_threads = (int)u;
+	} else if (strcmp(key, "verify-nice") == 0) {
+		if (settings_parse_uint(v, 19, &u) == -1) {
+			snprintf(why, whylen, "bad verify-nice \"%s\" (0..19)", v);
+			return -1;
+		}
+		a->verify_nice = (int)u;
 	} else if (strcmp(key, "max-frame-size") == 0) {
 		if (settings_parse_uint(v, 1048576, &u) == -1 ||
 		    u < SPOP_MIN_FRAME_SIZE) {

@@ -33,6 +33,7 @@ struct agent_settings {
 	size_t n_listen;
 	int threads;                        /* 0: number of CPUs */
 	int verify_threads;                 /* 0: number of CPUs */
+	int verify_nice;                    /* nice of the verify threads, default 10 */
 	uint32_t max_frame_size;            /* default SPOP_DEFAULT_FRAME_SIZE */
 	unsigned int idle_timeout_ms;       /* default 30000 */
 	int log_level;                      /* enum log_level, default INFO */

@@ -29,11 +29,6 @@
 /* Results kept after their verification, and the hash table size. */
 #define VPOOL_RETAIN 1024
 #define VPOOL_BUCKETS 4096
-/* Verify threads run at a lower priority than the worker loops: under a
- * flood of uncached verifications the cached answers keep their CPU
- * (nice 10 weighs about a tenth of nice 0 under CFS), and a verify thread
- * still runs whenever a core would otherwise idle. */
-#define VPOOL_NICE 10
 
 struct vpool_item {
 	struct handler_job *job;
@@ -61,6 +56,7 @@ struct vpool {
 	size_t cap, head, len;
 	int stopping;
 	int nthreads;
+	int nice;
 	uint64_t seed;
 	struct flight *buckets[VPOOL_BUCKETS];
 	struct flight *oldest, *newest; /* done flights */
@@ -223,9 +219,16 @@ static void *vpool_main(void *arg)
 	/* Signals are the acceptor's business. */
 	sigfillset(&set);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	/* Per thread on Linux (the "process" of setpriority is the thread);
-	 * a failure only leaves the default priority. */
-	(void)setpriority(PRIO_PROCESS, (id_t)gettid(), VPOOL_NICE);
+	/* Verify threads run at a lower priority than the worker loops
+	 * (verify-nice, default 10): under a flood of uncached verifications
+	 * the cached answers keep their CPU (nice 10 weighs about a tenth of
+	 * nice 0 under CFS), and a verify thread still runs whenever a core
+	 * would otherwise idle. The price: against other busy processes (a
+	 * busy HAProxy) verifications get that smaller share too. Per thread
+	 * on Linux (the "process" of setpriority is the thread); a failure
+	 * only leaves the default priority. */
+	if (p->nice > 0)
+		(void)setpriority(PRIO_PROCESS, (id_t)gettid(), p->nice);
 	for (;;) {
 		struct flight *f;
 		int stopping;
@@ -246,7 +249,7 @@ static void *vpool_main(void *arg)
 	}
 }
 
-struct vpool *vpool_new(int threads, size_t queue)
+struct vpool *vpool_new(int threads, size_t queue, int nice)
 {
 	struct vpool *p;
 
@@ -258,6 +261,7 @@ struct vpool *vpool_new(int threads, size_t queue)
 		return NULL;
 	p->ring = calloc(queue, sizeof(*p->ring));
 	p->cap = queue;
+	p->nice = nice;
 	if (p->ring == NULL ||
 	    RAND_bytes((unsigned char *)&p->seed, sizeof(p->seed)) != 1 ||
 	    pthread_mutex_init(&p->lock, NULL) != 0) {

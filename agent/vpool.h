@@ -25,8 +25,8 @@ struct vpool;
 typedef void (*vpool_done_fn)(void *ctx, struct handler_job *job);
 
 /* Start `threads` threads (1..VPOOL_MAX_THREADS) with a queue of at most
- * `queue` jobs. NULL on failure. */
-VPOOL_WUR struct vpool *vpool_new(int threads, size_t queue);
+ * `queue` jobs, running at nice `nice` (0..19). NULL on failure. */
+VPOOL_WUR struct vpool *vpool_new(int threads, size_t queue, int nice);
 
 /* Queue a job; done(ctx, job) runs on a pool thread once it has been
  * verified. Returns 0, or -1 when the queue is full or the pool stops

@@ -67,7 +67,9 @@ PKI=$WORK/pki
 cp haproxy-conf/mtls-spoa.conf "$PKI/cached.conf"
 # Cache disabled: with one verify thread (against the one-thread raw
 # loop), and with the default pool (one verify thread per CPU).
-sed 's/^\[agent\]$/[agent]\ncache-entries = 0\nverify-threads = 1/' haproxy-conf/mtls-spoa.conf >"$PKI/nocache.conf"
+# One verify thread at the raw loop's priority (nice 0): the ratio is the
+# agent's overhead, not the scheduler's share (README: verify-nice).
+sed 's/^\[agent\]$/[agent]\ncache-entries = 0\nverify-threads = 1\nverify-nice = 0/' haproxy-conf/mtls-spoa.conf >"$PKI/nocache.conf"
 grep -q '^verify-threads = 1' "$PKI/nocache.conf" || die "could not disable the cache"
 sed 's/^\[agent\]$/[agent]\ncache-entries = 0/' haproxy-conf/mtls-spoa.conf >"$PKI/nocache-pool.conf"
 grep -q '^cache-entries = 0' "$PKI/nocache-pool.conf" || die "could not disable the cache"

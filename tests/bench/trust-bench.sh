@@ -252,10 +252,11 @@ run "$BIN/chain-gen" "$KEYS" "$LEAVES" "$FL" >/dev/null
 CHAINGEN_S=$(calc "%.1f" "($(now_ms) - $t0) / 1000")
 CHAIN_BYTES=$(openssl crl2pkcs7 -nocrl -certfile "$FL/chain.pem" -outform DER 2>/dev/null | wc -c)
 LEAF_BYTES=$(stat -c %s "$FL/leaves/leaf-00000.der")
-flood_conf() { # flood_conf FILE VERIFY_THREADS ("" for the default)
+flood_conf() { # flood_conf FILE VERIFY_THREADS ("" for the default) [VERIFY_NICE]
 	{
 		printf '[agent]\nlog-level = info\nmax-frame-size = %s\n' "$FLOOD_FRAME"
 		[ -n "$2" ] && printf 'verify-threads = %s\n' "$2"
+		[ -n "${3:-}" ] && printf 'verify-nice = %s\n' "$3"
 		printf '\n[ca tenant-a]\nfile = %s\ncrl = %s\n\n' "$PKI/tenant-a-ca.pem" "$PKI/tenant-a.crl"
 		printf '[host api.example.com]\nca = tenant-a\nmode = enforce\n\n'
 		printf '[ca flood]\nfile = %s\n\n' "$FL/root.pem"
@@ -286,28 +287,20 @@ busiest_threads() {
 	done | sort -k2 -n -r | head -n "$2" | cut -d' ' -f1
 }
 
-# flood_run NAME VERIFY_THREADS [sched|idle]: the flood in the background
+# flood_run NAME VERIFY_THREADS [sched|nice0]: the flood in the background
 # for the probe's duration plus two seconds, the probe; then the agent's
 # count. sched: `perf sched` records 2 s of the probe (scheduling delays
-# of the agent's threads in $WORK/NAME.sched.txt); idle: the busiest
-# threads (the verify threads) are put in SCHED_IDLE from outside with
-# chrt once the flood runs: what the agent could do to its own pool.
+# of the agent's threads in $WORK/NAME.sched.txt); nice0: the verify
+# threads at the workers' priority (verify-nice = 0, not the default 10).
 flood_run() {
 	local name=$1 perf_pid='' tid n
-	flood_conf "$FL/$name.conf" "$2"
+	flood_conf "$FL/$name.conf" "$2" "$([ "${3:-}" = nice0 ] && echo 0)"
 	start_agent "$FL/$name.conf" 1
 	record "$BIN/spop-bench" -a "127.0.0.1:\$PORT" -d $((SECS + 2)) "${FLOOD_ARGS[@]}" --json "&"
 	"$BIN/spop-bench" -a "127.0.0.1:$APORT" -d $((SECS + 2)) "${FLOOD_ARGS[@]}" --json \
 		>"$WORK/$name-flood.txt" 2>&1 &
 	FLOOD_PID=$!
 	sleep 1
-	if [ "${3:-}" = idle ]; then
-		n=${2:-$(nproc)}
-		for tid in $(busiest_threads "$APID" "$n"); do
-			chrt -i -p 0 "$tid"
-		done
-		record chrt -i -p 0 "(the $n busiest threads of the agent: its verify threads)"
-	fi
 	if [ "${3:-}" = sched ] && command -v perf >/dev/null; then
 		perf sched record -a -o "$WORK/$name.sched" -- sleep 2 >/dev/null 2>&1 &
 		perf_pid=$!
@@ -352,7 +345,7 @@ FLOOD_RUNS="default 1"
 for v in $FLOOD_RUNS; do
 	case $v in default) flood_run flood-default "" sched ;; *) flood_run "flood-vt$v" "$v" ;; esac
 done
-flood_run flood-idle "" idle
+flood_run flood-nice0 "" nice0
 SCHED_TXT=$(cat "$WORK/flood-default.sched.txt" 2>/dev/null || echo "(perf not available)")
 p99() { jget "$WORK/$1.json" .latency_us.p99; }
 P99_DEFAULT=$(p99 flood-default-probe)
@@ -555,16 +548,15 @@ worker thread** (\`-t 1\`). verify-threads: default = $NPROC (the CPUs).
 $(probe_row "probe alone" probe-alone "" "")
 $(probe_row "probe + flood, verify-threads default ($NPROC)" flood-default-probe flood-default-flood "$WORK/flood-default.verifs")
 $(for v in $FLOOD_RUNS; do [ "$v" = default ] || probe_row "probe + flood, verify-threads = $v" "flood-vt$v-probe" "flood-vt$v-flood" "$WORK/flood-vt$v.verifs"; done)
-$(probe_row "probe + flood, default verify threads put in SCHED_IDLE (\`chrt -i\`, from outside)" flood-idle-probe flood-idle-flood "$WORK/flood-idle.verifs")
+$(probe_row "probe + flood, verify-threads default, verify-nice = 0 (the workers' priority)" flood-nice0-probe flood-nice0-flood "$WORK/flood-nice0.verifs")
 
 Target: probe p99 with the flood ≤ 2 ms: **${P99_MS} ms** with the default
 verify threads ($(met "$P99_DEFAULT" "<=" 2000)). The agent's count of
 full verifications against the flood's answers shows the flood was
 uncached (its keys are over the cache's 16 KiB limit in any case).
-The SCHED_IDLE row is an experiment, not a setting: the agent's verify
-threads run at the same priority as its worker; that row shows what
-lowering theirs (\`sched_setscheduler(SCHED_IDLE)\` or a high nice value
-in each verify thread) would do to the cached answers.
+The verify threads run at nice 10 by default (\`verify-nice\`), below the
+worker; the verify-nice = 0 row shows the same flood with them at the
+worker's priority: the cost to cached answers that the default avoids.
 
 Scheduling of the default run, 2 s of the probe (\`perf sched latency
 -p\`, the agent's threads and the two spop-bench processes: runtime,
