@@ -128,7 +128,16 @@ struct cached_head {
 	const char *ca;         /* lives as long as the trust policy, and the
 	                           entry is only found under that policy's id */
 	uint8_t has_cert_info;
+	uint32_t ends[DETAIL_COUNT]; /* verdict_encode_cert() levels */
 };
+
+/* The largest detail encoding is less than the text of a whole trust
+ * result plus, per variable, the action header, name and varints: every
+ * result fits an entry, none is left uncached for its size. */
+#define HANDLER_CERT_VARS 19
+_Static_assert(sizeof(struct cached_head) + sizeof(struct trust_result) +
+               HANDLER_CERT_VARS * 32 <= CACHE_MAX_VALUE,
+               "CACHE_MAX_VALUE must hold any encoded trust result");
 
 
 static void cache_store(const struct handler_env *env,
@@ -141,44 +150,49 @@ static void cache_store(const struct handler_env *env,
 	};
 	struct spop_wr w;
 	uint8_t buf[CACHE_MAX_VALUE];
+	size_t ends[DETAIL_COUNT];
 
 	if (env->cache == NULL)
 		return;
-	memcpy(buf, &h, sizeof(h));
 	spop_wr_init(&w, buf + sizeof(h), sizeof(buf) - sizeof(h));
-	verdict_encode_cert(t, &w);
+	verdict_encode_cert(t, &w, DETAIL_ALL, ends);
 	if (w.err)
-		return;  /* too long to keep: the next request verifies again */
+		return;  /* cannot happen (see the assertion above) */
+	for (int i = 0; i < DETAIL_COUNT; i++)
+		h.ends[i] = (uint32_t)ends[i];
+	memcpy(buf, &h, sizeof(h));
 	cache_put(env->cache, hash, k,
 	          handler_cache_until(t, now_ms, env->cache_ttl_ms),
 	          buf, (size_t)(w.p - buf));
 }
 
 /* Encode the ACK payload for `v` into w at the richest level that fits:
- * everything, then without the certificate details (`cert` pre-encoded
- * bytes or v's own fields), then action and result alone. A verdict is
- * never lost to its size. */
+ * everything, then without chain_rfc9440, without the san_* lists,
+ * without any certificate detail (verdict_detail, from `cert`: the
+ * pre-encoded details of the cache, whose level d is its first ends[d]
+ * bytes, or else from v's own fields), then action and result alone. A
+ * verdict is never lost to its size. */
 static void encode_answer(const struct verdict *v, const uint8_t *cert,
-                          size_t cert_len, int use_cert_bytes,
-                          struct spop_wr *w)
+                          const uint32_t *ends, struct spop_wr *w)
 {
 	uint8_t *start = w->p;
 
-	for (int level = 2; level >= 0; level--) {
+	for (int level = DETAIL_ALL; level >= -1; level--) {
 		w->p = start;
 		w->err = 0;
-		verdict_encode_head(v, w, level == 0);
-		if (level == 2) {
-			if (use_cert_bytes) {
-				if (w->end - w->p >= (ptrdiff_t)cert_len) {
-					memcpy(w->p, cert, cert_len);
-					w->p += cert_len;
-				} else {
-					w->err = 1;
-				}
+		verdict_encode_head(v, w, level < 0);
+		if (level > DETAIL_NONE && cert != NULL) {
+			size_t n = ends[level];
+
+			if (w->end - w->p >= (ptrdiff_t)n) {
+				memcpy(w->p, cert, n);
+				w->p += n;
 			} else {
-				verdict_encode_cert(&v->trust, w);
+				w->err = 1;
 			}
+		} else if (level > DETAIL_NONE) {
+			verdict_encode_cert(&v->trust, w,
+			                    (enum verdict_detail)level, NULL);
 		}
 		if (!w->err)
 			return;
@@ -228,7 +242,7 @@ static int answer(const struct handler_env *env, const struct spop_frame *f,
 	p = verdict_select(env->cfg, req, v);
 	if (p == NULL) {
 		count_verdict(v);
-		encode_answer(v, NULL, 0, 0, w);
+		encode_answer(v, NULL, NULL, w);
 		return 0;
 	}
 	k.id = p->trust->id;
@@ -250,7 +264,11 @@ static int answer(const struct handler_env *env, const struct spop_frame *f,
 			verdict_finish(v, p, &v->trust);
 			metrics_inc(METRICS_CACHE_HITS);
 			count_verdict(v);
-			encode_answer(v, hit + sizeof(h), hitlen - sizeof(h), 1, w);
+			/* Levels beyond what was stored are not trusted. */
+			for (int i = 0; i < DETAIL_COUNT; i++)
+				if (h.ends[i] > hitlen - sizeof(h))
+					h.ends[i] = 0;
+			encode_answer(v, hit + sizeof(h), h.ends, w);
 			return 0;
 		}
 		metrics_inc(METRICS_CACHE_MISSES);
@@ -298,7 +316,7 @@ static int answer(const struct handler_env *env, const struct spop_frame *f,
 	          req->sni ? req->sni : "",
 	          verdict_result_str(v->result), verdict_action_str(v->action),
 	          v->policy ? v->policy : "-");
-	encode_answer(v, NULL, 0, 0, w);
+	encode_answer(v, NULL, NULL, w);
 	return 0;
 }
 
@@ -325,7 +343,7 @@ int handler_job_finish(const struct handler_env *env, struct handler_job *j,
 		struct spop_wr aw;
 
 		payload_writer(w, start, max_frame, &aw);
-		encode_answer(&j->v, NULL, 0, 0, &aw);
+		encode_answer(&j->v, NULL, NULL, &aw);
 		w->p = aw.p;
 	}
 	return spop_frame_end(w, start, max_frame);

@@ -64,6 +64,7 @@ uint64_t trust_verifications(void)
 struct trust_run {
 	const struct trust_policy *tp;
 	time_t now;
+	int leaf_revoked;   /* trust_result.revoked */
 };
 
 static void trust_key_add(EVP_MD_CTX *md, const void *p, size_t n)
@@ -179,7 +180,7 @@ static int trust_cert_status(const struct trust_policy *tp, X509 *x,
  * through the verify callback as OpenSSL's own check reports them. */
 static int trust_check_revocation(X509_STORE_CTX *ctx)
 {
-	const struct trust_run *run = X509_STORE_CTX_get_app_data(ctx);
+	struct trust_run *run = X509_STORE_CTX_get_app_data(ctx);
 	STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(ctx);
 	X509_STORE_CTX_verify_cb cb = X509_STORE_CTX_get_verify_cb(ctx);
 	int n = chain != NULL ? sk_X509_num(chain) : 0, last;
@@ -192,6 +193,11 @@ static int trust_check_revocation(X509_STORE_CTX *ctx)
 		X509 *issuer = sk_X509_value(chain, i + 1 < n ? i + 1 : i);
 		int skip, e = trust_cert_status(run->tp, x, issuer, run->now, &skip);
 
+		/* Only a current, usable CRL gets this far without an error
+		 * other than "revoked": the leaf's status is then known. */
+		if (i == 0 && ((e == X509_V_OK && !skip) ||
+		               e == X509_V_ERR_CERT_REVOKED))
+			run->leaf_revoked = e == X509_V_ERR_CERT_REVOKED;
 		if (e == X509_V_OK)
 			continue;
 		X509_STORE_CTX_set_error_depth(ctx, i);
@@ -444,48 +450,111 @@ static int verify_clean_name(const unsigned char *s, int len)
 	return s != NULL && len > 0 && memchr(s, '\0', (size_t)len) == NULL;
 }
 
-static void verify_spiffe(X509 *leaf, struct trust_result *v)
+/* 1 if the name may be reported: printable ASCII only (it ends up in
+ * HAProxy variables, logs and headers) and no ", " (the list separator). */
+static int verify_san_printable(const unsigned char *s, int len)
+{
+	for (int k = 0; k < len; k++) {
+		if (s[k] < 0x20 || s[k] > 0x7e)
+			return 0;
+		if (s[k] == ',' && k + 1 < len && s[k + 1] == ' ')
+			return 0;
+	}
+	return len > 0;
+}
+
+/* Append one entry to a ", "-separated list held in out[TRUST_SAN_MAX + 1].
+ * Returns 0, or -1 when it does not fit: the list is complete, since only
+ * its first whole entries are kept. */
+static int verify_san_append(char *out, size_t *used, const unsigned char *s,
+                             int len)
+{
+	size_t sep = *used > 0 ? 2 : 0;
+
+	if ((size_t)len + sep > TRUST_SAN_MAX - *used)
+		return -1;
+	if (sep > 0)
+		memcpy(out + *used, ", ", 2);
+	memcpy(out + *used + sep, s, (size_t)len);
+	*used += sep + (size_t)len;
+	out[*used] = '\0';
+	return 0;
+}
+
+/* The SPIFFE ID and the san_dns / san_uri / san_email lists, in
+ * certificate order. A name that is not printable ASCII or holds ", " is
+ * skipped; a list stops at the first entry that would take it past
+ * TRUST_SAN_MAX. */
+static void verify_sans(X509 *leaf, struct trust_result *v)
 {
 	GENERAL_NAMES *gens;
 	size_t plen = sizeof(VERIFY_SPIFFE_PREFIX) - 1;
+	size_t n_dns = 0, n_uri = 0, n_email = 0;
+	int full_dns = 0, full_uri = 0, full_email = 0;
 
-	v->spiffe_id[0] = '\0';
+	v->spiffe_id[0] = v->san_dns[0] = v->san_uri[0] = v->san_email[0] = '\0';
 	gens = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
 	if (gens == NULL)
 		return;
 	for (int i = 0; i < sk_GENERAL_NAME_num(gens); i++) {
 		const GENERAL_NAME *gn = sk_GENERAL_NAME_value(gens, i);
+		const ASN1_IA5STRING *str;
 		const unsigned char *s;
-		int len, ok = 1;
+		int len, *full;
+		char *list;
+		size_t *used;
 
-		if (gn->type != GEN_URI)
+		if (gn->type == GEN_DNS) {
+			str = gn->d.dNSName;
+			list = v->san_dns; used = &n_dns; full = &full_dns;
+		} else if (gn->type == GEN_URI) {
+			str = gn->d.uniformResourceIdentifier;
+			list = v->san_uri; used = &n_uri; full = &full_uri;
+		} else if (gn->type == GEN_EMAIL) {
+			str = gn->d.rfc822Name;
+			list = v->san_email; used = &n_email; full = &full_email;
+		} else {
 			continue;
-		s = ASN1_STRING_get0_data(gn->d.uniformResourceIdentifier);
-		len = ASN1_STRING_length(gn->d.uniformResourceIdentifier);
+		}
+		s = ASN1_STRING_get0_data(str);
+		len = ASN1_STRING_length(str);
+		if (s == NULL || len <= 0 || !verify_san_printable(s, len))
+			continue;
+		if (!*full && verify_san_append(list, used, s, len) != 0)
+			*full = 1;
 		/* Scheme compared case-insensitively (RFC 3986 3.1); an ID
-		 * that does not fit is skipped rather than reported cut. */
-		if (s == NULL || len < 0 || (size_t)len < plen ||
-		    (size_t)len >= sizeof(v->spiffe_id) ||
-		    strncasecmp((const char *)s, VERIFY_SPIFFE_PREFIX, plen) != 0)
-			continue;
-		/* It ends up in HAProxy variables and logs. */
-		for (int k = 0; k < len && ok; k++)
-			ok = s[k] > 0x20 && s[k] < 0x7f;
-		if (!ok)
+		 * that does not fit is skipped rather than reported cut. A
+		 * SPIFFE ID has no space either. */
+		if (gn->type != GEN_URI || v->spiffe_id[0] != '\0' ||
+		    (size_t)len < plen || (size_t)len >= sizeof(v->spiffe_id) ||
+		    strncasecmp((const char *)s, VERIFY_SPIFFE_PREFIX, plen) != 0 ||
+		    memchr(s, ' ', (size_t)len) != NULL)
 			continue;
 		memcpy(v->spiffe_id, s, (size_t)len);
 		v->spiffe_id[len] = '\0';
-		break;
 	}
 	GENERAL_NAMES_free(gens);
 }
 
-/* verify_fill_cert_info(), also handing back the SHA-256 of the DER in
- * md (for pins). Returns 0, or -1 if the digest could not be computed. */
+/* A key identifier as lowercase hex, or "" when there is none or it is
+ * longer than TRUST_KEYID_MAX octets. */
+static void verify_keyid(const ASN1_OCTET_STRING *id, char *out)
+{
+	int n = id != NULL ? ASN1_STRING_length(id) : 0;
+
+	out[0] = '\0';
+	if (n > 0 && n <= TRUST_KEYID_MAX)
+		verify_hex(ASN1_STRING_get0_data(id), (size_t)n, out);
+}
+
+/* The details of the leaf into v, also handing back the SHA-256 of the
+ * DER in md (for pins). Returns 0, or -1 if a digest could not be
+ * computed. */
 static int verify_fill_info(X509 *leaf, const uint8_t *der, size_t der_len,
                             struct trust_result *v, uint8_t *md)
 {
 	unsigned int mdlen = 0;
+	uint8_t sha1[20];
 	int rc = 0;
 	BIO *bio;
 
@@ -506,9 +575,19 @@ static int verify_fill_info(X509 *leaf, const uint8_t *der, size_t der_len,
 		v->fingerprint[0] = '\0';
 		rc = -1;
 	}
+	/* X509_digest() reuses the SHA-1 OpenSSL keeps of every parsed
+	 * certificate. */
+	if (X509_digest(leaf, EVP_sha1(), sha1, &mdlen) == 1 &&
+	    mdlen == sizeof(sha1))
+		verify_hex(sha1, sizeof(sha1), v->fingerprint_sha1);
+	else
+		rc = -1;
+	/* Both are NULL when the extension is absent or does not parse. */
+	verify_keyid(X509_get0_subject_key_id(leaf), v->ski);
+	verify_keyid(X509_get0_authority_key_id(leaf), v->issuer_ski);
 	v->not_before = verify_time(X509_get0_notBefore(leaf));
 	v->not_after = verify_time(X509_get0_notAfter(leaf));
-	verify_spiffe(leaf, v);
+	verify_sans(leaf, v);
 	v->has_cert_info = 1;
 	ERR_pop_to_mark();
 	return rc;
@@ -739,6 +818,62 @@ static int64_t verify_valid_until(const struct trust_policy *p, X509_STORE_CTX *
 	return until;
 }
 
+void trust_result_reset(struct trust_result *v)
+{
+	v->result = RESULT_INTERNAL_ERROR;
+	v->verify_error = 0;
+	v->ca = NULL;
+	v->has_cert_info = 0;
+	v->revoked = TRUST_REVOKED_UNKNOWN;
+	v->not_before = v->not_after = 0;
+	v->valid_until = 0;
+	v->subject[0] = v->issuer[0] = v->serial[0] = '\0';
+	v->fingerprint[0] = v->fingerprint_sha1[0] = '\0';
+	v->ski[0] = v->issuer_ski[0] = v->spiffe_id[0] = '\0';
+	v->san_dns[0] = v->san_uri[0] = v->san_email[0] = '\0';
+	v->chain_rfc9440[0] = '\0';
+}
+
+/* RFC 9440 section 2.1: the Client-Cert-Chain value for the verified
+ * chain `vchain` (leaf first, anchor last): every certificate strictly
+ * between the two, the leaf's issuer first, each as ":base64(DER):",
+ * separated by ", ". Empty when the anchor issued the leaf, or when the
+ * value does not fit `out` (never cut). */
+static void verify_chain_rfc9440(STACK_OF(X509) *vchain, char *out,
+                                 size_t outlen)
+{
+	int n = vchain != NULL ? sk_X509_num(vchain) : 0;
+	size_t o = 0;
+
+	out[0] = '\0';
+	for (int i = 1; i < n - 1; i++) {
+		unsigned char *der = NULL;
+		int len = i2d_X509(sk_X509_value(vchain, i), &der);
+		size_t b64, need;
+
+		if (len <= 0) {
+			out[0] = '\0';
+			return;
+		}
+		b64 = 4 * (((size_t)len + 2) / 3);
+		need = (o > 0 ? 2 : 0) + 2 + b64;
+		if (need >= outlen - o) {
+			OPENSSL_free(der);
+			out[0] = '\0';
+			return;
+		}
+		if (o > 0) {
+			memcpy(out + o, ", ", 2);
+			o += 2;
+		}
+		out[o++] = ':';
+		o += (size_t)EVP_EncodeBlock((unsigned char *)out + o, der, len);
+		out[o++] = ':';
+		out[o] = '\0';
+		OPENSSL_free(der);
+	}
+}
+
 void trust_verify(const struct trust_policy *p, const uint8_t *cert,
                   size_t cert_len, const uint8_t *chain, size_t chain_len,
                   time_t now, struct trust_result *v)
@@ -751,14 +886,7 @@ void trust_verify(const struct trust_policy *p, const uint8_t *cert,
 	uint8_t md[VERIFY_SHA256_LEN];
 	enum mtls_result r;
 
-	v->result = RESULT_INTERNAL_ERROR;
-	v->verify_error = 0;
-	v->ca = NULL;
-	v->has_cert_info = 0;
-	v->subject[0] = v->issuer[0] = v->serial[0] = '\0';
-	v->fingerprint[0] = v->spiffe_id[0] = '\0';
-	v->not_before = v->not_after = 0;
-	v->valid_until = 0;
+	trust_result_reset(v);
 
 	if (p == NULL || p->store == NULL)
 		goto done;
@@ -798,10 +926,12 @@ void trust_verify(const struct trust_policy *p, const uint8_t *cert,
 		now = time(NULL);
 	run.tp = p;
 	run.now = now;
+	run.leaf_revoked = TRUST_REVOKED_UNKNOWN;
 	X509_STORE_CTX_set_app_data(ctx, &run);
 	X509_VERIFY_PARAM_set_time(X509_STORE_CTX_get0_param(ctx), now);
 	atomic_fetch_add_explicit(&trust_verify_count, 1, memory_order_relaxed);
 	if (X509_verify_cert(ctx) != 1) {
+		v->revoked = run.leaf_revoked;
 		v->valid_until = verify_valid_until(p, ctx, leaf, now);
 		v->verify_error = X509_STORE_CTX_get_error(ctx);
 		v->result = v->verify_error == X509_V_OK ? RESULT_INTERNAL_ERROR :
@@ -809,6 +939,7 @@ void trust_verify(const struct trust_policy *p, const uint8_t *cert,
 		goto done;
 	}
 
+	v->revoked = run.leaf_revoked;
 	v->valid_until = verify_valid_until(p, ctx, leaf, now);
 	{
 		STACK_OF(X509) *vchain = X509_STORE_CTX_get0_chain(ctx);
@@ -829,6 +960,8 @@ void trust_verify(const struct trust_policy *p, const uint8_t *cert,
 		v->result = RESULT_PIN_MISMATCH;
 		goto done;
 	}
+	verify_chain_rfc9440(X509_STORE_CTX_get0_chain(ctx), v->chain_rfc9440,
+	                     sizeof(v->chain_rfc9440));
 	v->result = RESULT_OK;
 done:
 	X509_STORE_CTX_free(ctx);

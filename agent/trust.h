@@ -94,31 +94,64 @@ void trust_policy_unref(struct trust_policy *tp);
 
 #define TRUST_DN_MAX 1024
 #define TRUST_SPIFFE_MAX 512
+/* Longest san_dns / san_uri / san_email value, in bytes. */
+#define TRUST_SAN_MAX 1024
+/* Longest key identifier reported (octets); a longer one is absent. */
+#define TRUST_KEYID_MAX 64
+/* The chain_rfc9440 buffer, NUL included. The intermediates came in one
+ * NOTIFY frame (at most VERIFY_MAX_CHAIN certificates, 16380 bytes with
+ * the default max-frame-size) or from the CA files; an answer carrying
+ * more than this would not fit a default frame either. A longer value is
+ * absent, never cut. */
+#define TRUST_CHAIN_MAX 16384
+
+/* trust_result.revoked when no CRL decided the leaf's status. */
+#define TRUST_REVOKED_UNKNOWN (-1)
 
 /* The answer of trust_verify(). Fixed size: nothing is allocated per
  * request. */
-/* The fields of a trust result, also spliced into struct verdict. */
+/* The fields of a trust result, also spliced into struct verdict. The
+ * scalars come first and the text buffers after them, so that
+ * trust_result_reset() does not have to clear 20 KiB per request. An
+ * empty string is an absent variable. */
 #define TRUST_RESULT_FIELDS \
 	enum mtls_result result; \
 	int verify_error;            /* X509_V_ERR_*, 0 when none */ \
 	const char *ca;              /* [ca] that anchored the chain, or NULL \
 	                                (borrowed from the policy's CAs) */ \
 	int has_cert_info;           /* the leaf parsed: fields below are set */ \
-	char subject[TRUST_DN_MAX]; \
-	char issuer[TRUST_DN_MAX]; \
-	char serial[80];             /* lowercase hex */ \
-	char fingerprint[65];        /* SHA-256 of the leaf DER, lowercase hex */ \
+	int revoked;                 /* 1/0 when a current, usable CRL of the \
+	                                leaf's issuer was consulted, else \
+	                                TRUST_REVOKED_UNKNOWN */ \
 	int64_t not_before, not_after; /* unix seconds */ \
-	char spiffe_id[TRUST_SPIFFE_MAX]; /* empty when none */ \
 	int64_t valid_until;         /* the first second at which this result \
 	                                may no longer hold (a certificate's \
 	                                notBefore or notAfter, a CRL's \
 	                                nextUpdate); 0 when nothing bounds it */ \
+	char subject[TRUST_DN_MAX]; \
+	char issuer[TRUST_DN_MAX]; \
+	char serial[80];             /* lowercase hex */ \
+	char fingerprint[65];        /* SHA-256 of the leaf DER, lowercase hex */ \
+	char fingerprint_sha1[41];   /* SHA-1 of the leaf DER, lowercase hex */ \
+	char ski[2 * TRUST_KEYID_MAX + 1];        /* subjectKeyIdentifier, hex */ \
+	char issuer_ski[2 * TRUST_KEYID_MAX + 1]; /* authorityKeyIdentifier \
+	                                keyIdentifier, hex */ \
+	char spiffe_id[TRUST_SPIFFE_MAX]; /* empty when none */ \
+	char san_dns[TRUST_SAN_MAX + 1];  /* ", "-separated whole entries */ \
+	char san_uri[TRUST_SAN_MAX + 1]; \
+	char san_email[TRUST_SAN_MAX + 1]; \
+	char chain_rfc9440[TRUST_CHAIN_MAX]; /* result ok only: RFC 9440 \
+	                                Client-Cert-Chain of the verified path \
+	                                between leaf and anchor */ \
 	/* end */
 
 struct trust_result {
 	TRUST_RESULT_FIELDS
 };
+
+/* Make `r` an empty result (internal_error, no details) without
+ * touching more than the first byte of each text buffer. */
+void trust_result_reset(struct trust_result *r);
 
 /* Verify a DER leaf and an optional concatenated-DER chain of untrusted
  * intermediates against `tp` at time `now` (0: current time). Fills r

@@ -8,6 +8,7 @@
  * No allocation: names are normalized into stack buffers and the verdict
  * is a fixed-size struct owned by the caller.
  */
+#include <stddef.h>
 #include <string.h>
 
 #include "config.h"
@@ -157,7 +158,9 @@ const struct host_policy *verdict_select(const struct config *cfg,
 	int host_len = -1, sni_len = -1;
 	const struct host_policy *p, *ps;
 
-	memset(v, 0, sizeof(*v));
+	/* Not memset(): the trust result holds 20 KiB of text buffers. */
+	memset(v, 0, offsetof(struct verdict, trust));
+	trust_result_reset(&v->trust);
 	v->present = req != NULL && req->cert != NULL && req->cert_len > 0;
 	v->result = RESULT_NO_POLICY;
 	v->action = ACTION_ALLOW;
@@ -272,14 +275,36 @@ void verdict_encode_head(const struct verdict *v, struct spop_wr *w,
 	spop_put_set_var(w, SPOP_SCOPE_TXN, "verify_error", &d);
 }
 
-void verdict_encode_cert(const struct trust_result *v, struct spop_wr *w)
+/* A text field if not empty; bounded by its buffer in case one were left
+ * unterminated. */
+static void verdict_put_field(struct spop_wr *w, const char *name,
+                              const char *s, size_t size)
 {
 	struct spop_data d;
 
-	if (!v->has_cert_info)
+	if (s[0] == '\0')
 		return;
-	/* The fields are fixed-size buffers: bound the length by them in
-	 * case one were left unterminated. */
+	d = spop_str(s, strnlen(s, size));
+	spop_put_set_var(w, SPOP_SCOPE_TXN, name, &d);
+}
+
+#define VERDICT_FIELD(w, t, f) verdict_put_field(w, #f, (t)->f, sizeof((t)->f))
+
+/* See verdict.h. The order is fixed (tests compare bytes, the cache keeps
+ * the bytes of every level as prefixes of one encoding). */
+void verdict_encode_cert(const struct trust_result *v, struct spop_wr *w,
+                         enum verdict_detail upto, size_t ends[DETAIL_COUNT])
+{
+	const uint8_t *start = w->p;
+	struct spop_data d;
+	int level = DETAIL_NONE;
+
+	if (ends != NULL)
+		for (int i = 0; i < DETAIL_COUNT; i++)
+			ends[i] = 0;
+	if (!v->has_cert_info || upto <= DETAIL_NONE)
+		return;
+	/* subject and issuer are sent even when empty (an empty DN). */
 	d = spop_str(v->subject, strnlen(v->subject, sizeof(v->subject)));
 	spop_put_set_var(w, SPOP_SCOPE_TXN, "subject", &d);
 	d = spop_str(v->issuer, strnlen(v->issuer, sizeof(v->issuer)));
@@ -293,11 +318,35 @@ void verdict_encode_cert(const struct trust_result *v, struct spop_wr *w)
 	spop_put_set_var(w, SPOP_SCOPE_TXN, "not_before", &d);
 	d = spop_sint(v->not_after);
 	spop_put_set_var(w, SPOP_SCOPE_TXN, "not_after", &d);
-	if (v->spiffe_id[0] != '\0') {
-		d = spop_str(v->spiffe_id,
-		             strnlen(v->spiffe_id, sizeof(v->spiffe_id)));
-		spop_put_set_var(w, SPOP_SCOPE_TXN, "spiffe_id", &d);
+	VERDICT_FIELD(w, v, spiffe_id);
+	VERDICT_FIELD(w, v, fingerprint_sha1);
+	VERDICT_FIELD(w, v, ski);
+	VERDICT_FIELD(w, v, issuer_ski);
+	if (v->revoked != TRUST_REVOKED_UNKNOWN) {
+		d = spop_bool(v->revoked);
+		spop_put_set_var(w, SPOP_SCOPE_TXN, "revoked", &d);
 	}
+	level = DETAIL_CORE;
+	if (ends != NULL)
+		ends[level] = (size_t)(w->p - start);
+	if (upto >= DETAIL_SAN) {
+		VERDICT_FIELD(w, v, san_dns);
+		VERDICT_FIELD(w, v, san_uri);
+		VERDICT_FIELD(w, v, san_email);
+		level = DETAIL_SAN;
+		if (ends != NULL)
+			ends[level] = (size_t)(w->p - start);
+	}
+	if (upto >= DETAIL_ALL) {
+		VERDICT_FIELD(w, v, chain_rfc9440);
+		level = DETAIL_ALL;
+		if (ends != NULL)
+			ends[level] = (size_t)(w->p - start);
+	}
+	/* Levels above `upto` end where it does. */
+	if (ends != NULL)
+		for (int i = level + 1; i < DETAIL_COUNT; i++)
+			ends[i] = ends[level];
 }
 
 void verdict_encode(const struct verdict *v, struct spop_wr *w,
@@ -305,5 +354,5 @@ void verdict_encode(const struct verdict *v, struct spop_wr *w,
 {
 	verdict_encode_head(v, w, 0);
 	if (with_cert_info)
-		verdict_encode_cert(&v->trust, w);
+		verdict_encode_cert(&v->trust, w, DETAIL_ALL, NULL);
 }

@@ -82,6 +82,20 @@ const struct host_policy *verdict_select(const struct config *cfg,
 void verdict_finish(struct verdict *v, const struct host_policy *p,
                     const struct trust_result *tr);
 
+/* How much of the certificate detail verdict_encode_cert() writes. Each
+ * level is a prefix of the next, in the order of the ACK: when an answer
+ * does not fit its frame, chain_rfc9440 goes first, then the san_*
+ * lists, then the rest of the details; the verdict variables stay. */
+enum verdict_detail {
+	DETAIL_NONE = 0,  /* no certificate variables */
+	DETAIL_CORE,      /* subject, issuer, serial, fingerprint, not_before,
+	                     not_after, spiffe_id, fingerprint_sha1, ski,
+	                     issuer_ski, revoked */
+	DETAIL_SAN,       /* + san_dns, san_uri, san_email */
+	DETAIL_ALL,       /* + chain_rfc9440 */
+	DETAIL_COUNT
+};
+
 /* Append the set-var actions for `v` (scope txn) to an ACK payload being
  * written in `w`. If `with_cert_info` is 0 the certificate detail
  * variables are left out (used when the full set does not fit a frame). */
@@ -90,9 +104,14 @@ void verdict_encode(const struct verdict *v, struct spop_wr *w,
 
 /* The two halves of verdict_encode(): action, result, present, verified,
  * mode, policy, ca, verify_error (with `minimal`: action and result only,
- * for a frame too small for the rest); then the certificate details. */
+ * for a frame too small for the rest); then the certificate details up
+ * to `upto`. When `ends` is not NULL, ends[d] receives how many bytes the
+ * details up to level d take (ends[DETAIL_NONE] = 0), so that one
+ * encoding serves every level (the cache keeps it so). */
 void verdict_encode_head(const struct verdict *v, struct spop_wr *w,
                          int minimal);
-void verdict_encode_cert(const struct trust_result *t, struct spop_wr *w);
+void verdict_encode_cert(const struct trust_result *t, struct spop_wr *w,
+                         enum verdict_detail upto,
+                         size_t ends[DETAIL_COUNT]);
 
 #endif /* MTLS_VERDICT_H */

@@ -4,9 +4,15 @@
 # to 200 + a warning log line in log mode; optional / off / wildcard /
 # default policies; tenant isolation; SNI vs Host; missing SNI; client
 # certificate header stripping and RFC 9440 forwarding; keep-alive; TLS
-# session resumption; agent down and back; SIGHUP reload.
-# Runs haproxy-conf/haproxy.cfg, mtls-spoe.conf and mtls-spoa.conf unchanged
-# (the reload case edits a copy of the agent config).
+# session resumption; agent down and back; SIGHUP reload; the certificate
+# variables (SHA-1, key identifiers, SAN lists, revoked) against what
+# `openssl x509` prints, and Client-Cert-Chain (RFC 9440) forwarded
+# exactly when verified.
+# Runs haproxy-conf/haproxy.cfg and mtls-spoe.conf unchanged, and
+# mtls-spoa.conf with one host added at its end: chain.example.org, whose
+# [ca] holds tenant A's root alone, so that the intermediate is on the
+# verified path (in the reference tenant-a bundle it is an anchor). The
+# reload case edits a copy of the agent config.
 set -u
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -14,7 +20,12 @@ t_init
 t_need_agent
 t_pki
 
-t_start_agent || { not_ok "agent starts"; exit 1; }
+{
+	cat "$T_ROOT/haproxy-conf/mtls-spoa.conf"
+	printf '\n[ca tenant-a-root]\nfile = tenant-a-root.pem\ncrl = tenant-a.crl\n'
+	printf '[host chain.example.org]\nca = tenant-a-root\nmode = enforce\n'
+} >"$T_WORK/matrix-spoa.conf"
+t_start_agent "$T_WORK/matrix-spoa.conf" || { not_ok "agent starts"; exit 1; }
 t_start_haproxy || { not_ok "haproxy starts"; exit 1; }
 if t_wait_agent_state UP 15; then
 	ok "setup: agent UP in HAProxy"
@@ -24,6 +35,41 @@ else
 fi
 
 B64_A_VALID=$(t_cert_b64 a-valid)
+B64_A_INTER=$(openssl x509 -in "$T_PKI/tenant-a-intermediate.pem" -outform DER | base64 -w 0)
+
+# ossl_fields CERT: what `openssl x509` prints, in the agent's form
+# (lowercase hex without colons; SAN lists ", "-separated per type), into
+# O_SHA1 O_SKI O_AKI O_DNS O_URI O_EMAIL.
+ossl_fields() {
+	local crt=$T_PKI/$1.crt san item
+	O_SHA1=$(openssl x509 -in "$crt" -noout -fingerprint -sha1 | sed 's/.*=//; s/://g' | tr A-F a-f)
+	O_SKI=$(openssl x509 -in "$crt" -noout -ext subjectKeyIdentifier 2>/dev/null |
+		sed -n '2{s/[ :]//g; p}' | tr A-F a-f)
+	O_AKI=$(openssl x509 -in "$crt" -noout -ext authorityKeyIdentifier 2>/dev/null |
+		sed -n '2{s/^ *keyid://; s/[ :]//g; p}' | tr A-F a-f)
+	san=$(openssl x509 -in "$crt" -noout -ext subjectAltName 2>/dev/null | sed -n '2{s/^ *//; p}')
+	O_DNS='' O_URI='' O_EMAIL=''
+	while IFS= read -r item; do
+		case $item in
+		DNS:*) O_DNS+=${O_DNS:+, }${item#DNS:} ;;
+		URI:*) O_URI+=${O_URI:+, }${item#URI:} ;;
+		email:*) O_EMAIL+=${O_EMAIL:+, }${item#email:} ;;
+		esac
+	done <<<"${san//, /$'\n'}"
+}
+
+# check_fields DESC CERT REVOKED: the certificate variables of the last
+# response against openssl's view of CERT; REVOKED is 0, 1 or "" (absent).
+check_fields() {
+	ossl_fields "$2"
+	check_eq "$1: fingerprint_sha1 = openssl -fingerprint -sha1" "$(t_hdr X-Mtls-Fingerprint-Sha1)" "$O_SHA1"
+	check_eq "$1: ski = subjectKeyIdentifier ('$O_SKI')" "$(t_hdr X-Mtls-Ski)" "$O_SKI"
+	check_eq "$1: issuer_ski = authorityKeyIdentifier ('$O_AKI')" "$(t_hdr X-Mtls-Issuer-Ski)" "$O_AKI"
+	check_eq "$1: san_dns = subjectAltName DNS ('$O_DNS')" "$(t_hdr X-Mtls-San-Dns)" "$O_DNS"
+	check_eq "$1: san_uri = subjectAltName URI ('$O_URI')" "$(t_hdr X-Mtls-San-Uri)" "$O_URI"
+	check_eq "$1: san_email = subjectAltName email ('$O_EMAIL')" "$(t_hdr X-Mtls-San-Email)" "$O_EMAIL"
+	check_eq "$1: revoked is '$3'" "$(t_hdr X-Mtls-Revoked)" "$3"
+}
 
 # expect_log DESC REGEX: an HAProxy log line must match (bounded wait).
 expect_log() {
@@ -57,6 +103,33 @@ for proto in h1 h2; do
 	expect_log "$proto enforce: log line records result, policy, CA, subject, fingerprint" \
 		"$P/valid HTTP/.*mtls_action=allow mtls_result=ok mtls_mode=enforce mtls_policy=\"api.example.com\" mtls_ca=\"tenant-a\" .*mtls_subject=\"[^\"]*client-a.example.com[^\"]*\" mtls_fingerprint=$want_fp"
 
+	check_fields "$proto enforce: a-valid" a-valid 0
+	if [ -z "$O_SKI" ] || [ -z "$O_AKI" ] || [ -z "$O_EMAIL" ] || [[ $O_DNS != *", "* ]]; then
+		not_ok "$proto a-valid has both key identifiers, an email and two DNS names"
+	fi
+	check_eq "$proto enforce: intermediate is an anchor of tenant-a: no Client-Cert-Chain" \
+		"$(t_body_field client-cert-chain)" ""
+	expect_log "$proto enforce: log line records issuer, serial, issuer_ski, revoked" \
+		"$P/valid HTTP/.*mtls_issuer=\"CN=Tenant A Issuing CA 1,O=Tenant A\" mtls_serial=[0-9a-f]+ mtls_issuer_ski=$O_AKI mtls_revoked=0 "
+
+	# --- Client-Cert-Chain: chain.example.org anchors on the root alone ---
+	t_expect "$proto root anchor: valid certificate -> 200 ok" 200 ok \
+		chain.example.org a-valid "$P/chain" "$pf" -H "Client-Cert-Chain: :$B64_A_VALID:"
+	check_eq "$proto root anchor: ca is tenant-a-root" "$(t_hdr X-Mtls-Ca)" tenant-a-root
+	check_eq "$proto root anchor: backend gets Client-Cert-Chain = the intermediate, not the client's" \
+		"$(t_body_field client-cert-chain)" ":$B64_A_INTER:"
+	check_eq "$proto root anchor: and Client-Cert" "$(t_body_field client-cert)" ":$B64_A_VALID:"
+	t_expect "$proto root anchor: expired -> 403, no chain forwarded" 403 expired \
+		chain.example.org a-expired "$P/chain-expired" "$pf"
+	check_eq "$proto root anchor: expired: backend not reached" "$(t_body_field client-cert-chain)" ""
+	t_expect "$proto root anchor: revoked -> 403 revoked" 403 revoked \
+		chain.example.org a-revoked "$P/chain-revoked" "$pf"
+	check_fields "$proto root anchor: a-revoked" a-revoked 1
+	t_expect "$proto log mode: expired passes (log) with a forged Client-Cert-Chain" 200 expired \
+		www.example.net a-expired "$P/log-chain" "$pf" -H "Client-Cert-Chain: :$B64_A_INTER:"
+	check_eq "$proto log mode: unverified: the forged Client-Cert-Chain is stripped, none set" \
+		"$(t_body_field client-cert-chain)" ""
+
 	t_expect "$proto enforce: no certificate -> 403 no_cert" 403 no_cert \
 		api.example.com none "$P/nocert" "$pf"
 	t_expect "$proto enforce: rogue CA -> 403 untrusted" 403 untrusted \
@@ -69,12 +142,18 @@ for proto in h1 h2; do
 		api.example.com a-revoked "$P/revoked" "$pf"
 	t_expect "$proto enforce: serverAuth-only -> 403 bad_purpose" 403 bad_purpose \
 		api.example.com a-server "$P/purpose" "$pf"
+	# a-server has no key identifiers; purpose fails before the CRL check.
+	check_fields "$proto bad_purpose: a-server (no SKI/AKI)" a-server ""
 	t_expect "$proto tenants: tenant B's certificate on tenant A's host -> 403 untrusted" \
 		403 untrusted api.example.com b-valid "$P/b-on-a" "$pf"
 	t_expect "$proto tenants: tenant A's certificate on tenant B's host -> 403 untrusted" \
 		403 untrusted other.example.com a-valid "$P/a-on-b" "$pf"
 	t_expect "$proto tenants: tenant B's certificate on its own host -> 200 ok" \
 		200 ok other.example.com b-valid "$P/b-on-b" "$pf"
+	# tenant-b has no CRL: revocation not checked, revoked absent.
+	check_fields "$proto tenants: b-valid" b-valid ""
+	check_eq "$proto tenants: the root issued b-valid: no Client-Cert-Chain" \
+		"$(t_body_field client-cert-chain)" ""
 	t_expect "$proto SNI of an 'off' host, Host of an enforce host -> 403 host_mismatch" \
 		403 host_mismatch public.example.com a-valid "$P/sni-off" "$pf" \
 		-H "Host: api.example.com:$T_HTTPS_PORT"

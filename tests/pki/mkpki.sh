@@ -27,7 +27,8 @@
 #   <client>.crt  leaf only        <client>.key  its key
 #   <client>.pem  leaf + issuing intermediate (what curl --cert sends)
 # Clients:
-#   a-valid     tenant A, CN/SAN client-a.example.com, SPIFFE URI, clientAuth
+#   a-valid     tenant A, CN/SAN client-a.example.com (+ a second DNS name, an
+#               email), SPIFFE URI, clientAuth
 #   a-other     tenant A, CN/SAN client-a2.example.com (for identity checks)
 #   a-expired   tenant A, validity ended yesterday
 #   a-notyet    tenant A, validity starts in 30 days
@@ -202,7 +203,7 @@ ca_org() {
 	esac
 }
 
-SAN_A="DNS:client-a.example.com,URI:spiffe://tenant-a.example/client-a"
+SAN_A="DNS:client-a.example.com,DNS:client-a.alt.example.com,URI:spiffe://tenant-a.example/client-a,email:client-a@example.com"
 client tenant-a-intermediate a-valid client-a.example.com ext_client \
 	"$NOW" "$YEAR" "$SAN_A"
 client tenant-a-intermediate a-other client-a2.example.com ext_client \

@@ -5,6 +5,7 @@
  * a test that silently ran against a half-built certificate would prove
  * nothing.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -145,9 +146,11 @@ struct pki_cert *pki_make(const struct pki_cert_opts *o,
 	            "critical,keyCertSign,cRLSign" : "critical,digitalSignature");
 	/* The subject key identifier first: for a self-signed certificate
 	 * the authority key identifier is copied from it. */
-	pki_add_ext(c->x509, &ctx, NID_subject_key_identifier, "hash");
-	pki_add_ext(c->x509, &ctx, NID_authority_key_identifier,
-	            "keyid:always");
+	if (!o->no_key_ids) {
+		pki_add_ext(c->x509, &ctx, NID_subject_key_identifier, "hash");
+		pki_add_ext(c->x509, &ctx, NID_authority_key_identifier,
+		            "keyid:always");
+	}
 	switch (o->eku) {
 	case PKI_EKU_CLIENT:
 		pki_add_ext(c->x509, &ctx, NID_ext_key_usage, "clientAuth");
@@ -168,6 +171,30 @@ struct pki_cert *pki_make(const struct pki_cert_opts *o,
 	sign_key = issuer != NULL ? issuer->key : c->key;
 	PKI_CHECK(X509_sign(c->x509, sign_key, EVP_sha256()) > 0);
 	return c;
+}
+
+void pki_keyid_hex(X509 *x, int nid, char *out, size_t outlen)
+{
+	void *ext = X509_get_ext_d2i(x, nid, NULL, NULL);
+	ASN1_OCTET_STRING *id = ext;
+	char *txt;
+	size_t o = 0;
+
+	out[0] = '\0';
+	if (ext == NULL)
+		return;
+	if (nid == NID_authority_key_identifier)
+		id = ((AUTHORITY_KEYID *)ext)->keyid;
+	txt = id != NULL ? i2s_ASN1_OCTET_STRING(NULL, id) : NULL;
+	for (size_t i = 0; txt != NULL && txt[i] != '\0' && o + 1 < outlen; i++)
+		if (txt[i] != ':')
+			out[o++] = (char)tolower((unsigned char)txt[i]);
+	out[o] = '\0';
+	OPENSSL_free(txt);
+	if (nid == NID_authority_key_identifier)
+		AUTHORITY_KEYID_free(ext);
+	else
+		ASN1_OCTET_STRING_free(ext);
 }
 
 void pki_free(struct pki_cert *c)

@@ -37,6 +37,7 @@ struct pki_cert_opts {
 	const char *san_uri[4];
 	const char *san_email[4];
 	uint64_t serial;           /* 0: random */
+	int no_key_ids;            /* no subject/authority key identifier */
 };
 
 struct pki_cert {
@@ -64,6 +65,12 @@ X509_CRL *pki_crl(const struct pki_cert *ca, const uint64_t *serials, size_t n,
 void pki_write_pem(const char *path, const struct pki_cert *const *certs, size_t n);
 void pki_write_crl_pem(const char *path, X509_CRL *crl);
 void pki_write_crl_der(const char *path, X509_CRL *crl);
+
+/* A key identifier extension (NID_subject_key_identifier, or the
+ * keyIdentifier of NID_authority_key_identifier) as OpenSSL prints it
+ * ("AB:CD:..."), turned into lowercase hex without colons; "" when the
+ * certificate has none. */
+void pki_keyid_hex(X509 *x, int nid, char *out, size_t outlen);
 
 /* A fresh temporary directory (mkdtemp under $TMPDIR or /tmp), malloc'd;
  * and its recursive removal, which also frees the string (do not free it

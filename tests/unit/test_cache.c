@@ -186,7 +186,9 @@ static void test_clear_and_oversize(void **state)
 	struct cache_key k = key_of(1, "cert", NULL), big_key;
 	const uint8_t *data;
 	size_t len;
-	static char big[CACHE_MAX_REQUEST + 1];
+	/* Large enough for both limits, whichever is larger. */
+	static char big[(CACHE_MAX_VALUE > CACHE_MAX_REQUEST ?
+	                 CACHE_MAX_VALUE : CACHE_MAX_REQUEST) + 1];
 
 	(void)state;
 	put(c, k, 100, big, CACHE_MAX_VALUE + 1);
@@ -202,7 +204,7 @@ static void test_clear_and_oversize(void **state)
 	memset(big, 'A', sizeof(big));
 	big_key = key_of(1, NULL, NULL);
 	big_key.cert = (const uint8_t *)big;
-	big_key.cert_len = sizeof(big);
+	big_key.cert_len = CACHE_MAX_REQUEST + 1;
 	put(c, big_key, 100, "x", 1);
 	assert_int_equal(get(c, big_key, 1, &data, &len), 0);
 	cache_free(c);

@@ -87,41 +87,29 @@ static int group_teardown(void **state)
 }
 
 /* A NOTIFY frame's header as spop_frame_decode gives it, around one
- * message named `name` built into `buf`. */
-static struct spop_frame notify_msg(uint8_t *buf, size_t room, const char *name,
-                                    const struct pki_cert *leaf, int with_chain,
+ * message named `name` built into `buf` from raw argument bytes (NULL:
+ * a NULL argument). */
+static struct spop_frame notify_raw(uint8_t *buf, size_t room, const char *name,
+                                    const uint8_t *der, size_t len,
+                                    const uint8_t *chain, size_t clen,
                                     const char *sni, const char *host)
 {
 	struct spop_wr w;
 	struct spop_frame f;
 	struct spop_data d;
-	uint8_t *der = NULL, *chain = NULL;
-	size_t len = 0, clen = 0;
 
 	spop_wr_init(&w, buf, room);
 	spop_put_bytes(&w, name, strlen(name));
 	spop_put_u8(&w, 4);
-	if (leaf) {
-		der = pki_der(leaf, &len);
-		d = spop_bin(der, len);
-	} else {
-		d = spop_null();
-	}
+	d = der ? spop_bin(der, len) : spop_null();
 	spop_put_kv(&w, "cert", &d);
-	if (with_chain) {
-		chain = pki_chain_der((const struct pki_cert *[]){ fx.inter }, 1, &clen);
-		d = spop_bin(chain, clen);
-	} else {
-		d = spop_null();
-	}
+	d = chain ? spop_bin(chain, clen) : spop_null();
 	spop_put_kv(&w, "chain", &d);
 	d = sni ? spop_cstr(sni) : spop_null();
 	spop_put_kv(&w, "sni", &d);
 	d = host ? spop_cstr(host) : spop_null();
 	spop_put_kv(&w, "host", &d);
 	assert_false(w.err);
-	free(der);
-	free(chain);
 	memset(&f, 0, sizeof(f));
 	f.type = SPOP_FRAME_NOTIFY;
 	f.flags = SPOP_FLAG_FIN;
@@ -129,6 +117,25 @@ static struct spop_frame notify_msg(uint8_t *buf, size_t room, const char *name,
 	f.frame_id = 9;
 	f.payload = buf;
 	f.payload_len = (size_t)(w.p - buf);
+	return f;
+}
+
+/* The same with a fixture leaf and, with_chain, fx.inter as the chain. */
+static struct spop_frame notify_msg(uint8_t *buf, size_t room, const char *name,
+                                    const struct pki_cert *leaf, int with_chain,
+                                    const char *sni, const char *host)
+{
+	struct spop_frame f;
+	uint8_t *der = NULL, *chain = NULL;
+	size_t len = 0, clen = 0;
+
+	if (leaf)
+		der = pki_der(leaf, &len);
+	if (with_chain)
+		chain = pki_chain_der((const struct pki_cert *[]){ fx.inter }, 1, &clen);
+	f = notify_raw(buf, room, name, der, len, chain, clen, sni, host);
+	free(der);
+	free(chain);
 	return f;
 }
 
@@ -505,6 +512,152 @@ static void test_ack_too_big_keeps_action_and_result(void **state)
 	assert_non_null(strstr(names, "subject"));
 }
 
+
+/* The ACK for `f` at a given max-frame-size. */
+static size_t ack_at(const struct handler_env *env, const struct spop_frame *f,
+                     uint32_t max, uint8_t *out, size_t room)
+{
+	struct spop_wr w;
+	unsigned int n;
+
+	spop_wr_init(&w, out, room);
+	assert_int_equal(handler_notify(env, f, max, &w, &n), HANDLER_ACK);
+	return (size_t)(w.p - out);
+}
+
+/* Which rung of the ladder an answer is on, from its variable names. */
+static int ack_level(const char *names)
+{
+	size_t n = strlen(names), c = strlen(",chain_rfc9440");
+
+	if (n > c && strcmp(names + n - c, ",chain_rfc9440") == 0)
+		return 4;
+	if (strstr(names, ",san_") != NULL)
+		return 3;
+	if (strstr(names, ",subject,") != NULL)
+		return 2;
+	if (strstr(names, ",verify_error") != NULL)
+		return 1;
+	return 0;
+}
+
+/* The drop order, frame size by frame size, on the miss and on the hit
+ * path: first chain_rfc9440, then the san_* lists, then the other
+ * details, and the two paths answer byte for byte the same. */
+static void test_drop_ladder(void **state)
+{
+	static uint8_t in[16384], a0[16384], a1[16384];
+	struct cache *cache = cache_new(16);
+	struct handler_env off = { .cfg = fx.cfg, .gen = 1, .cache_ttl_ms = 60000 };
+	struct handler_env on = { .cfg = fx.cfg, .gen = 1, .cache = cache,
+	                          .cache_ttl_ms = 60000 };
+	struct spop_frame f;
+	char names[1024];
+	size_t full, l0, l1;
+	int seen[5] = { 0 }, last = 0;
+	uint32_t max;
+
+	(void)state;
+	assert_non_null(cache);
+	f = notify(in, sizeof(in), fx.valid, 1, "enforce.example", "enforce.example");
+	full = ack(&on, &f, a0, sizeof(a0));   /* stores the entry */
+	ack_vars(a0, full, SPOP_DEFAULT_FRAME_SIZE, names, sizeof(names));
+	assert_string_equal(names, "action,result,present,verified,mode,policy,ca,"
+	                    "verify_error,subject,issuer,serial,fingerprint,"
+	                    "not_before,not_after,spiffe_id,fingerprint_sha1,ski,"
+	                    "issuer_ski,san_uri,chain_rfc9440");
+	for (max = 256; max <= full + 8; max++) {
+		l0 = ack_at(&off, &f, max, a0, sizeof(a0));
+		l1 = ack_at(&on, &f, max, a1, sizeof(a1));
+		assert_true(l0 <= max + SPOP_LEN_PREFIX);
+		assert_int_equal(l0, l1);
+		assert_memory_equal(a0, a1, l0);
+		ack_vars(a0, l0, max, names, sizeof(names));
+		assert_string_equal(result_of(a0, l0), "ok");
+		/* Never a lower rung for a larger frame. */
+		assert_true(ack_level(names) >= last);
+		last = ack_level(names);
+		seen[last] = 1;
+	}
+	assert_int_equal(last, 4);
+	assert_true(seen[1] && seen[2] && seen[3] && seen[4]);
+	cache_free(cache);
+}
+
+/* A result far over the old 2 KiB entry limit (a chain of 12
+ * intermediates and a long SAN list) is cached, and a hit answers it
+ * whole without verifying again. */
+static void test_cache_large_values(void **state)
+{
+	static uint8_t in[16384], a0[16384], a1[16384];
+	struct pki_cert *certs[14];
+	char path[512], err[CONFIG_ERR_LEN], cn[64], dns[4][240];
+	struct cache *cache = cache_new(16);
+	struct handler_env env = { .gen = 1, .cache = cache, .cache_ttl_ms = 60000 };
+	struct config *cfg;
+	struct cache_stats st;
+	struct spop_frame f;
+	uint8_t *der, *cder;
+	size_t len, clen, l0, l1;
+	uint64_t before;
+	char names[1024];
+	FILE *cf;
+
+	(void)state;
+	assert_non_null(cache);
+	certs[0] = pki_make(&(struct pki_cert_opts){ .cn = "Deep Root", .is_ca = 1 }, NULL);
+	for (int i = 1; i <= 12; i++) {
+		snprintf(cn, sizeof(cn), "Deep Intermediate %02d %040d", i, 0);
+		certs[i] = pki_make(&(struct pki_cert_opts){ .cn = cn, .is_ca = 1 },
+		                    certs[i - 1]);
+	}
+	for (int i = 0; i < 4; i++) {
+		memset(dns[i], 'a' + i, 230);
+		strcpy(dns[i] + 230, ".example");
+	}
+	certs[13] = pki_make(&(struct pki_cert_opts){ .cn = "deep client",
+	                     .eku = PKI_EKU_CLIENT,
+	                     .san_dns = { dns[0], dns[1], dns[2], dns[3] } }, certs[12]);
+	snprintf(path, sizeof(path), "%s/deep.pem", fx.dir);
+	pki_write_pem(path, (const struct pki_cert *[]){ certs[0] }, 1);
+	snprintf(path, sizeof(path), "%s/deep.conf", fx.dir);
+	cf = fopen(path, "w");
+	assert_non_null(cf);
+	fputs("[ca deep]\nfile = deep.pem\n[host deep.example]\nca = deep\n"
+	      "mode = enforce\nverify-depth = 16\n", cf);
+	fclose(cf);
+	if (config_load(path, &cfg, err, sizeof(err)) != 0)
+		fail_msg("config: %s", err);
+	env.cfg = cfg;
+
+	der = pki_der(certs[13], &len);
+	cder = pki_chain_der((const struct pki_cert *const *)&certs[1], 12, &clen);
+	assert_true(clen < sizeof(in) / 2);
+	f = notify_raw(in, sizeof(in), "check-client-cert", der, len, cder, clen,
+	               "deep.example", "deep.example");
+	l0 = ack(&env, &f, a0, sizeof(a0));
+	assert_true(l0 > 2 * 2048);
+	ack_vars(a0, l0, SPOP_DEFAULT_FRAME_SIZE, names, sizeof(names));
+	assert_int_equal(ack_level(names), 4);
+	assert_non_null(strstr(names, ",san_dns,chain_rfc9440"));
+	cache_get_stats(cache, &st);
+	assert_int_equal(st.inserts, 1);
+	before = trust_verifications();
+	l1 = ack(&env, &f, a1, sizeof(a1));
+	assert_int_equal(trust_verifications(), before);
+	cache_get_stats(cache, &st);
+	assert_int_equal(st.hits, 1);
+	assert_int_equal(l0, l1);
+	assert_memory_equal(a0, a1, l0);
+
+	free(der);
+	free(cder);
+	config_free(cfg);
+	cache_free(cache);
+	for (int i = 0; i < 14; i++)
+		pki_free(certs[i]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -515,6 +668,8 @@ int main(void)
 		cmocka_unit_test(test_sub_second_ttl_caches),
 		cmocka_unit_test(test_reload_keeps_cache_entries),
 		cmocka_unit_test(test_ack_too_big_keeps_action_and_result),
+		cmocka_unit_test(test_drop_ladder),
+		cmocka_unit_test(test_cache_large_values),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -4,6 +4,7 @@
  * verify_cert() with a config loaded from a file, and the exact set-var
  * actions of the ACK.
  */
+#include <ctype.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -16,6 +17,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "config.h"
 #include "pki.h"
@@ -692,6 +694,19 @@ static int64_t asn1_unix(const ASN1_TIME *t)
 	return (int64_t)timegm(&tm);
 }
 
+static void sha1_hex(X509 *x, char out[41])
+{
+	uint8_t *der = NULL, md[20];
+	unsigned int n = 0;
+	int len = i2d_X509(x, &der);
+
+	assert_true(len > 0);
+	assert_int_equal(EVP_Digest(der, (size_t)len, md, &n, EVP_sha1(), NULL), 1);
+	for (int i = 0; i < 20; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	OPENSSL_free(der);
+}
+
 static void test_encode_ok(void **state)
 {
 	struct mtls_request r = req_make("api.example.com", "api.example.com",
@@ -711,7 +726,9 @@ static void test_encode_ok(void **state)
 	verdict_encode(&v, &w, 1);
 	assert_int_equal(w.err, 0);
 	n = decode_vars(buf, (size_t)(w.p - buf), vars, 32);
-	assert_int_equal(n, 15);
+	/* No revoked (no CRL), san_email (none) or chain_rfc9440 (the
+	 * anchor issued the leaf). */
+	assert_int_equal(n, 20);
 	expect_str(&vars[0], "action", "allow");
 	expect_str(&vars[1], "result", "ok");
 	expect_bool(&vars[2], "present", 1);
@@ -733,6 +750,17 @@ static void test_encode_ok(void **state)
 	expect_int(&vars[13], "not_after", SPOP_T_INT64,
 	           asn1_unix(X509_get0_notAfter(fx.leaf_a->x509)));
 	expect_str(&vars[14], "spiffe_id", "spiffe://a.example/ns/pay/sa/client");
+	sha1_hex(fx.leaf_a->x509, fp);
+	expect_str(&vars[15], "fingerprint_sha1", fp);
+	pki_keyid_hex(fx.leaf_a->x509, NID_subject_key_identifier, fp, sizeof(fp));
+	assert_int_equal(strlen(fp), 40);
+	expect_str(&vars[16], "ski", fp);
+	pki_keyid_hex(fx.leaf_a->x509, NID_authority_key_identifier, fp, sizeof(fp));
+	expect_str(&vars[17], "issuer_ski", fp);
+	pki_keyid_hex(fx.ca_a->x509, NID_subject_key_identifier, fp, sizeof(fp));
+	expect_str(&vars[17], "issuer_ski", fp);
+	expect_str(&vars[18], "san_dns", "client.a.example");
+	expect_str(&vars[19], "san_uri", "spiffe://a.example/ns/pay/sa/client");
 
 	/* Without the certificate details. */
 	spop_wr_init(&w, buf, sizeof(buf));
@@ -764,8 +792,8 @@ static void test_encode_untrusted(void **state)
 	verdict_encode(&v, &w, 1);
 	assert_int_equal(w.err, 0);
 	n = decode_vars(buf, (size_t)(w.p - buf), vars, 32);
-	/* No ca (nothing anchored), no spiffe_id (no URI SAN). */
-	assert_int_equal(n, 13);
+	/* No ca (nothing anchored), no spiffe_id or san_* (no SAN). */
+	assert_int_equal(n, 16);
 	expect_str(&vars[0], "action", "log");
 	expect_str(&vars[1], "result", "untrusted");
 	expect_bool(&vars[2], "present", 1);
@@ -777,6 +805,78 @@ static void test_encode_untrusted(void **state)
 	expect_str(&vars[7], "subject", "CN=client.b");
 	expect_str(&vars[8], "issuer", "CN=Partner B Root,O=Partner B");
 	assert_string_equal(vars[12].name, "not_after");
+	assert_string_equal(vars[13].name, "fingerprint_sha1");
+	assert_string_equal(vars[14].name, "ski");
+	assert_string_equal(vars[15].name, "issuer_ski");
+}
+
+/* Every level of verdict_encode_cert() is a prefix of the next, in the
+ * documented order, and `ends` says where each stops. */
+static void test_encode_detail_levels(void **state)
+{
+	struct verdict v;
+	uint8_t full[8192], part[8192];
+	size_t ends[DETAIL_COUNT], e2[DETAIL_COUNT];
+	struct spop_wr w;
+	struct var vars[32];
+	size_t n;
+	static const char *const order[] = {
+		"subject", "issuer", "serial", "fingerprint", "not_before",
+		"not_after", "spiffe_id", "fingerprint_sha1", "ski",
+		"issuer_ski", "revoked", "san_dns", "san_uri", "san_email",
+		"chain_rfc9440",
+	};
+
+	(void)state;
+	memset(&v, 0, sizeof(v));
+	trust_result_reset(&v.trust);
+	v.has_cert_info = 1;
+	strcpy(v.subject, "CN=s");
+	strcpy(v.issuer, "CN=i");
+	strcpy(v.serial, "01");
+	strcpy(v.fingerprint, "ff");
+	strcpy(v.spiffe_id, "spiffe://x/y");
+	strcpy(v.fingerprint_sha1, "aa");
+	strcpy(v.ski, "bb");
+	strcpy(v.issuer_ski, "cc");
+	v.revoked = 0;
+	strcpy(v.san_dns, "a.example, b.example");
+	strcpy(v.san_uri, "spiffe://x/y");
+	strcpy(v.san_email, "a@example");
+	strcpy(v.chain_rfc9440, ":AAAA:, :BBBB:");
+	spop_wr_init(&w, full, sizeof(full));
+	verdict_encode_cert(&v.trust, &w, DETAIL_ALL, ends);
+	assert_int_equal(w.err, 0);
+	assert_int_equal(ends[DETAIL_NONE], 0);
+	assert_int_equal(ends[DETAIL_ALL], (size_t)(w.p - full));
+	assert_true(ends[DETAIL_CORE] < ends[DETAIL_SAN]);
+	assert_true(ends[DETAIL_SAN] < ends[DETAIL_ALL]);
+	n = decode_vars(full, ends[DETAIL_ALL], vars, 32);
+	assert_int_equal(n, 15);
+	for (size_t i = 0; i < n; i++)
+		assert_string_equal(vars[i].name, order[i]);
+	expect_bool(&vars[10], "revoked", 0);
+	expect_str(&vars[14], "chain_rfc9440", ":AAAA:, :BBBB:");
+	assert_int_equal(decode_vars(full, ends[DETAIL_SAN], vars, 32), 14);
+	assert_int_equal(decode_vars(full, ends[DETAIL_CORE], vars, 32), 11);
+	/* A lower level writes exactly the prefix. */
+	for (int d = DETAIL_NONE; d < DETAIL_COUNT; d++) {
+		spop_wr_init(&w, part, sizeof(part));
+		verdict_encode_cert(&v.trust, &w, (enum verdict_detail)d, e2);
+		assert_int_equal(w.err, 0);
+		assert_int_equal((size_t)(w.p - part), ends[d]);
+		assert_memory_equal(part, full, ends[d]);
+	}
+	/* Absent fields are absent, not empty; revoked true is sent. */
+	v.revoked = 1;
+	v.san_dns[0] = v.chain_rfc9440[0] = v.ski[0] = '\0';
+	spop_wr_init(&w, full, sizeof(full));
+	verdict_encode_cert(&v.trust, &w, DETAIL_ALL, ends);
+	n = decode_vars(full, (size_t)(w.p - full), vars, 32);
+	assert_int_equal(n, 12);
+	expect_bool(&vars[9], "revoked", 1);
+	assert_string_equal(vars[10].name, "san_uri");
+	assert_int_equal(ends[DETAIL_SAN], ends[DETAIL_ALL]);
 }
 
 static void test_encode_off_and_mismatch(void **state)
@@ -861,6 +961,7 @@ int main(void)
 		cmocka_unit_test(test_real_certificates),
 		cmocka_unit_test(test_encode_ok),
 		cmocka_unit_test(test_encode_untrusted),
+		cmocka_unit_test(test_encode_detail_levels),
 		cmocka_unit_test(test_encode_off_and_mismatch),
 		cmocka_unit_test(test_encode_bytes),
 	};

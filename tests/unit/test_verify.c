@@ -7,6 +7,7 @@
  * checks that trust_verify() leaves the OpenSSL error queue empty and
  * does not touch the verdict fields around its result.
  */
+#include <ctype.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 #include <cmocka.h>
+#include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
@@ -586,9 +588,19 @@ static void test_crl_leaf_revoked(void **state)
 	verify(t.tp, fx.leaf_revoked, NULL, 0, &v);
 	expect(&v, RESULT_REVOKED, X509_V_ERR_CERT_REVOKED);
 	assert_string_equal(v.serial, "5005");
+	assert_int_equal(v.revoked, 1);
 	/* A certificate the CRL does not list passes. */
 	verify(t.tp, fx.leaf1, NULL, 0, &v);
 	expect(&v, RESULT_OK, 0);
+	assert_int_equal(v.revoked, 0);
+	/* The CRL decided even when a later check fails. */
+	verify(t.tp, fx.leaf_expired, NULL, 0, &v);
+	expect(&v, RESULT_EXPIRED, X509_V_ERR_CERT_HAS_EXPIRED);
+	assert_int_equal(v.revoked, 0);
+	/* Not checked (no path): unknown. */
+	verify(t.tp, fx.other_leaf, NULL, 0, &v);
+	expect(&v, RESULT_UNTRUSTED, X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY);
+	assert_int_equal(v.revoked, TRUST_REVOKED_UNKNOWN);
 	tpol_free(&t);
 }
 
@@ -1328,6 +1340,25 @@ static void san_push(GENERAL_NAMES *gens, int type, const char *val,
 	assert_true(sk_GENERAL_NAME_push(gens, gn) > 0);
 }
 
+/* DER of leaf1 with its subjectAltName replaced by `gens` (freed here),
+ * signed by the intermediate again; OPENSSL_free() it. */
+static int leaf1_with_sans(GENERAL_NAMES *gens, uint8_t **der)
+{
+	X509 *x = X509_dup(fx.leaf1->x509);
+	int len;
+
+	assert_non_null(x);
+	assert_int_equal(X509_add1_ext_i2d(x, NID_subject_alt_name, gens, 0,
+	                                   X509V3_ADD_REPLACE), 1);
+	GENERAL_NAMES_free(gens);
+	assert_true(X509_sign(x, fx.inter->key, EVP_sha256()) > 0);
+	*der = NULL;
+	len = i2d_X509(x, der);
+	assert_true(len > 0);
+	X509_free(x);
+	return len;
+}
+
 /* Names holding a NUL byte ("evil.example\0.partner-a.example") must not
  * satisfy a glob nor become the SPIFFE ID; a DNS name that looks like a
  * SPIFFE URI is not one. */
@@ -1337,24 +1368,17 @@ static void test_san_nul_and_types(void **state)
 	static const char nul_uri[] = "spiffe://evil\0.example/x";
 	struct tpol t;
 	struct verdict v;
-	X509 *x = X509_dup(fx.leaf1->x509);
 	GENERAL_NAMES *gens = GENERAL_NAMES_new();
 	uint8_t *der = NULL;
 	int len;
 
 	(void)state;
-	assert_non_null(x);
 	assert_non_null(gens);
 	san_push(gens, GEN_DNS, nul_dns, sizeof(nul_dns) - 1);
 	san_push(gens, GEN_DNS, "spiffe://dns.example/no", 23);
 	san_push(gens, GEN_URI, nul_uri, sizeof(nul_uri) - 1);
 	san_push(gens, GEN_URI, "spiffe://good.example/ok", 24);
-	assert_int_equal(X509_add1_ext_i2d(x, NID_subject_alt_name, gens, 0,
-	                                   X509V3_ADD_REPLACE), 1);
-	GENERAL_NAMES_free(gens);
-	assert_true(X509_sign(x, fx.inter->key, EVP_sha256()) > 0);
-	len = i2d_X509(x, &der);
-	assert_true(len > 0);
+	len = leaf1_with_sans(gens, &der);
 
 	tpol_init(&t, CRL_CHECK_NONE, PURPOSE_CLIENT);
 	tpol_add_ca(&t, ca_new("ca-a", (const struct pki_cert *[]){ fx.inter },
@@ -1371,7 +1395,244 @@ static void test_san_nul_and_types(void **state)
 	verify_raw(t.tp, der, (size_t)len, NULL, 0, fx.now, &v);
 	expect(&v, RESULT_OK, 0);
 	OPENSSL_free(der);
-	X509_free(x);
+	tpol_free(&t);
+}
+
+
+/* ---------------------------------------------------------------------- */
+/* Migration fields: SHA-1, key identifiers, SAN lists, revoked, chain    */
+
+/* ":base64(DER):" of a certificate, through a BIO (not the agent's
+ * EVP_EncodeBlock), appended to out. */
+static void b64_item(const struct pki_cert *c, char *out, size_t outlen)
+{
+	size_t len;
+	uint8_t *der = pki_der(c, &len);
+	BIO *b64 = BIO_new(BIO_f_base64()), *mem = BIO_new(BIO_s_mem());
+	char *p;
+	long n;
+
+	assert_non_null(b64);
+	assert_non_null(mem);
+	BIO_set_flags(b64, BIO_FLAGS_BASE64_NO_NL);
+	b64 = BIO_push(b64, mem);
+	assert_int_equal(BIO_write(b64, der, (int)len), (int)len);
+	assert_int_equal(BIO_flush(b64), 1);
+	n = BIO_get_mem_data(mem, &p);
+	if (out[0] != '\0')
+		strncat(out, ", ", outlen - strlen(out) - 1);
+	strncat(out, ":", outlen - strlen(out) - 1);
+	strncat(out, p, (size_t)n < outlen - strlen(out) - 1 ?
+	        (size_t)n : outlen - strlen(out) - 1);
+	strncat(out, ":", outlen - strlen(out) - 1);
+	BIO_free_all(b64);
+	free(der);
+}
+
+static void test_fields_match_openssl(void **state)
+{
+	struct tpol t;
+	struct verdict v;
+	size_t len;
+	uint8_t *der, md[20];
+	unsigned int mdlen = 0;
+	char hex[41], id[160];
+
+	(void)state;
+	tpol_simple(&t, "ca-root", (const struct pki_cert *[]){ fx.root }, 1);
+	verify(t.tp, fx.leaf1, (const struct pki_cert *[]){ fx.inter }, 1, &v);
+	expect(&v, RESULT_OK, 0);
+	der = pki_der(fx.leaf1, &len);
+	assert_int_equal(EVP_Digest(der, len, md, &mdlen, EVP_sha1(), NULL), 1);
+	for (size_t i = 0; i < 20; i++)
+		snprintf(&hex[2 * i], 3, "%02x", md[i]);
+	free(der);
+	assert_string_equal(v.fingerprint_sha1, hex);
+	pki_keyid_hex(fx.leaf1->x509, NID_subject_key_identifier, id, sizeof(id));
+	assert_int_equal(strlen(id), 40);
+	assert_string_equal(v.ski, id);
+	pki_keyid_hex(fx.leaf1->x509, NID_authority_key_identifier, id, sizeof(id));
+	assert_string_equal(v.issuer_ski, id);
+	/* The issuer's SKI is the leaf's AKI. */
+	pki_keyid_hex(fx.inter->x509, NID_subject_key_identifier, id, sizeof(id));
+	assert_string_equal(v.issuer_ski, id);
+	assert_string_equal(v.san_dns, "client1.partner-a.example");
+	assert_string_equal(v.san_uri, "https://partner-a.example/x, " LEAF1_SPIFFE);
+	assert_string_equal(v.san_email, "client1@partner-a.example");
+	/* No CRL consulted. */
+	assert_int_equal(v.revoked, TRUST_REVOKED_UNKNOWN);
+
+	/* Set for a failing certificate too; absent when missing. */
+	verify(t.tp, fx.leaf_nosan, NULL, 0, &v);
+	expect(&v, RESULT_UNTRUSTED, X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY);
+	assert_int_equal(strlen(v.fingerprint_sha1), 40);
+	assert_int_equal(strlen(v.ski), 40);
+	assert_string_equal(v.san_dns, "");
+	assert_string_equal(v.san_uri, "");
+	assert_string_equal(v.san_email, "");
+	assert_string_equal(v.chain_rfc9440, "");
+	{
+		struct pki_cert *nokid = pki_make(&(struct pki_cert_opts){
+		        .cn = "no-key-ids", .eku = PKI_EKU_CLIENT,
+		        .no_key_ids = 1 }, fx.inter);
+
+		verify(t.tp, nokid, (const struct pki_cert *[]){ fx.inter }, 1, &v);
+		expect(&v, RESULT_OK, 0);
+		assert_string_equal(v.ski, "");
+		assert_string_equal(v.issuer_ski, "");
+		assert_int_equal(strlen(v.fingerprint_sha1), 40);
+		pki_free(nokid);
+	}
+	tpol_free(&t);
+}
+
+/* revoked is set only by a current, usable CRL (test_crl_leaf_revoked
+ * has the true and false cases). */
+static void test_fields_revoked(void **state)
+{
+	struct tpol t;
+	struct verdict v;
+
+	(void)state;
+	/* An expired CRL decides nothing. */
+	tpol_init(&t, CRL_CHECK_LEAF, PURPOSE_CLIENT);
+	tpol_add_ca(&t, ca_new("ca-a", (const struct pki_cert *[]){ fx.inter }, 1,
+	            (X509_CRL *[]){ fx.crl_inter_expired }, 1));
+	tpol_prepare(&t);
+	verify(t.tp, fx.leaf1, NULL, 0, &v);
+	expect(&v, RESULT_CRL_ERROR, X509_V_ERR_CRL_HAS_EXPIRED);
+	assert_int_equal(v.revoked, TRUST_REVOKED_UNKNOWN);
+	tpol_free(&t);
+
+	/* crl-check automatic, issuer without CRL: skipped, unknown. */
+	tpol_init(&t, CRL_CHECK_LEAF, PURPOSE_CLIENT);
+	t.params.crl_check_auto = 1;
+	tpol_add_ca(&t, ca_new("with-crl", (const struct pki_cert *[]){ fx.inter }, 1,
+	            (X509_CRL *[]){ fx.crl_inter }, 1));
+	tpol_add_ca(&t, ca_new("without", (const struct pki_cert *[]){ fx.other_root }, 1,
+	            NULL, 0));
+	tpol_prepare(&t);
+	verify(t.tp, fx.other_leaf, NULL, 0, &v);
+	expect(&v, RESULT_OK, 0);
+	assert_int_equal(v.revoked, TRUST_REVOKED_UNKNOWN);
+	verify(t.tp, fx.leaf1, NULL, 0, &v);
+	expect(&v, RESULT_OK, 0);
+	assert_int_equal(v.revoked, 0);
+	tpol_free(&t);
+}
+
+static void test_fields_chain(void **state)
+{
+	struct tpol t;
+	struct verdict v;
+	struct pki_cert *inter_b, *leaf_b;
+	char want[TRUST_CHAIN_MAX];
+
+	(void)state;
+	inter_b = pki_make(&(struct pki_cert_opts){ .cn = "Intermediate A2",
+	        .is_ca = 1 }, fx.inter);
+	leaf_b = pki_make(&(struct pki_cert_opts){ .cn = "deep",
+	        .eku = PKI_EKU_CLIENT }, inter_b);
+
+	/* Root anchor: the intermediate sent by the client. */
+	tpol_simple(&t, "ca-root", (const struct pki_cert *[]){ fx.root }, 1);
+	verify(t.tp, fx.leaf1, (const struct pki_cert *[]){ fx.inter }, 1, &v);
+	expect(&v, RESULT_OK, 0);
+	want[0] = '\0';
+	b64_item(fx.inter, want, sizeof(want));
+	assert_string_equal(v.chain_rfc9440, want);
+	/* The anchor is never included, even when the client sends it. */
+	verify(t.tp, fx.leaf1,
+	       (const struct pki_cert *[]){ fx.inter, fx.root }, 2, &v);
+	expect(&v, RESULT_OK, 0);
+	assert_string_equal(v.chain_rfc9440, want);
+	/* Issuing order, from the verified path, not the order sent. */
+	verify(t.tp, leaf_b, (const struct pki_cert *[]){ fx.inter, inter_b }, 2, &v);
+	expect(&v, RESULT_OK, 0);
+	want[0] = '\0';
+	b64_item(inter_b, want, sizeof(want));
+	b64_item(fx.inter, want, sizeof(want));
+	assert_string_equal(v.chain_rfc9440, want);
+	/* Only on ok: an expired leaf, a failed path. */
+	verify(t.tp, fx.leaf_expired, (const struct pki_cert *[]){ fx.inter }, 1, &v);
+	expect(&v, RESULT_EXPIRED, X509_V_ERR_CERT_HAS_EXPIRED);
+	assert_string_equal(v.chain_rfc9440, "");
+	verify(t.tp, leaf_b, (const struct pki_cert *[]){ inter_b }, 1, &v);
+	expect(&v, RESULT_UNTRUSTED, X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY);
+	assert_string_equal(v.chain_rfc9440, "");
+	/* ... and not for an identity mismatch either. */
+	tpol_add_id(&t, "nobody");
+	verify(t.tp, fx.leaf1, (const struct pki_cert *[]){ fx.inter }, 1, &v);
+	expect(&v, RESULT_IDENTITY_MISMATCH, 0);
+	assert_string_equal(v.chain_rfc9440, "");
+	tpol_free(&t);
+
+	/* The anchor issued the leaf: absent. */
+	tpol_simple(&t, "ca-inter", (const struct pki_cert *[]){ fx.inter }, 1);
+	verify(t.tp, fx.leaf1, NULL, 0, &v);
+	expect(&v, RESULT_OK, 0);
+	assert_string_equal(v.chain_rfc9440, "");
+	tpol_free(&t);
+
+	/* Every certificate of a CA file is an anchor (partial chains):
+	 * with root and intermediate listed, the verified path ends at the
+	 * intermediate, which is left out like any anchor. */
+	tpol_simple(&t, "ca-both", (const struct pki_cert *[]){ fx.root, fx.inter }, 2);
+	verify(t.tp, leaf_b, (const struct pki_cert *[]){ inter_b }, 1, &v);
+	expect(&v, RESULT_OK, 0);
+	want[0] = '\0';
+	b64_item(inter_b, want, sizeof(want));
+	assert_string_equal(v.chain_rfc9440, want);
+	verify(t.tp, fx.leaf1, (const struct pki_cert *[]){ fx.inter }, 1, &v);
+	expect(&v, RESULT_OK, 0);
+	assert_string_equal(v.chain_rfc9440, "");
+	tpol_free(&t);
+	pki_free(inter_b);
+	pki_free(leaf_b);
+}
+
+/* A leaf of 40 DNS names of 60 bytes (2,480 bytes as a list), one with a
+ * control byte and one holding ", ": the list keeps the first whole
+ * names that fit 1 KiB, skips the unprintable ones, never cuts one. */
+static void test_fields_san_lists(void **state)
+{
+	struct tpol t;
+	struct verdict v;
+	GENERAL_NAMES *gens = GENERAL_NAMES_new();
+	char name[64], want[TRUST_SAN_MAX + 1] = "";
+	uint8_t *der = NULL;
+	int len;
+
+	(void)state;
+	assert_non_null(gens);
+	san_push(gens, GEN_DNS, "bad\x01.example", 12);
+	san_push(gens, GEN_DNS, "a, b.example", 12);
+	san_push(gens, GEN_EMAIL, "x@\x80.example", 11);
+	san_push(gens, GEN_EMAIL, "ok@example.com", 14);
+	for (int i = 0; i < 40; i++) {
+		snprintf(name, sizeof(name), "n%02d-%s.example", i,
+		         "012345678901234567890123456789012345678901234567");
+		assert_int_equal(strlen(name), 60);
+		san_push(gens, GEN_DNS, name, 60);
+		/* 16 names and 15 separators: 990 bytes; a 17th is 1052. */
+		if (i < 16) {
+			if (i > 0)
+				strcat(want, ", ");
+			strcat(want, name);
+		}
+	}
+	san_push(gens, GEN_DNS, "short.example", 13);
+	len = leaf1_with_sans(gens, &der);
+
+	tpol_simple(&t, "ca-inter", (const struct pki_cert *[]){ fx.inter }, 1);
+	verify_raw(t.tp, der, (size_t)len, NULL, 0, fx.now, &v);
+	expect(&v, RESULT_OK, 0);
+	assert_int_equal(strlen(want), 990);
+	assert_string_equal(v.san_dns, want);
+	assert_string_equal(v.san_email, "ok@example.com");
+	assert_string_equal(v.san_uri, "");
+	assert_string_equal(v.spiffe_id, "");
+	OPENSSL_free(der);
 	tpol_free(&t);
 }
 
@@ -1604,6 +1865,10 @@ int main(void)
 		cmocka_unit_test(test_details_negative_serial_and_escaping),
 		cmocka_unit_test(test_details_long_subject_truncated),
 		cmocka_unit_test(test_san_nul_and_types),
+		cmocka_unit_test(test_fields_match_openssl),
+		cmocka_unit_test(test_fields_revoked),
+		cmocka_unit_test(test_fields_chain),
+		cmocka_unit_test(test_fields_san_lists),
 		cmocka_unit_test(test_prepare_errors),
 		cmocka_unit_test(test_prepare_twice_and_empty),
 		cmocka_unit_test(test_valid_until),
