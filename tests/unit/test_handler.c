@@ -591,7 +591,7 @@ static void test_cache_large_values(void **state)
 {
 	static uint8_t in[16384], a0[16384], a1[16384];
 	struct pki_cert *certs[14];
-	char path[512], err[CONFIG_ERR_LEN], cn[64], dns[4][240];
+	char path[512], err[CONFIG_ERR_LEN], cn[96], dns[4][240];
 	struct cache *cache = cache_new(16);
 	struct handler_env env = { .gen = 1, .cache = cache, .cache_ttl_ms = 60000 };
 	struct config *cfg;

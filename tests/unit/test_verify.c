@@ -1599,7 +1599,7 @@ static void test_fields_san_lists(void **state)
 	struct tpol t;
 	struct verdict v;
 	GENERAL_NAMES *gens = GENERAL_NAMES_new();
-	char name[64], want[TRUST_SAN_MAX + 1] = "";
+	char name[96], want[TRUST_SAN_MAX + 1] = "";
 	uint8_t *der = NULL;
 	int len;
 
