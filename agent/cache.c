@@ -116,6 +116,12 @@ static uint64_t hash_bytes(uint64_t h, const uint8_t *p, size_t n)
 	return h;
 }
 
+uint64_t cache_hash_seeded(uint64_t seed, uint64_t id, const uint8_t *p,
+                           size_t n)
+{
+	return hash_bytes(mix(seed, id), p, n);
+}
+
 uint64_t cache_hash(const struct cache *c, const struct cache_key *k)
 {
 	const uint8_t *p[CACHE_FIELDS];

@@ -53,6 +53,12 @@ struct cache_key {
 /* The hash of a key, to pass to cache_get() and cache_put(). */
 uint64_t cache_hash(const struct cache *c, const struct cache_key *k);
 
+/* The same seeded hash over an id and one byte string, for other tables
+ * keyed by what the cache is keyed by (vpool.c's flights). Only
+ * distribution matters: lookups compare the bytes. */
+uint64_t cache_hash_seeded(uint64_t seed, uint64_t id, const uint8_t *p,
+                           size_t n);
+
 /* Look up the value stored for exactly this key at `now_ms` (unix
  * milliseconds). On a hit, *data and *len view the stored value (valid
  * until the next put or clear) and 1 is returned; 0 on a miss or an

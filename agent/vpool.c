@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include <openssl/rand.h>
 
+#include "cache.h"
 #include "handler.h"
 #include "vpool.h"
 
@@ -72,30 +73,12 @@ static int64_t vpool_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Seeded multiply-xorshift, 8 bytes at a time (as cache.c): the seed is
- * secret, so clients cannot aim keys at one chain. */
-static uint64_t vpool_mix(uint64_t h, uint64_t v)
-{
-	h ^= v;
-	h *= 0xff51afd7ed558ccdULL;
-	return h ^ (h >> 32);
-}
-
+/* The cache's seeded hash: the seed is secret, so clients cannot aim keys
+ * at one chain. */
 static uint64_t vpool_hash(const struct vpool *p, uint64_t id,
                            const uint8_t *b, size_t n)
 {
-	uint64_t h = vpool_mix(vpool_mix(p->seed, id), (uint64_t)n), v;
-
-	for (; n >= 8; b += 8, n -= 8) {
-		memcpy(&v, b, 8);
-		h = vpool_mix(h, v);
-	}
-	if (n > 0) {
-		v = 0;
-		memcpy(&v, b, n);
-		h = vpool_mix(h, v);
-	}
-	return h;
+	return cache_hash_seeded(p->seed, id, b, n);
 }
 
 static struct flight **vpool_slot(struct vpool *p, uint64_t hash, uint64_t id,
