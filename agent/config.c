@@ -136,6 +136,8 @@ void config_free(struct config *cfg)
 		free(cfg->agent.listen[i]);
 	for (size_t i = 0; i < cfg->agent.n_admin_listen; i++)
 		free(cfg->agent.admin_listen[i]);
+	free(cfg->agent.state_dir);
+	free(cfg->agent.admin_token_file);
 	free(cfg->path);
 	free(cfg);
 }
@@ -183,6 +185,8 @@ struct ca_draft {
 	size_t n_crls;
 	struct crl **eff;       /* every CRL describing its certificates */
 	size_t n_eff;
+	size_t index;           /* in load_ctx.cas and cfg->cas */
+	UT_hash_handle hh;      /* load_ctx.ca_set, keyed by name */
 };
 
 struct host_draft {
@@ -232,6 +236,8 @@ struct load_ctx {
 	const struct config *prev;
 	struct ca_draft **cas;
 	size_t n_cas;
+	struct ca_draft *ca_set;       /* uthash over cas[] by name */
+	struct ca_prev *prev_cas;      /* uthash over prev->cas by name */
 	struct host_draft **hosts;
 	size_t n_hosts;
 	struct host_draft *host_set;   /* uthash over hosts[] */
@@ -387,20 +393,20 @@ static int cfg_valid_ca_name(const char *s)
 static void cfg_section_ca(struct load_ctx *c, const char *name)
 {
 	struct ca_draft *ca, **cas;
+	int hash_oom = 0;
 
 	if (!cfg_valid_ca_name(name)) {
 		cfg_err(c, c->line, "bad CA name \"%s\" (letters, digits, '.', "
 		        "'-', '_'; at most %d)", name, CONFIG_MAX_CA_NAME);
 		return;
 	}
-	for (size_t i = 0; i < c->n_cas; i++) {
-		if (strcmp(c->cas[i]->name, name) == 0) {
-			char at[PATH_MAX + 32];
+	HASH_FIND_STR(c->ca_set, name, ca);
+	if (ca != NULL) {
+		char at[PATH_MAX + 32];
 
-			cfg_where(c->path, c->cas[i]->src, c->cas[i]->line, at, sizeof(at));
-			cfg_err(c, c->line, "duplicate [ca %s] (first at %s)", name, at);
-			return;
-		}
+		cfg_where(c->path, ca->src, ca->line, at, sizeof(at));
+		cfg_err(c, c->line, "duplicate [ca %s] (first at %s)", name, at);
+		return;
 	}
 	cas = cfg_append(c, c->cas, c->n_cas, sizeof(*cas));
 	if (cas == NULL)
@@ -415,6 +421,14 @@ static void cfg_section_ca(struct load_ctx *c, const char *name)
 	ca->src = c->path;
 	ca->line = c->line;
 	ca->name = cfg_strdup(c, name);
+	ca->index = c->n_cas - 1;
+	if (ca->name == NULL)
+		return;
+	HASH_ADD_KEYPTR(hh, c->ca_set, ca->name, strlen(ca->name), ca);
+	if (hash_oom) {
+		cfg_err(c, c->line, "out of memory");
+		return;
+	}
 	c->sec = SEC_CA;
 	c->sec_index = c->n_cas - 1;
 }
@@ -603,6 +617,7 @@ static const char *const agent_once_keys[] = {
 	"threads", "verify-threads", "verify-nice", "max-frame-size", "idle-timeout",
 	"log-level", "max-connections", "max-output", "cache-entries",
 	"cache-ttl", "log-format", "watch", "metrics-policy-label",
+	"admin-max-body", "state-dir", "admin-token-file",
 };
 
 /* `include = GLOB`: resolved now, read once the main file is parsed. */
@@ -676,6 +691,17 @@ static void cfg_key_agent(struct load_ctx *c, const char *key, const char *v)
 	                               sizeof(agent_once_keys[0])), key);
 	if (i >= 0 && cfg_once(c, KEY_AGENT_FIRST + (unsigned int)i, key) == -1)
 		return;
+	/* Paths: relative to the configuration's directory, like `file`. */
+	if (strcmp(key, "state-dir") == 0 || strcmp(key, "admin-token-file") == 0) {
+		char **dst = key[0] == 's' ? &a->state_dir : &a->admin_token_file;
+
+		if (v[0] == '\0') {
+			cfg_err(c, c->line, "empty %s", key);
+			return;
+		}
+		*dst = cfg_resolve(c, v);
+		return;
+	}
 	rc = settings_set_agent(a, key, v, why, sizeof(why));
 	if (rc == 1)
 		cfg_err(c, c->line, "unknown key \"%s\" in [agent]", key);
@@ -1024,12 +1050,38 @@ static void cfg_warn_expiry(struct load_ctx *c, size_t i)
 	(void)ca_expiry_notes(c->cfg->cas[i], c->now, cfg_note, &n);
 }
 
+/* A CA entry of the previous generation, by name: hashed, because a
+ * reload of 1,000 CAs and 10,000 hosts must not compare names pairwise. */
+struct ca_prev {
+	struct ca_entry *ca;
+	UT_hash_handle hh;
+};
+
+static int cfg_index_prev_cas(struct load_ctx *c)
+{
+	int hash_oom = 0;
+
+	for (size_t i = 0; c->prev != NULL && i < c->prev->n_cas; i++) {
+		struct ca_prev *p = calloc(1, sizeof(*p));
+
+		if (p == NULL)
+			return -1;
+		p->ca = c->prev->cas[i];
+		HASH_ADD_KEYPTR(hh, c->prev_cas, p->ca->name, strlen(p->ca->name), p);
+		if (hash_oom) {
+			free(p);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static struct ca_entry *cfg_prev_ca(const struct load_ctx *c, const char *name)
 {
-	for (size_t i = 0; c->prev != NULL && i < c->prev->n_cas; i++)
-		if (strcmp(c->prev->cas[i]->name, name) == 0)
-			return c->prev->cas[i];
-	return NULL;
+	struct ca_prev *p;
+
+	HASH_FIND_STR(c->prev_cas, name, p);
+	return p != NULL ? p->ca : NULL;
 }
 
 static void cfg_build_cas(struct load_ctx *c)
@@ -1038,7 +1090,7 @@ static void cfg_build_cas(struct load_ctx *c)
 	char why[CONFIG_ERR_LEN];
 
 	cfg->cas = calloc(c->n_cas + 1, sizeof(*cfg->cas));
-	if (cfg->cas == NULL) {
+	if (cfg->cas == NULL || cfg_index_prev_cas(c) == -1) {
 		cfg_err(c, 0, "out of memory");
 		return;
 	}
@@ -1168,16 +1220,16 @@ static size_t cfg_host_cas(struct load_ctx *c, struct host_draft *hd,
 	*crls = NULL;
 	*n_crls = 0;
 	for (size_t r = 0; r < hd->n_refs && !c->failed; r++) {
+		struct ca_draft *d;
 		size_t k, j;
 
-		for (k = 0; k < c->n_cas; k++)
-			if (strcmp(c->cas[k]->name, hd->refs[r].name) == 0)
-				break;
-		if (k == c->n_cas) {
+		HASH_FIND_STR(c->ca_set, hd->refs[r].name, d);
+		if (d == NULL) {
 			cfg_err_at(c, hd->src, hd->refs[r].line, "unknown CA \"%s\" (no [ca %s] "
 			        "section)", hd->refs[r].name, hd->refs[r].name);
 			return 0;
 		}
+		k = d->index;
 		/* "ca = a a" or a repeated line: keep one. */
 		for (j = 0; j < n && cas[j] != c->cfg->cas[k]; j++)
 			;
@@ -1339,7 +1391,14 @@ static void cfg_finish(struct load_ctx *c)
 
 static void cfg_ctx_free(struct load_ctx *c)
 {
+	struct ca_prev *p, *tmp;
+
 	HASH_CLEAR(hh, c->host_set);
+	HASH_CLEAR(hh, c->ca_set);
+	HASH_ITER(hh, c->prev_cas, p, tmp) {
+		HASH_DEL(c->prev_cas, p);
+		free(p);
+	}
 	for (size_t i = 0; i < c->n_hosts; i++) {
 		struct host_draft *h = c->hosts[i];
 

@@ -171,6 +171,12 @@ void config_agent_defaults(struct agent_settings *s)
 	s->cache_ttl_ms = 60000;
 	s->verify_nice = 10;
 	s->watch = 1;
+	s->admin_max_body = 1024 * 1024;
+}
+
+const char *settings_state_dir(const struct agent_settings *s)
+{
+	return s->state_dir != NULL ? s->state_dir : SETTINGS_STATE_DIR;
 }
 
 
@@ -271,6 +277,14 @@ int settings_set_agent(struct agent_settings *a, const char *key,
 			return -1;
 		}
 		a->metrics_policy_label = v[1] == 'n';
+	} else if (strcmp(key, "admin-max-body") == 0) {
+		if (settings_parse_size(v, &u) == -1 || u < 1024 ||
+		    u > 64u * 1024 * 1024) {
+			snprintf(why, whylen, "bad admin-max-body \"%s\" (bytes, k or "
+			         "m suffix, 1k..64m)", v);
+			return -1;
+		}
+		a->admin_max_body = (size_t)u;
 	} else {
 		return 1;
 	}

@@ -46,7 +46,18 @@ struct agent_settings {
 	char *admin_listen[CONFIG_MAX_LISTEN]; /* admin HTTP: same syntax as listen */
 	size_t n_admin_listen;
 	int metrics_policy_label;           /* verdict counter per policy: 0/1 */
+	char *state_dir;                    /* malloc'd, absolute or relative to
+	                                       the config's directory; NULL: the
+	                                       default, SETTINGS_STATE_DIR */
+	char *admin_token_file;             /* malloc'd like state_dir; NULL:
+	                                       none (/v1 on unix sockets only) */
+	size_t admin_max_body;              /* request body limit, default 1 MiB */
 };
+
+#define SETTINGS_STATE_DIR "/var/lib/mtls-spoa"
+
+/* The state directory of `s`: state_dir, else SETTINGS_STATE_DIR. */
+const char *settings_state_dir(const struct agent_settings *s);
 
 /* Fill `s` with defaults. */
 void config_agent_defaults(struct agent_settings *s);
