@@ -976,6 +976,8 @@ static void admin_release(struct admin_view *v)
 static const struct admin_ops server_admin_ops = {
 	.acquire = admin_acquire,
 	.release = admin_release,
+	.api = NULL,                /* the tenant API (api.h): set by api.c */
+	.api_ctx = NULL,
 };
 
 /* SIGHUP: load the file beside the live configuration and install it with
