@@ -22,7 +22,9 @@ done
 t_pki
 CONF=$T_PKI/mtls-spoa.conf
 cp "$T_ROOT/haproxy-conf/mtls-spoa.conf" "$CONF"
-sed -i 's/^\[agent\]$/[agent]\nadmin-max-body = 4k/' "$CONF"
+# watch = off: reloads happen at our SIGHUPs only (the watch is tested
+# at the end).
+sed -i 's/^\[agent\]$/[agent]\nadmin-max-body = 4k\nwatch = off/' "$CONF"
 t_admin_tokens "$CONF" ops monitoring.2 ci_bot
 t_start_agent "$CONF" || { not_ok "agent starts with a token file"; t_finish; exit 1; }
 A=http://127.0.0.1:$T_ADMIN_PORT
@@ -228,7 +230,8 @@ check_eq "no token file, unix socket: unknown /v1 path 404" "$ust" 404
 t_stop_pid "$U_PID"
 check_eq "the open agent exits 0" "$T_STOP_RC" 0
 
-"$T_AGENT_BIN" -c "$CONF" -l "127.0.0.1:$U_PORT" -t 1 --admin-listen "unix:$U_SOCK" \
+sed '/^watch = off$/d' "$CONF" >"$T_PKI/watch.conf"
+"$T_AGENT_BIN" -c "$T_PKI/watch.conf" -l "127.0.0.1:$U_PORT" -t 1 --admin-listen "unix:$U_SOCK" \
 	>>"$T_WORK/agent-open.log" 2>&1 &
 U_PID=$!
 for _ in $(seq 50); do [ -S "$U_SOCK" ] && break; sleep 0.1; done
@@ -237,6 +240,18 @@ check_eq "with a token file, unix socket without a token: 401" "$ust" 401
 ust=$(curl -s --max-time 5 --unix-socket "$U_SOCK" -o /dev/null -w '%{http_code}' \
 	-H "$(auth "$new_tok")" http://admin/v1/status)
 check_eq "with a token file, unix socket with a token: 200" "$ust" 200
+# watch = on: a new token file (renamed over the old one) is reloaded
+# without SIGHUP.
+tok3=$(openssl rand -hex 24)
+(umask 077 && echo "ops:$tok3" >"$T_PKI/admin-tokens.new")
+mv -f "$T_PKI/admin-tokens.new" "$T_PKI/admin-tokens"
+for _ in $(seq 100); do
+	ust=$(curl -s --max-time 5 --unix-socket "$U_SOCK" -o /dev/null -w '%{http_code}' \
+		-H "$(auth "$tok3")" http://admin/v1/status)
+	[ "$ust" = 200 ] && break
+	sleep 0.1
+done
+check_eq "watch: a changed token file alone is reloaded, the new token works" "$ust" 200
 t_stop_pid "$U_PID"
 if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$T_WORK/agent-open.log"; then
 	not_ok "the other agents' log has no sanitizer reports"
