@@ -42,6 +42,7 @@
 #include "fileio.h"
 #include "policy.h"
 #include "spop.h"
+#include "tokens.h"
 
 /* uthash: report allocation failure instead of exiting. The macro assigns
  * a variable named `hash_oom` that every caller of HASH_ADD declares. */
@@ -147,6 +148,7 @@ void config_free(struct config *cfg)
 	free(cfg->ca_eff);
 	free(cfg->state_dir);
 	free(cfg->api_path);
+	tokens_free(cfg->tokens);
 	free(cfg->path);
 	free(cfg);
 }
@@ -1906,6 +1908,10 @@ static int cfg_load_text(const char *text, size_t len, const char *path,
 		cfg_finish(&c);
 	if (c.failed)
 		goto fail;
+	/* Re-read at every load: a bad file refuses the whole generation. */
+	if (cfg->agent.admin_token_file != NULL &&
+	    tokens_load(cfg->agent.admin_token_file, &cfg->tokens, err, errlen) != 0)
+		goto fail;
 	cfg_ctx_free(&c);
 	ERR_clear_error();
 	cfg->stats.load_ms = cfg_now_ms() - t0;
@@ -2059,6 +2065,9 @@ int config_changed(const struct config *cfg, char *why, size_t whylen)
 			changed = cfg_file_differs(ca->crl_files[k].path, CRL_MAX_FILE,
 			                           ca->crl_files[k].digest, why, whylen);
 	}
+	if (!changed && cfg->tokens != NULL)
+		changed = cfg_file_differs(tokens_path(cfg->tokens), TOKENS_MAX_FILE,
+		                           tokens_digest(cfg->tokens), why, whylen);
 	return changed;
 }
 
@@ -2066,7 +2075,7 @@ int config_changed(const struct config *cfg, char *why, size_t whylen)
 const char **config_watch_paths(const struct config *cfg, size_t *n)
 {
 	const char **p;
-	size_t total = 1 + cfg->n_include_dirs, k = 0;
+	size_t total = 2 + cfg->n_include_dirs, k = 0;
 
 	for (size_t i = 0; i < cfg->n_cas; i++)
 		total += 1 + cfg->cas[i]->n_crl_files;
@@ -2082,6 +2091,8 @@ const char **config_watch_paths(const struct config *cfg, size_t *n)
 		for (size_t j = 0; j < cfg->cas[i]->n_crl_files; j++)
 			p[k++] = cfg->cas[i]->crl_files[j].path;
 	}
+	if (cfg->tokens != NULL)
+		p[k++] = tokens_path(cfg->tokens);
 	*n = k;
 	return p;
 }
@@ -2380,6 +2391,10 @@ int config_derive_hosts(const struct config *prev,
 	}
 	if (!c.failed)
 		cfg->default_policy = hosts_default(cfg->index);
+	/* Tokens are read with every generation, as a load does. */
+	if (!c.failed && cfg->agent.admin_token_file != NULL &&
+	    tokens_load(cfg->agent.admin_token_file, &cfg->tokens, err, errlen) != 0)
+		c.failed = 1;
 	cfg->stats.load_ms = cfg_now_ms() - t0;
 fail:
 	cfg_free_slots(&mine);

@@ -28,6 +28,8 @@
 
 #define CONFIG_WUR __attribute__((warn_unused_result))
 
+struct tokens;
+
 #define CONFIG_DEFAULT_PATH "/etc/mtls-spoa/mtls-spoa.conf"
 #define CONFIG_ERR_LEN 512
 
@@ -88,6 +90,7 @@ struct config {
 	struct hosts_index *index;
 	char **warnings;            /* "FILE:LINE: warning: ..." found at load */
 	size_t n_warnings;
+	struct tokens *tokens;      /* admin-token-file's, or NULL (tokens.h) */
 	struct config_stats stats;
 	uint64_t generation;        /* set by whoever installs it */
 };
