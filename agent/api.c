@@ -687,7 +687,7 @@ static int api_commit(struct api_write *w)
 	}
 	/* On disk: from here the change is made, whatever happens next. */
 	w->n_created = 0;
-	if (w->a->ops->install(w->a->ctx, next, "api", &gen) != 0) {
+	if (w->a->ops->install(w->a->ctx, next, "api: applied", &gen) != 0) {
 		api_set_error(w->rs, 500, NULL, "written to the state directory but "
 		              "not installed (out of memory): a reload will apply it");
 		goto out;

@@ -702,6 +702,7 @@ char *api_state_render(const struct api_state *st, uint64_t generation,
 	for (size_t i = 0; i < st->n_cas; i++) {
 		const struct api_ca *c = &st->cas[i];
 
+		apiobj_line(&o, 0, i, NULL, "%s", "");
 		apiobj_line(&o, 0, i, "name", "[ca %s]", c->name);
 		apiobj_line(&o, 0, i, "certificates", "file = %s", c->file);
 		for (size_t k = 0; k < c->n_crls; k++)
@@ -710,6 +711,7 @@ char *api_state_render(const struct api_state *st, uint64_t generation,
 	for (size_t i = 0; i < st->n_hosts; i++) {
 		const struct api_host *h = &st->hosts[i];
 
+		apiobj_line(&o, 1, i, NULL, "%s", "");
 		apiobj_line(&o, 1, i, "pattern", "[host %s]", h->pattern);
 		for (size_t k = 0; k < h->n_cas; k++)
 			apiobj_line(&o, 1, i, "ca", "ca = %s", h->cas[k]);
