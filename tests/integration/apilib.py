@@ -13,7 +13,9 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
+import traceback
 
 import agentctl
 
@@ -182,6 +184,32 @@ class ApiAgent(agentctl.Agent):
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            timeout=60)
         return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+
+def run_test(tap, prefix, body, seconds):
+    """The frame of an API test: a time bound, a Workspace handed to
+    body(ws), any exception a failure (never a silent skip), the agents'
+    sanitizer reports and log tail on failure, cleanup, the tally and the
+    exit status."""
+    agentctl.arm_global_timeout(seconds)
+    agentctl.require_binary(tap)
+    ws = agentctl.Workspace(prefix)
+    try:
+        body(ws)
+    except agentctl.GlobalTimeout as e:
+        tap.ok(False, "test finishes in time", e)
+    except Exception:
+        tap.ok(False, "the test runs to its end", traceback.format_exc())
+    finally:
+        for agent in ws.agents:
+            errs = agent.sanitizer_errors()
+            if errs:
+                tap.ok(False, "agent log has no sanitizer reports", "\n".join(errs[:20]))
+            if tap.failed:
+                tap.diag("agent log (tail):\n" + agent.log()[-4000:])
+        ws.cleanup()
+    print("# %d passed, %d failed" % (tap.passed, tap.failed))
+    sys.exit(1 if tap.failed else 0)
 
 
 def metrics(port):

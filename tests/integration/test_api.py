@@ -18,7 +18,6 @@ import json
 import os
 import re
 import sys
-import traceback
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -198,61 +197,41 @@ def host_path(pattern):
     return "/v1/hosts/" + urllib.parse.quote(pattern, safe="")
 
 
-def main():
-    agentctl.arm_global_timeout(300)
-    agentctl.require_binary(tap)
-    ws = agentctl.Workspace("mtls-api-")
-    agent = None
+def main(ws):
+    pki = A.mkpki(os.path.join(ws.dir, "pki"))
+    P = lambda n: os.path.join(pki, n)  # noqa: E731
+    extra = {n: certs.make_ca(pki, n, "Partner %s CA" % n[-1].upper())
+             for n in ("ca-c", "ca-d", "ca-e")}
+    state = os.path.join(ws.dir, "state")
+    tokens = os.path.join(ws.dir, "tokens")
+    A.write_tokens(tokens)
+    conf = ("[agent]\n"
+            "state-dir = %s\n"
+            "admin-token-file = %s\n"
+            "admin-max-body = 64k\n"
+            "log-level = info\n"
+            "\n"
+            "[ca file-ca]\n"
+            "file = %s\n"
+            "\n"
+            "[host file.example.com]\n"
+            "ca = file-ca\n"
+            "mode = enforce\n") % (state, tokens, P("tenant-b-ca.pem"))
+    lines = {}
+    for i, l in enumerate(conf.splitlines(), 1):
+        if l.startswith("["):
+            lines[l] = i
+    agent = A.ApiAgent(ws.dir, conf)
+    ws.agents.append(agent)
     try:
-        pki = A.mkpki(os.path.join(ws.dir, "pki"))
-        P = lambda n: os.path.join(pki, n)  # noqa: E731
-        extra = {n: certs.make_ca(pki, n, "Partner %s CA" % n[-1].upper())
-                 for n in ("ca-c", "ca-d", "ca-e")}
-        state = os.path.join(ws.dir, "state")
-        tokens = os.path.join(ws.dir, "tokens")
-        A.write_tokens(tokens)
-        conf = ("[agent]\n"
-                "state-dir = %s\n"
-                "admin-token-file = %s\n"
-                "admin-max-body = 64k\n"
-                "log-level = info\n"
-                "\n"
-                "[ca file-ca]\n"
-                "file = %s\n"
-                "\n"
-                "[host file.example.com]\n"
-                "ca = file-ca\n"
-                "mode = enforce\n") % (state, tokens, P("tenant-b-ca.pem"))
-        lines = {}
-        for i, l in enumerate(conf.splitlines(), 1):
-            if l.startswith("["):
-                lines[l] = i
-        agent = A.ApiAgent(ws.dir, conf)
-        ws.agents.append(agent)
-        try:
-            agent.start()
-        except RuntimeError as e:
-            tap.ok(False, "agent starts with state-dir, admin-token-file and admin-listen", e)
-            return
-        tap.ok(True, "agent starts with state-dir, admin-token-file and admin-listen")
-        s = Session(agent, state, agent.config_path, lines)
-        tap.ok(os.path.isdir(state), "the state directory is created at start")
-        try:
-            run(s, P, extra, ws)
-        except Exception:
-            tap.ok(False, "the test runs to its end", traceback.format_exc())
-    except agentctl.GlobalTimeout as e:
-        tap.ok(False, "test finishes in time", e)
-    finally:
-        if agent is not None:
-            errs = agent.sanitizer_errors()
-            if errs:
-                tap.ok(False, "agent log has no sanitizer reports", "\n".join(errs[:20]))
-            if tap.failed:
-                tap.diag("agent log (tail):\n" + agent.log()[-4000:])
-        ws.cleanup()
-    print("# %d passed, %d failed" % (tap.passed, tap.failed))
-    sys.exit(1 if tap.failed else 0)
+        agent.start()
+    except RuntimeError as e:
+        tap.ok(False, "agent starts with state-dir, admin-token-file and admin-listen", e)
+        return
+    tap.ok(True, "agent starts with state-dir, admin-token-file and admin-listen")
+    s = Session(agent, state, agent.config_path, lines)
+    tap.ok(os.path.isdir(state), "the state directory is created at start")
+    run(s, P, extra, ws)
 
 
 def run(s, P, extra, ws):
@@ -800,4 +779,4 @@ def restart_checks(s, ws):
 
 
 if __name__ == "__main__":
-    main()
+    A.run_test(tap, "mtls-api-", main, 300)

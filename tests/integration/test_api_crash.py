@@ -19,7 +19,6 @@ import signal
 import sys
 import threading
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import agentctl  # noqa: E402
@@ -143,61 +142,41 @@ def send(agent, op):
     return agent.api(op.method, op.path, op.body, timeout=10, **kw)
 
 
-def main():
-    agentctl.arm_global_timeout(400)
-    agentctl.require_binary(tap)
+def main(ws):
     seed = int(os.environ.get("API_CRASH_SEED", str(int(time.time()))))
     rng = random.Random(seed)
     tap.diag("seed %d (API_CRASH_SEED=%d reproduces the sequence, not the kill timing)" % (seed, seed))
-    ws = agentctl.Workspace("mtls-api-crash-")
-    agent = None
-    try:
-        pki = A.mkpki(os.path.join(ws.dir, "pki"))
-        ks = [certs.make_ca(pki, "k%d" % i, "Crash CA %d" % i) for i in range(6)]
-        bundles = []
-        for idx in ([0], [1], [0, 2], [3], [4, 5], [2], [5, 1, 3]):
-            pem = "".join(A.read(ks[i].pem) for i in idx)
-            bundles.append((pem, tuple(ks[i].fingerprint for i in idx)))
-        state = os.path.join(ws.dir, "state")
-        tokens = os.path.join(ws.dir, "tokens")
-        A.write_tokens(tokens)
-        conf = ("[agent]\nstate-dir = %s\nadmin-token-file = %s\nlog-level = info\n\n"
-                "[ca file-ca]\nfile = %s\n\n[host file.example.com]\nca = file-ca\n"
-                ) % (state, tokens, os.path.join(pki, "tenant-b-ca.pem"))
-        agent = A.ApiAgent(ws.dir, conf)
-        ws.agents.append(agent)
-        agent.start()
+    pki = A.mkpki(os.path.join(ws.dir, "pki"))
+    ks = [certs.make_ca(pki, "k%d" % i, "Crash CA %d" % i) for i in range(6)]
+    bundles = []
+    for idx in ([0], [1], [0, 2], [3], [4, 5], [2], [5, 1, 3]):
+        pem = "".join(A.read(ks[i].pem) for i in idx)
+        bundles.append((pem, tuple(ks[i].fingerprint for i in idx)))
+    state = os.path.join(ws.dir, "state")
+    tokens = os.path.join(ws.dir, "tokens")
+    A.write_tokens(tokens)
+    conf = ("[agent]\nstate-dir = %s\nadmin-token-file = %s\nlog-level = info\n\n"
+            "[ca file-ca]\nfile = %s\n\n[host file.example.com]\nca = file-ca\n"
+            ) % (state, tokens, os.path.join(pki, "tenant-b-ca.pem"))
+    agent = A.ApiAgent(ws.dir, conf)
+    ws.agents.append(agent)
+    agent.start()
 
-        model = {"cas": {}, "hosts": {}}
-        init_ok = True
-        for i, name in enumerate(CAS):
-            pem, shas = bundles[i]
-            r = agent.api("PUT", "/v1/cas/" + name, {"certificates": pem})
-            init_ok &= r.status == 201
-            model["cas"][name] = shas
-        for i, p in enumerate(HOSTS):
-            r = agent.api("PUT", "/v1/hosts/" + p, {"ca": CAS[:1 + i % 3], "mode": "log"})
-            init_ok &= r.status == 201
-            model["hosts"][p] = {"ca": tuple(CAS[:1 + i % 3]), "mode": "log", "verify_depth": 5}
-        snap = snapshot(agent)
-        if not tap.ok(init_ok and snap == model, "the initial objects are written (4 CAs, 5 hosts)",
-                      "model %r\nagent %r" % (model, snap)):
-            return
+    model = {"cas": {}, "hosts": {}}
+    init_ok = True
+    for i, name in enumerate(CAS):
+        pem, shas = bundles[i]
+        r = agent.api("PUT", "/v1/cas/" + name, {"certificates": pem})
+        init_ok &= r.status == 201
+        model["cas"][name] = shas
+    for i, p in enumerate(HOSTS):
+        r = agent.api("PUT", "/v1/hosts/" + p, {"ca": CAS[:1 + i % 3], "mode": "log"})
+        init_ok &= r.status == 201
+        model["hosts"][p] = {"ca": tuple(CAS[:1 + i % 3]), "mode": "log", "verify_depth": 5}
+    snap = snapshot(agent)
+    if tap.ok(init_ok and snap == model, "the initial objects are written (4 CAs, 5 hosts)",
+              "model %r\nagent %r" % (model, snap)):
         crash_loop(agent, model, rng, bundles)
-    except agentctl.GlobalTimeout as e:
-        tap.ok(False, "test finishes in time", e)
-    except Exception:
-        tap.ok(False, "the test runs to its end", traceback.format_exc())
-    finally:
-        if agent is not None:
-            errs = agent.sanitizer_errors()
-            if errs:
-                tap.ok(False, "agent log has no sanitizer reports", "\n".join(errs[:20]))
-            if tap.failed:
-                tap.diag("agent log (tail):\n" + agent.log()[-3000:])
-        ws.cleanup()
-    print("# %d passed, %d failed" % (tap.passed, tap.failed))
-    sys.exit(1 if tap.failed else 0)
 
 
 def crash_loop(agent, model, rng, bundles):
@@ -268,4 +247,4 @@ def crash_loop(agent, model, rng, bundles):
 
 
 if __name__ == "__main__":
-    main()
+    A.run_test(tap, "mtls-api-crash-", main, 400)
