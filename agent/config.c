@@ -74,8 +74,8 @@ static const char *const purpose_names[PURPOSE_COUNT] = {
 	[PURPOSE_ANY] = "any",
 };
 
-/* 64 hex digits (colons ignored, any case) into 32 bytes. */
-static int config_parse_pin(const char *s, uint8_t out[32])
+/* See config.h. */
+int config_parse_pin(const char *s, uint8_t out[32])
 {
 	size_t n = 0;
 
@@ -138,6 +138,10 @@ void config_free(struct config *cfg)
 		free(cfg->agent.admin_listen[i]);
 	free(cfg->agent.state_dir);
 	free(cfg->agent.admin_token_file);
+	free(cfg->ca_origin);
+	free(cfg->host_origin);
+	free(cfg->state_dir);
+	free(cfg->api_path);
 	free(cfg->path);
 	free(cfg);
 }
@@ -186,6 +190,7 @@ struct ca_draft {
 	struct crl **eff;       /* every CRL describing its certificates */
 	size_t n_eff;
 	size_t index;           /* in load_ctx.cas and cfg->cas */
+	size_t src_i;           /* cfg->sources index of `src` */
 	UT_hash_handle hh;      /* load_ctx.ca_set, keyed by name */
 };
 
@@ -202,6 +207,7 @@ struct host_draft {
 	uint8_t (*pins)[32];
 	size_t n_pins;
 	const char *src;        /* the INI file of the section (ctx's) */
+	size_t src_i;           /* cfg->sources index of `src` */
 	int line;               /* [host PATTERN] */
 	struct ca_ref *refs;    /* `ca =` names, resolved at the end */
 	size_t n_refs;
@@ -419,6 +425,7 @@ static void cfg_section_ca(struct load_ctx *c, const char *name)
 	}
 	c->cas[c->n_cas++] = ca;
 	ca->src = c->path;
+	ca->src_i = c->cfg->n_sources - 1;
 	ca->line = c->line;
 	ca->name = cfg_strdup(c, name);
 	ca->index = c->n_cas - 1;
@@ -474,6 +481,7 @@ static void cfg_section_host(struct load_ctx *c, const char *pattern)
 	h->crl_check = CRL_CHECK_DEFAULT;
 	h->verify_depth = 5;
 	h->src = c->path;
+	h->src_i = c->cfg->n_sources - 1;
 	h->line = c->line;
 	h->pattern = cfg_strdup(c, pattern);
 	h->name = cfg_strdup(c, norm);
@@ -1090,7 +1098,9 @@ static void cfg_build_cas(struct load_ctx *c)
 	char why[CONFIG_ERR_LEN];
 
 	cfg->cas = calloc(c->n_cas + 1, sizeof(*cfg->cas));
-	if (cfg->cas == NULL || cfg_index_prev_cas(c) == -1) {
+	cfg->ca_origin = calloc(c->n_cas + 1, sizeof(*cfg->ca_origin));
+	if (cfg->cas == NULL || cfg->ca_origin == NULL ||
+	    cfg_index_prev_cas(c) == -1) {
 		cfg_err(c, 0, "out of memory");
 		return;
 	}
@@ -1115,6 +1125,8 @@ static void cfg_build_cas(struct load_ctx *c)
 			        "%s", why);
 			return;
 		}
+		cfg->ca_origin[i].source = d->src_i;
+		cfg->ca_origin[i].line = d->line;
 		cfg->n_cas++;
 		if (reused)
 			cfg->stats.cas_reused++;
@@ -1345,6 +1357,8 @@ static void cfg_build_host(struct load_ctx *c, struct host_draft *hd,
 		}
 		cfg->stats.hosts_built++;
 	}
+	cfg->host_origin[cfg->n_hosts].source = hd->src_i;
+	cfg->host_origin[cfg->n_hosts].line = hd->line;
 	cfg->hosts[cfg->n_hosts++] = h;
 	/* Duplicates were refused while parsing. */
 	if (hosts_index_add(cfg->index, h, &dup) != 0)
@@ -1370,12 +1384,14 @@ static void cfg_finish(struct load_ctx *c)
 	for (size_t i = 0; i < c->n_cas && !c->failed; i++)
 		cfg_warn_expiry(c, i);
 	cfg->hosts = calloc(c->n_hosts + 1, sizeof(*cfg->hosts));
+	cfg->host_origin = calloc(c->n_hosts + 1, sizeof(*cfg->host_origin));
 	cfg->index = hosts_index_new();
 	if (c->prev != NULL) {
 		old = cfg_index_trusts(c->prev->trusts, c->prev->n_trusts, &oom1);
 		prev_hosts = cfg_index_prev_hosts(c->prev, &oom2);
 	}
-	if (cfg->hosts == NULL || cfg->index == NULL || oom1 || oom2)
+	if (cfg->hosts == NULL || cfg->host_origin == NULL || cfg->index == NULL ||
+	    oom1 || oom2)
 		cfg_err(c, 0, "out of memory");
 	for (size_t i = 0; i < c->n_hosts && !c->failed; i++)
 		cfg_build_host(c, c->hosts[i], &mine, &old, prev_hosts);
@@ -1703,20 +1719,34 @@ static char *cfg_glob_dir(const char *pattern)
 	return strndup(pattern, (size_t)(end - 1 - pattern));
 }
 
+static void cfg_parse_included(struct load_ctx *c, const char *path,
+                               const char *text, size_t len);
+
 /* Read and parse one included file into the drafts. */
 static void cfg_read_included(struct load_ctx *c, const char *path)
 {
-	char *text = NULL, *main_dir = c->dir;
+	char *text = NULL;
 	size_t len = 0;
 
 	if (file_read(path, CONFIG_MAX_FILE, &text, &len) == -1) {
 		cfg_err_at(c, path, 0, "cannot read: %s", strerror(errno));
 		return;
 	}
+	cfg_parse_included(c, path, text, len);
+	free(text);
+}
+
+/* Parse the text of an included file (or of the state file) into the
+ * drafts, as the file `path`: [ca] and [host] sections only, relative
+ * paths against its directory. */
+static void cfg_parse_included(struct load_ctx *c, const char *path,
+                               const char *text, size_t len)
+{
+	char *main_dir = c->dir;
+
 	if (len > CONFIG_MAX_TOTAL - c->total_bytes) {
 		cfg_err_at(c, path, 0, "the included files hold more than %d MiB",
 		           CONFIG_MAX_TOTAL / (1024 * 1024));
-		free(text);
 		return;
 	}
 	c->total_bytes += len;
@@ -1734,7 +1764,6 @@ static void cfg_read_included(struct load_ctx *c, const char *path)
 		c->seen = 0;
 		cfg_parse(c);
 	}
-	free(text);
 	free(c->dir);
 	c->dir = main_dir;
 	c->text = NULL;
@@ -1769,8 +1798,48 @@ static void cfg_includes(struct load_ctx *c)
 	c->included = 0;
 }
 
+/* After the includes: the API's state file, STATE/api.conf, read like an
+ * included file (its text from `o` when the caller is about to write it,
+ * else from the disk; a missing file is an empty store). */
+static void cfg_state(struct load_ctx *c, const struct config_opts *o)
+{
+	struct config *cfg = c->cfg;
+	const char *dir = o != NULL && o->state_dir != NULL ? o->state_dir :
+	                  settings_state_dir(&cfg->agent);
+	char *text = NULL;
+	size_t len = 0;
+	int n;
+
+	cfg->state_dir = strdup(dir);
+	n = snprintf(NULL, 0, "%s/%s", dir, CONFIG_API_FILE);
+	cfg->api_path = n > 0 ? malloc((size_t)n + 1) : NULL;
+	if (cfg->state_dir == NULL || cfg->api_path == NULL) {
+		cfg_err(c, 0, "out of memory");
+		return;
+	}
+	snprintf(cfg->api_path, (size_t)n + 1, "%s/%s", dir, CONFIG_API_FILE);
+	if (c->no_include)
+		return;         /* loads from a string read no other file */
+	if (o != NULL && o->api_text != NULL) {
+		cfg_parse_included(c, cfg->api_path, o->api_text, o->api_len);
+	} else if (file_read(cfg->api_path, CONFIG_MAX_FILE, &text, &len) == 0) {
+		cfg_parse_included(c, cfg->api_path, text, len);
+		free(text);
+	} else if (errno != ENOENT) {
+		cfg_err_at(c, cfg->api_path, 0, "cannot read: %s", strerror(errno));
+		return;
+	} else {
+		return;
+	}
+	if (!c->failed)
+		cfg->api_source = cfg->n_sources - 1;
+	c->path = c->main_path;
+	c->included = 0;
+}
+
 static int cfg_load_text(const char *text, size_t len, const char *path,
                          int no_include, const struct config *prev,
+                         const struct config_opts *o,
                          struct config **out, char *err, size_t errlen)
 {
 	struct load_ctx c;
@@ -1807,9 +1876,12 @@ static int cfg_load_text(const char *text, size_t len, const char *path,
 
 	if (cfg_add_source(&c, path, text, len) == -1)
 		goto fail;
+	cfg->api_source = SIZE_MAX;
 	cfg_parse(&c);
 	if (!c.failed)
 		cfg_includes(&c);
+	if (!c.failed)
+		cfg_state(&c, o);
 	if (!c.failed)
 		cfg_finish(&c);
 	if (c.failed)
@@ -1830,6 +1902,14 @@ fail:
 int config_reload(const char *path, const struct config *prev,
                   struct config **out, char *err, size_t errlen)
 {
+	return config_reload_opts(path, prev, NULL, out, err, errlen);
+}
+
+/* See config.h. */
+int config_reload_opts(const char *path, const struct config *prev,
+                       const struct config_opts *o, struct config **out,
+                       char *err, size_t errlen)
+{
 	char *text = NULL;
 	size_t len = 0;
 	int rc;
@@ -1841,7 +1921,7 @@ int config_reload(const char *path, const struct config *prev,
 			         strerror(errno));
 		return -1;
 	}
-	rc = cfg_load_text(text, len, path, 0, prev, out, err, errlen);
+	rc = cfg_load_text(text, len, path, 0, prev, o, out, err, errlen);
 	free(text);
 	return rc;
 }
@@ -1858,7 +1938,7 @@ int config_reload_string(const char *text, const char *path,
                          const struct config *prev, struct config **out,
                          char *err, size_t errlen)
 {
-	return cfg_load_text(text, strlen(text), path, 1, prev, out, err,
+	return cfg_load_text(text, strlen(text), path, 1, prev, NULL, out, err,
 	                     errlen);
 }
 

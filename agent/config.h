@@ -39,6 +39,15 @@ struct config_stats {
 	double load_ms;
 };
 
+/* Where a [ca] or [host] section was: cfg->sources[source], line. */
+struct config_origin {
+	size_t source;
+	int line;
+};
+
+/* The API's state file inside the state directory (see api.h). */
+#define CONFIG_API_FILE "api.conf"
+
 /* A file the generation was read from (for status and change watching). */
 struct config_source {
 	char *path;
@@ -56,9 +65,15 @@ struct config {
 	size_t n_include_dirs;
 	struct agent_settings agent;
 	struct ca_entry **cas;      /* n_cas references, in file order */
+	struct config_origin *ca_origin;   /* n_cas: where each was defined */
 	size_t n_cas;
 	struct host_policy **hosts; /* n_hosts references, in file order */
+	struct config_origin *host_origin; /* n_hosts */
 	size_t n_hosts;
+	char *state_dir;            /* the effective state directory */
+	char *api_path;             /* state_dir/api.conf */
+	size_t api_source;          /* sources index of api_path, SIZE_MAX when
+	                               it was not read (missing, string load) */
 	struct trust_policy **trusts; /* the distinct trust policies */
 	size_t n_trusts;
 	const struct host_policy *default_policy;   /* [host *] or NULL */
@@ -99,7 +114,28 @@ CONFIG_WUR int config_reload_string(const char *text, const char *path,
                                     struct config **out, char *err,
                                     size_t errlen);
 
+/* How a load differs from reading `path` and what it names. */
+struct config_opts {
+	const char *state_dir;      /* NULL: the file's state-dir (or default) */
+	const char *api_text;       /* non-NULL: the text of STATE/api.conf,
+	                               used instead of the file (which the caller
+	                               writes once the load succeeded) */
+	size_t api_len;
+};
+
+/* config_reload() with options (o may be NULL). The state file is read
+ * after the main file and its includes, as if included last: its
+ * sections appear in errors as STATE/api.conf:LINE. */
+CONFIG_WUR int config_reload_opts(const char *path, const struct config *prev,
+                                  const struct config_opts *o,
+                                  struct config **out, char *err,
+                                  size_t errlen);
+
 void config_free(struct config *cfg);
+
+/* A pin-sha256 value: 64 hex digits (colons ignored, any case) into 32
+ * bytes. 0 or -1. */
+CONFIG_WUR int config_parse_pin(const char *s, uint8_t out[32]);
 
 /* Whether loading cfg->path again could give another configuration: 1
  * when a source file, the set of files the include globs match, or a CA

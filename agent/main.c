@@ -34,6 +34,7 @@ static void usage(FILE *f)
 	"  -l, --listen ADDR     listen on ADDR, repeatable, replaces `listen` of the\n"
 	"                        config: 127.0.0.1:12345, [::1]:12345, *:12345,\n"
 	"                        unix:/absolute/path\n"
+	"      --state-dir DIR   directory of the API's state (replaces `state-dir`)\n"
 	"      --admin-listen ADDR  admin HTTP listener (/metrics, /healthz, /readyz,\n"
 	"                        /v1/status), repeatable, replaces `admin-listen` of\n"
 	"                        the config; `none`: no admin listener\n"
@@ -75,6 +76,7 @@ int main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "listen", required_argument, NULL, 'l' },
 		{ "admin-listen", required_argument, NULL, 'A' },
+		{ "state-dir", required_argument, NULL, 'S' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "log-level", required_argument, NULL, 'L' },
@@ -85,7 +87,8 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *config_path = NULL, *probe = NULL;
+	const char *config_path = NULL, *probe = NULL, *state_dir = NULL;
+	struct config_opts copts = { 0 };
 	const char *listen[CONFIG_MAX_LISTEN];
 	const char *admin[CONFIG_MAX_LISTEN];
 	size_t n_listen = 0, n_admin = 0, i;
@@ -109,6 +112,13 @@ int main(int argc, char **argv)
 			if (strcmp(optarg, "none") != 0 &&
 			    add_addr(admin, &n_admin, "--admin-listen", optarg) != 0)
 				return 2;
+			break;
+		case 'S':
+			if (optarg[0] == '\0') {
+				fprintf(stderr, "mtls-spoa: --state-dir takes a directory\n");
+				return 2;
+			}
+			state_dir = optarg;
 			break;
 		case 't': {
 			char *end;
@@ -174,7 +184,9 @@ int main(int argc, char **argv)
 	 * policies (every verdict is no_policy). With -c it must load. */
 	if (!config_path && (check || access(CONFIG_DEFAULT_PATH, F_OK) == 0))
 		config_path = CONFIG_DEFAULT_PATH;
-	if (config_path && config_load(config_path, &cfg, err, sizeof(err)) != 0) {
+	copts.state_dir = state_dir;
+	if (config_path && config_reload_opts(config_path, NULL, &copts, &cfg, err,
+	                                      sizeof(err)) != 0) {
 		fprintf(stderr, "%s\n", err);
 		return 1;
 	}
@@ -182,13 +194,24 @@ int main(int argc, char **argv)
 		/* Warnings do not fail the check: the configuration works. */
 		for (i = 0; i < cfg->n_warnings; i++)
 			fprintf(stderr, "%s\n", cfg->warnings[i]);
-		printf("OK: %zu CAs, %zu hosts\n", cfg->n_cas, cfg->n_hosts);
+		printf("OK: %zu CAs, %zu hosts", cfg->n_cas, cfg->n_hosts);
+		if (cfg->api_source != SIZE_MAX) {
+			size_t nc = 0, nh = 0;
+
+			for (i = 0; i < cfg->n_cas; i++)
+				nc += cfg->ca_origin[i].source == cfg->api_source;
+			for (i = 0; i < cfg->n_hosts; i++)
+				nh += cfg->host_origin[i].source == cfg->api_source;
+			printf(" (%zu CAs, %zu hosts from %s)", nc, nh, cfg->api_path);
+		}
+		printf("\n");
 		config_free(cfg);
 		return 0;
 	}
 
 	memset(&so, 0, sizeof(so));
 	so.config_path = config_path;
+	so.state_dir = state_dir;
 	if (cfg)
 		so.agent = cfg->agent;
 	else

@@ -243,8 +243,74 @@ uint64_t metrics_get(enum metrics_counter c)
 	return SUM(counters[c]);
 }
 
+/* ---- the tenant API ---------------------------------------------------- */
+
+static const char *const api_methods[] = {
+	"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE",
+};
+#define API_METHODS (sizeof(api_methods) / sizeof(api_methods[0]))
+/* The status codes the API answers; anything else counts as "other". */
+static const int api_codes[] = {
+	200, 201, 204, 400, 401, 403, 404, 405, 409, 412, 413, 415, 500, 503,
+};
+#define API_CODES (sizeof(api_codes) / sizeof(api_codes[0]))
+static atomic_uint_fast64_t api_requests[API_METHODS][API_CODES + 1];
+static atomic_uint_fast64_t api_changes[2];
+
+void metrics_api_request(const char *method, int status)
+{
+	size_t m, c;
+
+	for (m = 0; m < API_METHODS && strcmp(api_methods[m], method) != 0; m++)
+		;
+	if (m == API_METHODS)
+		return;
+	for (c = 0; c < API_CODES && api_codes[c] != status; c++)
+		;
+	atomic_fetch_add_explicit(&api_requests[m][c], 1, memory_order_relaxed);
+}
+
+void metrics_api_change(int is_ca)
+{
+	atomic_fetch_add_explicit(&api_changes[is_ca ? 1 : 0], 1, memory_order_relaxed);
+}
+
+static void family(struct metrics_text *t, const char *name, const char *type,
+                   const char *help);
+
+static void render_api(struct metrics_text *t)
+{
+	family(t, "api_requests_total", "counter", "Tenant API (/v1) requests, "
+	       "by method and HTTP status (series with a zero count left out).");
+	for (size_t m = 0; m < API_METHODS; m++) {
+		for (size_t c = 0; c <= API_CODES; c++) {
+			uint64_t n = atomic_load_explicit(&api_requests[m][c],
+			                                  memory_order_relaxed);
+			char code[16];
+
+			if (n == 0)
+				continue;
+			if (c < API_CODES)
+				snprintf(code, sizeof(code), "%d", api_codes[c]);
+			else
+				snprintf(code, sizeof(code), "other");
+			metrics_printf(t, "mtls_spoa_api_requests_total{method=\"%s\","
+			               "code=\"%s\"} %llu\n", api_methods[m], code,
+			               (unsigned long long)n);
+		}
+	}
+	family(t, "api_changes_total", "counter", "Changes the tenant API made "
+	       "and applied, by kind of object.");
+	metrics_printf(t, "mtls_spoa_api_changes_total{kind=\"ca\"} %llu\n"
+	               "mtls_spoa_api_changes_total{kind=\"host\"} %llu\n",
+	               (unsigned long long)atomic_load(&api_changes[1]),
+	               (unsigned long long)atomic_load(&api_changes[0]));
+}
+
 void metrics_reset(void)
 {
+	memset(api_requests, 0, sizeof(api_requests));
+	memset(api_changes, 0, sizeof(api_changes));
 	struct metrics_shard *s;
 
 	pthread_mutex_lock(&shards_lock);
@@ -528,6 +594,7 @@ int metrics_render(const struct metrics_view *v, struct metrics_text *t)
 	metrics_printf(t, "mtls_spoa_config_last_reload_success_timestamp_seconds "
 	               "%.3f\n", v->loaded_at);
 	render_trust(t, v->cfg);
+	render_api(t);
 	simple(t, "metrics_policy_overflow_total", "counter", "Verdicts counted "
 	       "with policy=\"(other)\": the per-policy series bound was reached.",
 	       metrics_get(METRICS_POLICY_OVERFLOW));

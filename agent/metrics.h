@@ -74,6 +74,11 @@ void metrics_verify_ns(uint64_t ns);
  * protocol error. */
 void metrics_protocol_error(unsigned int status);
 
+/* One /v1 request answered with HTTP `status` (admin threads: rare, so
+ * plain atomics), and one change the API made (a CA or a host). */
+void metrics_api_request(const char *method, int status);
+void metrics_api_change(int is_ca);
+
 /* The sum over every shard. */
 uint64_t metrics_get(enum metrics_counter c);
 

@@ -33,6 +33,7 @@
 
 #include "addr.h"
 #include "admin.h"
+#include "api.h"
 #include "cache.h"
 #include "conn.h"
 #include "handler.h"
@@ -779,6 +780,10 @@ struct server {
 	struct admin *admin;
 	char *admin_addrs[CONFIG_MAX_LISTEN];  /* as started, for reloads */
 	size_t n_admin;
+	char *state_dir;         /* the effective state directory of the start:
+	                            a reload keeps it */
+	struct api *api;         /* the tenant API, served by the admin threads */
+	ev_async call_wake;      /* main_call queued */
 };
 
 /* Readiness, for /readyz: the SPOP listeners accept (set once they are
@@ -1011,22 +1016,34 @@ static void watch_cb(void *ctx)
 	server_watch_update(s);
 }
 
+static int server_adopt(struct server *s, struct config *cfg, const char *why);
+
 /* Load the file beside the live configuration and install it, or log why
  * not and keep the live one. */
 static void server_reload_file(struct server *s)
 {
 	struct config *cfg = NULL;
-	struct agent_settings settings;
 	char err[CONFIG_ERR_LEN];
+	struct config_opts co = { .state_dir = s->state_dir };
 
 	notify_reloading();
-	if (config_reload(s->opts->config_path, cfg_live->cfg, &cfg, err,
-	                  sizeof(err)) != 0) {
+	if (config_reload_opts(s->opts->config_path, cfg_live->cfg, &co, &cfg, err,
+	                       sizeof(err)) != 0) {
 		log_error("reload rejected, previous configuration stays live: %s", err);
 		notify_rejected(err, cfg_live->gen);
 		metrics_inc(METRICS_RELOAD_FAILURE);
 		return;
 	}
+	(void)server_adopt(s, cfg, "reloaded");
+}
+
+/* Install a loaded generation with its settings (the command line's
+ * overriding them as at start) and say so; `why` starts the log line.
+ * 0, or -1 (no memory: cfg freed, the live one stays). */
+static int server_adopt(struct server *s, struct config *cfg, const char *why)
+{
+	struct agent_settings settings;
+
 	settings = cfg->agent;
 	settings.threads = s->settings.threads;
 	if (s->opts->log_level_fixed)
@@ -1035,10 +1052,10 @@ static void server_reload_file(struct server *s)
 		settings.log_format = s->opts->agent.log_format;
 	if (cfg_install(cfg, &settings) != 0) {
 		config_free(cfg);
-		log_error("reload rejected: out of memory");
+		log_error("configuration rejected: out of memory");
 		notify_rejected("out of memory", cfg_live->gen);
 		metrics_inc(METRICS_RELOAD_FAILURE);
-		return;
+		return -1;
 	}
 	metrics_inc(METRICS_RELOAD_SUCCESS);
 	s->settings = settings;
@@ -1055,17 +1072,156 @@ static void server_reload_file(struct server *s)
 		log_warning("listen changed in %s: restart to apply", s->opts->config_path);
 	if (!s->opts->threads_fixed && cfg->agent.threads != settings.threads)
 		log_warning("threads changed in %s: restart to apply", s->opts->config_path);
+	if (s->opts->state_dir == NULL &&
+	    strcmp(settings_state_dir(&cfg->agent), s->state_dir) != 0)
+		log_warning("state-dir changed in %s: restart to apply (still %s)",
+		            s->opts->config_path, s->state_dir);
 	for (size_t i = 0; i < cfg->n_warnings; i++)
 		log_warning("%s", cfg->warnings[i]);
-	log_info("reloaded %s: %zu CAs (%zu built, %zu reused), %zu hosts "
+	log_info("%s %s: %zu CAs (%zu built, %zu reused), %zu hosts "
 	         "(%zu built, %zu reused), %zu trust policies (%zu built, %zu "
-	         "reused) in %.1f ms (generation %llu)", s->opts->config_path,
+	         "reused) in %.1f ms (generation %llu)", why, s->opts->config_path,
 	         cfg->n_cas, cfg->stats.cas_built, cfg->stats.cas_reused,
 	         cfg->n_hosts, cfg->stats.hosts_built, cfg->stats.hosts_reused,
 	         cfg->n_trusts, cfg->stats.trusts_built, cfg->stats.trusts_reused,
 	         cfg->stats.load_ms, (unsigned long long)cfg->generation);
 	notify_serving(cfg, cfg->generation);
+	return 0;
 }
+
+/* ---- the tenant API's host side --------------------------------------- */
+
+/* A function an admin thread needs run on the main thread (the only one
+ * that replaces the live configuration, so API writes are serialized
+ * with reloads without a lock of their own). */
+struct main_call {
+	void (*fn)(void *arg);
+	void *arg;
+	int state;              /* 0 queued, 1 done, -1 refused (stopping) */
+	struct main_call *next;
+};
+
+static pthread_mutex_t call_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t call_cond = PTHREAD_COND_INITIALIZER;
+static struct main_call *call_head, **call_tail = &call_head;
+static int call_closed = 1;   /* opened once the main loop runs */
+
+static int api_run(void *ctx, void (*fn)(void *arg), void *arg)
+{
+	struct server *s = ctx;
+	struct main_call c = { .fn = fn, .arg = arg };
+
+	pthread_mutex_lock(&call_lock);
+	if (call_closed) {
+		pthread_mutex_unlock(&call_lock);
+		return -1;
+	}
+	*call_tail = &c;
+	call_tail = &c.next;
+	ev_async_send(s->loop, &s->call_wake);
+	while (c.state == 0)
+		pthread_cond_wait(&call_cond, &call_lock);
+	pthread_mutex_unlock(&call_lock);
+	return c.state == 1 ? 0 : -1;
+}
+
+/* Main thread: run what was queued, in order. */
+static void call_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+	struct main_call *c;
+
+	(void)loop; (void)a; (void)revents;
+	for (;;) {
+		pthread_mutex_lock(&call_lock);
+		c = call_head;
+		if (c != NULL) {
+			call_head = c->next;
+			if (call_head == NULL)
+				call_tail = &call_head;
+		}
+		pthread_mutex_unlock(&call_lock);
+		if (c == NULL)
+			return;
+		c->fn(c->arg);
+		pthread_mutex_lock(&call_lock);
+		c->state = 1;
+		pthread_cond_broadcast(&call_cond);
+		pthread_mutex_unlock(&call_lock);
+	}
+}
+
+static void call_open(void)
+{
+	pthread_mutex_lock(&call_lock);
+	call_closed = 0;
+	pthread_mutex_unlock(&call_lock);
+}
+
+/* Stopping: refuse what is queued and whatever comes. */
+static void call_close(void)
+{
+	pthread_mutex_lock(&call_lock);
+	call_closed = 1;
+	for (struct main_call *c = call_head; c != NULL; c = c->next)
+		c->state = -1;
+	call_head = NULL;
+	call_tail = &call_head;
+	pthread_cond_broadcast(&call_cond);
+	pthread_mutex_unlock(&call_lock);
+}
+
+static const struct config *api_acquire(void *ctx, void **ref, uint64_t *gen)
+{
+	struct cfg_ref *r = cfg_acquire();
+
+	(void)ctx;
+	*ref = r;
+	*gen = r != NULL ? r->gen : 0;
+	return r != NULL ? r->cfg : NULL;
+}
+
+static void api_release(void *ctx, void *ref)
+{
+	(void)ctx;
+	cfg_release(ref);
+}
+
+static int api_rebuild(void *ctx, const char *text, size_t len,
+                       struct config **out, char *err, size_t errlen)
+{
+	struct server *s = ctx;
+	struct config_opts co = {
+		.state_dir = s->state_dir, .api_text = text, .api_len = len,
+	};
+
+	if (s->opts->config_path == NULL) {
+		snprintf(err, errlen, "no configuration file (started without -c)");
+		return -1;
+	}
+	return config_reload_opts(s->opts->config_path, cfg_live->cfg, &co, out,
+	                          err, errlen);
+}
+
+static int api_install(void *ctx, struct config *cfg, const char *why,
+                       uint64_t *gen)
+{
+	struct server *s = ctx;
+
+	if (server_adopt(s, cfg, why) != 0)
+		return -1;
+	*gen = cfg_live->gen;
+	/* The state's PEM files are CA files: watch the new set. */
+	server_watch_update(s);
+	return 0;
+}
+
+static const struct api_host_ops server_api_ops = {
+	.run = api_run,
+	.acquire = api_acquire,
+	.release = api_release,
+	.rebuild = api_rebuild,
+	.install = api_install,
+};
 
 /* ---- expiry warnings, repeated while they hold ------------------------ */
 
@@ -1162,6 +1318,13 @@ int server_run(const struct server_opts *o, struct config *cfg)
 	cfg_main_loop = s.loop;
 	ev_async_init(&cfg_retire_wake, cfg_reap_cb);
 	ev_async_start(s.loop, &cfg_retire_wake);
+	ev_async_init(&s.call_wake, call_cb);
+	ev_async_start(s.loop, &s.call_wake);
+	s.state_dir = strdup(cfg_live->cfg != NULL ? cfg_live->cfg->state_dir :
+	                     o->state_dir != NULL ? o->state_dir : SETTINGS_STATE_DIR);
+	s.api = api_new(&server_api_ops, &s);
+	if (s.state_dir == NULL || s.api == NULL)
+		goto out;
 
 	s.ls = calloc(s.settings.n_listen, sizeof(*s.ls));
 	if (!s.ls)
@@ -1260,10 +1423,14 @@ int server_run(const struct server_opts *o, struct config *cfg)
 	         s.settings.max_frame_size,
 	         o->config_path ? o->config_path : "no configuration file (no policies)");
 	notify_serving(cfg_live->cfg, cfg_live->gen);
+	call_open();
 	ev_run(s.loop, 0);
 	rc = 0;
 
 out:
+	/* An admin thread waiting for an API write would never be answered
+	 * once the loop is gone, and admin_stop() waits for admin threads. */
+	call_close();
 	watch_free(s.watch);
 	atomic_store(&listening, 0);
 	/* The admin threads hold generations only while they answer: stop
@@ -1272,6 +1439,8 @@ out:
 	s.admin = NULL;
 	for (j = 0; j < s.n_admin; j++)
 		free(s.admin_addrs[j]);
+	api_free(s.api);
+	free(s.state_dir);
 	/* Stop accepting first, then let every worker answer and drain. */
 	for (j = 0; j < s.nls; j++) {
 		close(s.ls[j].fd);

@@ -14,6 +14,7 @@
 
 struct server_opts {
 	const char *config_path;     /* NULL: run without policies */
+	const char *state_dir;       /* --state-dir, or NULL: the file's */
 	struct agent_settings agent; /* effective settings (config + CLI) */
 	/* Given on the command line: a reload keeps them over the file's. */
 	int listen_fixed;            /* -l */

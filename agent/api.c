@@ -1,0 +1,1216 @@
+/*
+ * api.c - the tenant API's requests (see api.h): routing, conditional
+ * requests, the write path and /v1/verify.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "api.h"
+#include "apiobj.h"
+#include "log.h"
+#include "metrics.h"
+#include "policy.h"
+#include "spop.h"
+#include "store.h"
+#include "verdict.h"
+
+/* Certificates in one CA object and CRLs beside them: the file's limits. */
+#define API_MAX_CERTS CA_MAX_CERTS
+#define API_MAX_CRLS 64
+/* Hosts in one PUT /v1/cas/NAME/hostnames. */
+#define API_MAX_HOSTNAMES 10000
+/* The SPOP answer /v1/verify decodes: any frame the agent can send. */
+#define API_VERIFY_BUF (1024 * 1024)
+
+struct api {
+	const struct api_host_ops *ops;
+	void *ctx;
+};
+
+struct api *api_new(const struct api_host_ops *ops, void *ctx)
+{
+	struct api *a = calloc(1, sizeof(*a));
+
+	if (a != NULL) {
+		a->ops = ops;
+		a->ctx = ctx;
+	}
+	return a;
+}
+
+void api_free(struct api *a)
+{
+	free(a);
+}
+
+/* ---- responses ---------------------------------------------------------- */
+
+static void api_set_error(struct api_response *rs, int status,
+                          const char *field, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void api_set_error(struct api_response *rs, int status,
+                          const char *field, const char *fmt, ...)
+{
+	char msg[APIOBJ_ERR_LEN + 128];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	free(rs->body);
+	rs->body = api_error_json(status, field, msg);
+	rs->status = status;
+	rs->etag[0] = '\0';
+}
+
+/* Answer `doc` (reference taken over) with `status`, and its ETag when
+ * it is one object. */
+static void api_set_json(struct api_response *rs, int status, json_t *doc,
+                         int with_etag)
+{
+	if (doc == NULL) {
+		api_set_error(rs, 500, NULL, "out of memory");
+		return;
+	}
+	free(rs->body);
+	rs->body = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	if (with_etag)
+		apiobj_etag(doc, rs->etag);
+	json_decref(doc);
+	if (rs->body == NULL) {
+		api_set_error(rs, 500, NULL, "out of memory");
+		return;
+	}
+	rs->status = status;
+}
+
+/* ---- requests ----------------------------------------------------------- */
+
+enum api_route {
+	ROUTE_NONE = 0,
+	ROUTE_CAS,          /* /v1/cas */
+	ROUTE_CA,           /* /v1/cas/NAME */
+	ROUTE_CA_HOSTNAMES, /* /v1/cas/NAME/hostnames */
+	ROUTE_HOSTS,        /* /v1/hosts */
+	ROUTE_HOST,         /* /v1/hosts/PATTERN */
+	ROUTE_VERIFY,       /* /v1/verify */
+};
+
+static const char *const api_allow[] = {
+	[ROUTE_NONE] = NULL,
+	[ROUTE_CAS] = "GET, HEAD, POST",
+	[ROUTE_CA] = "GET, HEAD, PUT, DELETE",
+	[ROUTE_CA_HOSTNAMES] = "GET, HEAD, PUT",
+	[ROUTE_HOSTS] = "GET, HEAD",
+	[ROUTE_HOST] = "GET, HEAD, PUT, PATCH, DELETE",
+	[ROUTE_VERIFY] = "POST",
+};
+
+/* Percent-decode one path segment into out (outlen bytes). -1 for a bad
+ * escape, an encoded NUL or '/', or a segment too long. */
+static int api_unescape(const char *s, size_t n, char *out, size_t outlen)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int c = (unsigned char)s[i];
+
+		if (c == '%') {
+			int hi, lo;
+
+			if (i + 2 >= n)
+				return -1;
+			hi = s[i + 1];
+			lo = s[i + 2];
+#define API_HEX(x) ((x) >= '0' && (x) <= '9' ? (x) - '0' : \
+                    (x) >= 'a' && (x) <= 'f' ? (x) - 'a' + 10 : \
+                    (x) >= 'A' && (x) <= 'F' ? (x) - 'A' + 10 : -1)
+			if (API_HEX(hi) < 0 || API_HEX(lo) < 0)
+				return -1;
+			c = API_HEX(hi) * 16 + API_HEX(lo);
+#undef API_HEX
+			if (c == 0 || c == '/')
+				return -1;
+			i += 2;
+		}
+		if (o + 1 >= outlen)
+			return -1;
+		out[o++] = (char)c;
+	}
+	out[o] = '\0';
+	return o == 0 ? -1 : 0;
+}
+
+/* Route `path`; the decoded object name into arg. */
+static enum api_route api_route(const char *path, char *arg, size_t arglen,
+                                int *bad)
+{
+	const char *p, *slash;
+
+	*bad = 0;
+	arg[0] = '\0';
+	if (strcmp(path, "/v1/cas") == 0)
+		return ROUTE_CAS;
+	if (strcmp(path, "/v1/hosts") == 0)
+		return ROUTE_HOSTS;
+	if (strcmp(path, "/v1/verify") == 0)
+		return ROUTE_VERIFY;
+	if (strncmp(path, "/v1/cas/", 8) == 0) {
+		p = path + 8;
+		slash = strchr(p, '/');
+		if (slash == NULL) {
+			*bad = api_unescape(p, strlen(p), arg, arglen) != 0;
+			return ROUTE_CA;
+		}
+		if (strcmp(slash, "/hostnames") != 0)
+			return ROUTE_NONE;
+		*bad = api_unescape(p, (size_t)(slash - p), arg, arglen) != 0;
+		return ROUTE_CA_HOSTNAMES;
+	}
+	if (strncmp(path, "/v1/hosts/", 10) == 0) {
+		p = path + 10;
+		if (strchr(p, '/') != NULL)
+			return ROUTE_NONE;
+		*bad = api_unescape(p, strlen(p), arg, arglen) != 0;
+		return ROUTE_HOST;
+	}
+	return ROUTE_NONE;
+}
+
+/* Whether the Content-Type is one of the accepted (parameters ignored). */
+static int api_type_ok(const char *ct, int patch)
+{
+	size_t n;
+
+	if (ct == NULL)
+		return 0;
+	n = strcspn(ct, "; \t");
+	if (n == strlen("application/json") && strncasecmp(ct, "application/json", n) == 0)
+		return 1;
+	return patch && n == strlen("application/merge-patch+json") &&
+	       strncasecmp(ct, "application/merge-patch+json", n) == 0;
+}
+
+/* The body as a JSON value, or an error response. */
+static json_t *api_body(const struct api_request *rq, struct api_response *rs,
+                        int patch)
+{
+	json_error_t je;
+	json_t *doc;
+
+	if (!api_type_ok(rq->content_type, patch)) {
+		api_set_error(rs, 415, NULL, "Content-Type must be application/json%s",
+		              patch ? " or application/merge-patch+json" : "");
+		return NULL;
+	}
+	doc = json_loadb(rq->body != NULL ? rq->body : "", rq->body_len,
+	                 JSON_REJECT_DUPLICATES, &je);
+	if (doc == NULL) {
+		api_set_error(rs, 400, NULL, "the body is not JSON: %s (line %d, "
+		              "column %d)", je.text, je.line, je.column);
+		return NULL;
+	}
+	if (!json_is_object(doc)) {
+		json_decref(doc);
+		api_set_error(rs, 400, NULL, "the body must be a JSON object");
+		return NULL;
+	}
+	return doc;
+}
+
+/* If-Match / If-None-Match against the object's current tag (NULL: the
+ * object does not exist). 0 to go on, -1 with 412 set. */
+static int api_preconditions(const struct api_request *rq, const char *etag,
+                             struct api_response *rs)
+{
+	if (rq->if_match != NULL) {
+		const char *p = rq->if_match;
+		int hit = 0;
+
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (strcmp(p, "*") == 0) {
+			hit = etag != NULL;
+		} else if (etag != NULL) {
+			/* A list of tags: one equal (strong comparison) is enough. */
+			const char *q = p;
+			size_t n = strlen(etag);
+
+			while ((q = strstr(q, etag)) != NULL) {
+				if ((q == p || q[-1] == ' ' || q[-1] == ',') &&
+				    (q[n] == '\0' || q[n] == ',' || q[n] == ' ')) {
+					hit = 1;
+					break;
+				}
+				q += n;
+			}
+		}
+		if (!hit) {
+			api_set_error(rs, 412, NULL, etag == NULL ? "If-Match: the object "
+			              "does not exist" : "If-Match: the object changed "
+			              "(its ETag is now %s)", etag != NULL ? etag : "");
+			return -1;
+		}
+	}
+	if (rq->if_none_match != NULL && etag != NULL) {
+		const char *p = rq->if_none_match;
+
+		while (*p == ' ')
+			p++;
+		if (strcmp(p, "*") == 0 || strstr(p, etag) != NULL) {
+			api_set_error(rs, 412, NULL, "If-None-Match: the object exists");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* ---- reads -------------------------------------------------------------- */
+
+static void api_get(struct api *a, enum api_route route, const char *arg,
+                    struct api_response *rs)
+{
+	void *ref = NULL;
+	uint64_t gen = 0;
+	const struct config *cfg = a->ops->acquire(a->ctx, &ref, &gen);
+	char why[256];
+	ssize_t i;
+
+	rs->generation = gen;
+	switch (route) {
+	case ROUTE_CAS:
+		api_set_json(rs, 200, apiobj_ca_list(cfg), 0);
+		break;
+	case ROUTE_HOSTS:
+		api_set_json(rs, 200, apiobj_host_list(cfg), 0);
+		break;
+	case ROUTE_CA:
+	case ROUTE_CA_HOSTNAMES:
+		i = apiobj_find_ca(cfg, arg);
+		if (i < 0)
+			api_set_error(rs, 404, NULL, "no CA \"%s\"", arg);
+		else if (route == ROUTE_CA)
+			api_set_json(rs, 200, apiobj_ca_json(cfg, (size_t)i), 1);
+		else
+			api_set_json(rs, 200, json_pack("{s:o}", "hostnames",
+			                                 apiobj_ca_hosts(cfg, (size_t)i)), 0);
+		break;
+	case ROUTE_HOST:
+		i = apiobj_find_host(cfg, arg, why, sizeof(why));
+		if (i == -2)
+			api_set_error(rs, 400, "pattern", "%s", why);
+		else if (i < 0)
+			api_set_error(rs, 404, NULL, "no host \"%s\"", arg);
+		else
+			api_set_json(rs, 200, apiobj_host_json(cfg, (size_t)i), 1);
+		break;
+	default:
+		api_set_error(rs, 404, NULL, "not found");
+		break;
+	}
+	a->ops->release(a->ctx, ref);
+}
+
+/* ---- /v1/verify --------------------------------------------------------- */
+
+/* Concatenated DER of the PEM certificates in `pem`; -1 with msg. */
+static int api_pem_der(const char *pem, uint8_t **der, size_t *len, size_t max,
+                       char *msg, size_t msglen)
+{
+	char *norm = NULL;
+	size_t nlen = 0, count = 0;
+	BIO *b = NULL;
+	X509 *x;
+	int rc = -1;
+
+	*der = NULL;
+	*len = 0;
+	if (api_pem_normalize(pem, strlen(pem), 0, max, &norm, &nlen, &count, msg,
+	                      msglen) != 0)
+		return -1;
+	b = BIO_new_mem_buf(norm, (int)nlen);
+	while (b != NULL && (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+		int n = i2d_X509(x, NULL);
+		uint8_t *grown, *p;
+
+		if (n <= 0 || (grown = realloc(*der, *len + (size_t)n)) == NULL) {
+			X509_free(x);
+			snprintf(msg, msglen, "out of memory");
+			goto out;
+		}
+		*der = grown;
+		p = *der + *len;
+		i2d_X509(x, &p);
+		*len += (size_t)n;
+		X509_free(x);
+	}
+	rc = 0;
+out:
+	ERR_clear_error();
+	BIO_free(b);
+	free(norm);
+	if (rc != 0) {
+		free(*der);
+		*der = NULL;
+	}
+	return rc;
+}
+
+/* The set-var actions of an encoded answer as a JSON object. */
+static json_t *api_vars_json(const uint8_t *p, const uint8_t *end)
+{
+	json_t *vars = json_object();
+
+	while (vars != NULL && p < end) {
+		uint8_t type = *p++, nargs, scope;
+		const uint8_t *name;
+		uint64_t name_len;
+		struct spop_data d;
+		json_t *v;
+		char key[256];
+
+		if (end - p < 2)
+			break;
+		nargs = *p++;
+		scope = *p++;
+		(void)scope;
+		if (type != SPOP_ACT_SET_VAR || nargs != 3 ||
+		    spop_bytes_decode(&p, end, &name, &name_len) != SPOP_RC_OK ||
+		    spop_data_decode(&p, end, &d) != SPOP_RC_OK || name_len >= sizeof(key))
+			break;
+		memcpy(key, name, name_len);
+		key[name_len] = '\0';
+		switch (d.type) {
+		case SPOP_T_BOOL:
+			v = json_boolean(d.u.boolean);
+			break;
+		case SPOP_T_INT32:
+		case SPOP_T_INT64:
+			v = json_integer((json_int_t)d.u.sint);
+			break;
+		case SPOP_T_UINT32:
+		case SPOP_T_UINT64:
+			v = json_integer((json_int_t)d.u.uint);
+			break;
+		case SPOP_T_STRING:
+		case SPOP_T_BINARY:
+			v = json_stringn((const char *)d.u.buf.ptr, d.u.buf.len);
+			break;
+		default:
+			v = json_null();
+			break;
+		}
+		json_object_set_new(vars, key, v);
+	}
+	return vars;
+}
+
+static void api_verify(struct api *a, const struct api_request *rq,
+                       struct api_response *rs)
+{
+	static const char *const keys[] = { "host", "sni", "certificate", "chain" };
+	json_t *body = api_body(rq, rs, 0), *v;
+	const char *host, *sni, *cert_pem, *chain_pem, *key, *field = NULL;
+	uint8_t *cert = NULL, *chain = NULL, *buf = NULL;
+	size_t cert_len = 0, chain_len = 0;
+	struct mtls_request req;
+	struct verdict *vd = NULL;
+	char msg[APIOBJ_ERR_LEN];
+	struct spop_wr w;
+	void *ref = NULL;
+	uint64_t gen = 0;
+	const struct config *cfg;
+
+	if (body == NULL)
+		return;
+	json_object_foreach(body, key, v) {
+		size_t k;
+
+		for (k = 0; k < 4 && strcmp(keys[k], key) != 0; k++)
+			;
+		if (k == 4 || !json_is_string(v)) {
+			api_set_error(rs, 400, key, k == 4 ? "unknown field \"%s\"" :
+			              "%s must be a string", key);
+			goto out;
+		}
+	}
+	host = json_string_value(json_object_get(body, "host"));
+	sni = json_string_value(json_object_get(body, "sni"));
+	cert_pem = json_string_value(json_object_get(body, "certificate"));
+	chain_pem = json_string_value(json_object_get(body, "chain"));
+	if (host == NULL) {
+		api_set_error(rs, 400, "host", "host is required");
+		goto out;
+	}
+	if (cert_pem != NULL && api_pem_der(cert_pem, &cert, &cert_len, 1, msg,
+	                                    sizeof(msg)) != 0) {
+		field = "certificate";
+		goto bad;
+	}
+	if (chain_pem != NULL && api_pem_der(chain_pem, &chain, &chain_len,
+	                                     VERIFY_MAX_CHAIN, msg, sizeof(msg)) != 0) {
+		field = "chain";
+		goto bad;
+	}
+	memset(&req, 0, sizeof(req));
+	req.kind = MSG_HTTP;
+	req.host = host;
+	req.host_len = strlen(host);
+	req.sni = sni != NULL ? sni : host;
+	req.sni_len = strlen(req.sni);
+	req.cert = cert;
+	req.cert_len = cert_len;
+	req.chain = chain;
+	req.chain_len = chain_len;
+	vd = malloc(sizeof(*vd));
+	buf = malloc(API_VERIFY_BUF);
+	if (vd == NULL || buf == NULL) {
+		api_set_error(rs, 500, NULL, "out of memory");
+		goto out;
+	}
+	cfg = a->ops->acquire(a->ctx, &ref, &gen);
+	verdict_evaluate(cfg, &req, vd);
+	spop_wr_init(&w, buf, API_VERIFY_BUF);
+	verdict_encode(vd, &w, 1);
+	a->ops->release(a->ctx, ref);
+	rs->generation = gen;
+	if (w.err) {
+		api_set_error(rs, 500, NULL, "the answer does not fit");
+		goto out;
+	}
+	api_set_json(rs, 200, json_pack("{s:o}", "variables",
+	                                 api_vars_json(buf, w.p)), 0);
+	goto out;
+bad:
+	api_set_error(rs, 400, field, "%s: %s", field, msg);
+out:
+	free(buf);
+	free(vd);
+	free(cert);
+	free(chain);
+	json_decref(body);
+}
+
+/* ---- writes ------------------------------------------------------------- */
+
+/* One write, carried to the configuration thread. */
+struct api_write {
+	struct api *a;
+	const struct api_request *rq;
+	struct api_response *rs;
+	enum api_route route;
+	const char *arg;
+	json_t *body;                 /* NULL for DELETE */
+	const struct config *cfg;     /* live when the write began (referenced) */
+	uint64_t gen;
+	struct api_state st;
+	char created[2][STORE_PEM_NAME_MAX]; /* PEM files this write wrote */
+	int n_created;
+	const char *kind;             /* "ca" or "host", for the audit */
+	int status;                   /* of success: 200, 201, 204 */
+	char object[300];             /* which object the answer shows */
+};
+
+/* The 409 of an object defined in a file. */
+static void api_read_only(struct api_write *w, const struct config_origin *o,
+                          const char *what)
+{
+	char where[PATH_MAX + 32];
+
+	apiobj_origin(w->cfg, o, where, sizeof(where));
+	api_set_error(w->rs, 409, NULL, "%s is defined in %s: read-only through "
+	              "the API", what, where);
+}
+
+/* Map a loader error on the state text to its JSON field. */
+static void api_load_error(struct api_write *w, const char *err,
+                           const struct api_line *lines, size_t n_lines)
+{
+	const char *path = w->cfg != NULL ? w->cfg->api_path : NULL;
+	char msg[CONFIG_ERR_LEN + 64], pemdir[PATH_MAX + 8];
+	const char *field = NULL, *rest = err;
+	size_t plen = path != NULL ? strlen(path) : 0;
+	char *at;
+
+	if (path != NULL && strncmp(err, path, plen) == 0 && err[plen] == ':') {
+		long line = strtol(err + plen + 1, NULL, 10);
+
+		rest = strchr(err + plen + 1, ':');
+		rest = rest != NULL ? rest + 1 : err;
+		while (*rest == ' ')
+			rest++;
+		if (line >= 1 && (size_t)line <= n_lines)
+			field = lines[line - 1].field;
+	} else {
+		/* Not our text: a configuration file is broken on disk. */
+		api_set_error(w->rs, 409, NULL, "the configuration files do not load "
+		              "(nothing was changed): %s", err);
+		return;
+	}
+	snprintf(msg, sizeof(msg), "%s", rest);
+	/* "STATE/pem/<hex>.pem: ..." says more about us than about the input. */
+	snprintf(pemdir, sizeof(pemdir), "%s/%s/", w->cfg->state_dir, STORE_PEM_DIR);
+	while ((at = strstr(msg, pemdir)) != NULL) {
+		const char *end = at + strlen(pemdir) + 68;
+		const char *name = field != NULL ? field : "the PEM text";
+
+		if (strlen(at) < strlen(pemdir) + 68)
+			break;
+		memmove(at + strlen(name), end, strlen(end) + 1);
+		memcpy(at, name, strlen(name));
+	}
+	api_set_error(w->rs, 400, field, "%s", msg);
+}
+
+/* PEM text into the store: "pem/<hex>.pem" into rel. */
+static int api_put_pem(struct api_write *w, const char *text, size_t len,
+                       char rel[STORE_PEM_NAME_MAX])
+{
+	char err[PATH_MAX + 128];
+	int created = 0;
+
+	if (store_prepare(w->cfg->state_dir, err, sizeof(err)) != 0 ||
+	    store_put_pem(w->cfg->state_dir, text, len, rel, &created, err,
+	                  sizeof(err)) != 0) {
+		log_error("api: %s", err);
+		api_set_error(w->rs, 500, NULL, "cannot write the state directory: %s",
+		              err);
+		return -1;
+	}
+	if (created)
+		memcpy(w->created[w->n_created++], rel, STORE_PEM_NAME_MAX);
+	return 0;
+}
+
+static int api_gc_keep(void *ctx, const char *rel)
+{
+	return api_state_uses_file(ctx, rel);
+}
+
+/* Render, load, commit, install. The response is set either way. */
+static int api_commit(struct api_write *w)
+{
+	struct api_line *lines = NULL;
+	size_t len = 0, n_lines = 0;
+	char err[CONFIG_ERR_LEN + PATH_MAX], *text;
+	struct config *next = NULL;
+	uint64_t gen = 0;
+	int rc = -1;
+
+	text = api_state_render(&w->st, w->gen + 1, &len, &lines, &n_lines);
+	if (text == NULL) {
+		api_set_error(w->rs, 500, NULL, "out of memory");
+		return -1;
+	}
+	err[0] = '\0';
+	if (w->a->ops->rebuild(w->a->ctx, text, len, &next, err, sizeof(err)) != 0) {
+		api_load_error(w, err, lines, n_lines);
+		goto out;
+	}
+	if (store_prepare(w->cfg->state_dir, err, sizeof(err)) != 0 ||
+	    store_write_atomic(w->cfg->state_dir, CONFIG_API_FILE, text, len, err,
+	                       sizeof(err)) != 0) {
+		log_error("api: %s", err);
+		api_set_error(w->rs, 500, NULL, "cannot write the state directory "
+		              "(nothing was changed): %s", err);
+		config_free(next);
+		goto out;
+	}
+	/* On disk: from here the change is made, whatever happens next. */
+	w->n_created = 0;
+	if (w->a->ops->install(w->a->ctx, next, "api", &gen) != 0) {
+		api_set_error(w->rs, 500, NULL, "written to the state directory but "
+		              "not installed (out of memory): a reload will apply it");
+		goto out;
+	}
+	w->rs->generation = gen;
+	(void)store_gc(w->cfg->state_dir, api_gc_keep, &w->st);
+	rc = 0;
+out:
+	free(text);
+	free(lines);
+	return rc;
+}
+
+/* The answer of a successful write: the object as the new generation has
+ * it (normalized), with its tag. */
+static void api_answer_object(struct api_write *w)
+{
+	void *ref = NULL;
+	uint64_t gen = 0;
+	const struct config *cfg = w->a->ops->acquire(w->a->ctx, &ref, &gen);
+	char why[256];
+	ssize_t i;
+
+	if (w->status == 204) {
+		free(w->rs->body);
+		w->rs->body = NULL;
+		w->rs->status = 204;
+	} else if (w->route == ROUTE_CA_HOSTNAMES) {
+		i = apiobj_find_ca(cfg, w->arg);
+		api_set_json(w->rs, 200, i < 0 ? NULL : json_pack("{s:o}", "hostnames",
+		             apiobj_ca_hosts(cfg, (size_t)i)), 0);
+	} else if (w->route == ROUTE_HOST) {
+		i = apiobj_find_host(cfg, w->object, why, sizeof(why));
+		api_set_json(w->rs, w->status, i < 0 ? NULL :
+		             apiobj_host_json(cfg, (size_t)i), 1);
+	} else {
+		i = apiobj_find_ca(cfg, w->object);
+		api_set_json(w->rs, w->status, i < 0 ? NULL :
+		             apiobj_ca_json(cfg, (size_t)i), 1);
+	}
+	w->a->ops->release(w->a->ctx, ref);
+}
+
+/* The current tag of an object of the live generation, or NULL. */
+static const char *api_current_tag(json_t *obj, char tag[40])
+{
+	if (obj == NULL)
+		return NULL;
+	apiobj_etag(obj, tag);
+	json_decref(obj);
+	return tag;
+}
+
+static int api_valid_ca_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 64)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == '-' ||
+		      s[i] == '_'))
+			return 0;
+	return 1;
+}
+
+/* POST /v1/cas, PUT /v1/cas/NAME */
+static void api_write_ca(struct api_write *w)
+{
+	static const char *const keys[] = {
+		"name", "certificates", "crls", "details", "hosts", "source",
+	};
+	const char *name = w->arg, *key;
+	char tag[40], msg[APIOBJ_ERR_LEN], rel[STORE_PEM_NAME_MAX];
+	char crl_rel[STORE_PEM_NAME_MAX];
+	const json_t *certs, *crls, *nv;
+	char *norm = NULL;
+	size_t nlen = 0, count = 0;
+	struct api_ca c = { 0 };
+	ssize_t live, at;
+	json_t *v;
+
+	json_object_foreach(w->body, key, v) {
+		size_t k;
+
+		for (k = 0; k < sizeof(keys) / sizeof(keys[0]) && strcmp(keys[k], key) != 0; k++)
+			;
+		if (k == sizeof(keys) / sizeof(keys[0])) {
+			api_set_error(w->rs, 400, key, "unknown field \"%s\"", key);
+			return;
+		}
+	}
+	nv = json_object_get(w->body, "name");
+	if (w->route == ROUTE_CAS) {
+		if (!json_is_string(nv)) {
+			api_set_error(w->rs, 400, "name", "name is required (a string)");
+			return;
+		}
+		name = json_string_value(nv);
+	} else if (nv != NULL && (!json_is_string(nv) ||
+	                          strcmp(json_string_value(nv), name) != 0)) {
+		api_set_error(w->rs, 400, "name", "name does not match the URL's \"%s\"",
+		              name);
+		return;
+	}
+	if (!api_valid_ca_name(name)) {
+		api_set_error(w->rs, 400, "name", "bad CA name \"%.80s\" (letters, "
+		              "digits, '.', '-', '_'; at most 64)", name);
+		return;
+	}
+	snprintf(w->object, sizeof(w->object), "%s", name);
+	live = apiobj_find_ca(w->cfg, name);
+	if (live >= 0 && !apiobj_ca_is_api(w->cfg, (size_t)live)) {
+		api_read_only(w, &w->cfg->ca_origin[live], "this CA");
+		return;
+	}
+	if (live >= 0 && w->route == ROUTE_CAS) {
+		api_set_error(w->rs, 409, "name", "CA \"%s\" exists (PUT /v1/cas/%s "
+		              "replaces it)", name, name);
+		return;
+	}
+	if (api_preconditions(w->rq, live < 0 ? NULL :
+	                      api_current_tag(apiobj_ca_json(w->cfg, (size_t)live), tag),
+	                      w->rs) != 0)
+		return;
+	certs = json_object_get(w->body, "certificates");
+	if (!json_is_string(certs)) {
+		api_set_error(w->rs, 400, "certificates", "certificates is required (a "
+		              "PEM bundle of CA certificates)");
+		return;
+	}
+	if (api_pem_normalize(json_string_value(certs), json_string_length(certs), 0,
+	                      API_MAX_CERTS, &norm, &nlen, &count, msg, sizeof(msg)) != 0) {
+		api_set_error(w->rs, 400, "certificates", "certificates: %s", msg);
+		return;
+	}
+	if (api_put_pem(w, norm, nlen, rel) != 0)
+		goto out;
+	free(norm);
+	norm = NULL;
+	crls = json_object_get(w->body, "crls");
+	if (crls != NULL && !json_is_null(crls) &&
+	    !(json_is_string(crls) && json_string_length(crls) == 0)) {
+		if (!json_is_string(crls)) {
+			api_set_error(w->rs, 400, "crls", "crls must be a PEM text");
+			goto out;
+		}
+		if (api_pem_normalize(json_string_value(crls), json_string_length(crls), 1,
+		                      API_MAX_CRLS, &norm, &nlen, &count, msg,
+		                      sizeof(msg)) != 0) {
+			api_set_error(w->rs, 400, "crls", "crls: %s", msg);
+			goto out;
+		}
+		if (api_put_pem(w, norm, nlen, crl_rel) != 0)
+			goto out;
+	} else {
+		crl_rel[0] = '\0';
+	}
+	c.name = strdup(name);
+	c.file = strdup(rel);
+	c.crls = calloc(1, sizeof(*c.crls));
+	if (c.crls != NULL && crl_rel[0] != '\0' && (c.crls[0] = strdup(crl_rel)) != NULL)
+		c.n_crls = 1;
+	if (c.name == NULL || c.file == NULL || c.crls == NULL ||
+	    (crl_rel[0] != '\0' && c.n_crls == 0)) {
+		api_ca_free(&c);
+		api_set_error(w->rs, 500, NULL, "out of memory");
+		goto out;
+	}
+	at = api_state_find_ca(&w->st, name);
+	if (api_state_put_ca(&w->st, at, &c) != 0) {
+		api_set_error(w->rs, 500, NULL, "out of memory");
+		goto out;
+	}
+	w->kind = "ca";
+	w->status = live < 0 ? 201 : 200;
+	if (api_commit(w) == 0)
+		api_answer_object(w);
+out:
+	free(norm);
+}
+
+/* DELETE /v1/cas/NAME */
+static void api_delete_ca(struct api_write *w)
+{
+	ssize_t live = apiobj_find_ca(w->cfg, w->arg), at;
+	char tag[40];
+	json_t *users;
+
+	if (live < 0) {
+		api_set_error(w->rs, 404, NULL, "no CA \"%s\"", w->arg);
+		return;
+	}
+	if (!apiobj_ca_is_api(w->cfg, (size_t)live)) {
+		api_read_only(w, &w->cfg->ca_origin[live], "this CA");
+		return;
+	}
+	if (api_preconditions(w->rq, api_current_tag(apiobj_ca_json(w->cfg,
+	                      (size_t)live), tag), w->rs) != 0)
+		return;
+	users = apiobj_ca_hosts(w->cfg, (size_t)live);
+	if (users != NULL && json_array_size(users) > 0) {
+		char *list = json_dumps(users, JSON_COMPACT);
+
+		api_set_error(w->rs, 409, NULL, "CA \"%s\" is used by %zu host(s): %.400s",
+		              w->arg, json_array_size(users), list != NULL ? list : "");
+		free(list);
+		json_decref(users);
+		return;
+	}
+	json_decref(users);
+	at = api_state_find_ca(&w->st, w->arg);
+	if (at >= 0)
+		api_state_remove_ca(&w->st, (size_t)at);
+	w->kind = "ca";
+	w->status = 204;
+	if (api_commit(w) == 0)
+		api_answer_object(w);
+}
+
+/* RFC 7396 merge patch of `patch` into `target` (modified in place). */
+static void api_merge_patch(json_t *target, const json_t *patch)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach((json_t *)patch, key, v) {
+		if (json_is_null(v)) {
+			json_object_del(target, key);
+		} else if (json_is_object(v)) {
+			json_t *t = json_object_get(target, key);
+
+			if (!json_is_object(t)) {
+				t = json_object();
+				json_object_set_new(target, key, t);
+			}
+			api_merge_patch(t, v);
+		} else {
+			json_object_set(target, key, v);
+		}
+	}
+}
+
+/* PUT / PATCH / DELETE /v1/hosts/PATTERN */
+static void api_write_host(struct api_write *w, int patch, int del)
+{
+	char why[256], tag[40], msg[APIOBJ_ERR_LEN];
+	ssize_t live = apiobj_find_host(w->cfg, w->arg, why, sizeof(why)), at;
+	json_t *cur = NULL, *doc;
+	const char *field = NULL;
+	struct api_host h;
+
+	if (live == -2) {
+		api_set_error(w->rs, 400, "pattern", "%s", why);
+		return;
+	}
+	if (live >= 0 && !apiobj_host_is_api(w->cfg, (size_t)live)) {
+		api_read_only(w, &w->cfg->host_origin[live], "this host");
+		return;
+	}
+	if ((patch || del) && live < 0) {
+		api_set_error(w->rs, 404, NULL, "no host \"%s\"", w->arg);
+		return;
+	}
+	if (live >= 0)
+		cur = apiobj_host_json(w->cfg, (size_t)live);
+	if (api_preconditions(w->rq, cur != NULL ? (apiobj_etag(cur, tag), tag) : NULL,
+	                      w->rs) != 0)
+		goto out;
+	w->kind = "host";
+	if (del) {
+		at = api_state_find_host(&w->st, w->cfg->hosts[live]->pattern);
+		if (at >= 0)
+			api_state_remove_host(&w->st, (size_t)at);
+		w->status = 204;
+		if (api_commit(w) == 0)
+			api_answer_object(w);
+		goto out;
+	}
+	doc = w->body;
+	if (patch) {
+		json_object_del(cur, "source");
+		api_merge_patch(cur, w->body);
+		doc = cur;
+	}
+	if (api_host_from_json(doc, w->arg, &h, &field, msg, sizeof(msg)) != 0) {
+		api_host_free(&h);
+		api_set_error(w->rs, 400, field, "%s", msg);
+		goto out;
+	}
+	snprintf(w->object, sizeof(w->object), "%s", h.pattern);
+	at = api_state_find_host(&w->st, h.pattern);
+	if (api_state_put_host(&w->st, at, &h) != 0) {
+		api_set_error(w->rs, 500, NULL, "out of memory");
+		goto out;
+	}
+	w->status = live < 0 ? 201 : 200;
+	if (api_commit(w) == 0)
+		api_answer_object(w);
+out:
+	json_decref(cur);
+}
+
+static int api_has_ca(const struct api_host *h, const char *name)
+{
+	for (size_t k = 0; k < h->n_cas; k++)
+		if (strcmp(h->cas[k], name) == 0)
+			return 1;
+	return 0;
+}
+
+/* PUT /v1/cas/NAME/hostnames: the hosts that trust NAME become exactly
+ * the listed ones. */
+static void api_write_hostnames(struct api_write *w)
+{
+	const json_t *list = json_object_get(w->body, "hostnames"), *e;
+	ssize_t live = apiobj_find_ca(w->cfg, w->arg);
+	char why[256], norm[POLICY_HOST_MAX + 4];
+	size_t i, n;
+	char **want = NULL;
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(w->body, key, v)
+		if (strcmp(key, "hostnames") != 0) {
+			api_set_error(w->rs, 400, key, "unknown field \"%s\"", key);
+			return;
+		}
+	if (live < 0) {
+		api_set_error(w->rs, 404, NULL, "no CA \"%s\"", w->arg);
+		return;
+	}
+	if (!json_is_array(list) || json_array_size(list) > API_MAX_HOSTNAMES) {
+		api_set_error(w->rs, 400, "hostnames", "hostnames must be an array of "
+		              "at most %d host patterns", API_MAX_HOSTNAMES);
+		return;
+	}
+	n = json_array_size(list);
+	want = calloc(n + 1, sizeof(*want));
+	if (want == NULL) {
+		api_set_error(w->rs, 500, NULL, "out of memory");
+		return;
+	}
+	/* Every listed pattern, normalized; the file's hosts cannot change. */
+	json_array_foreach(list, i, e) {
+		ssize_t hi;
+
+		if (!json_is_string(e)) {
+			api_set_error(w->rs, 400, "hostnames", "hostnames must be an array "
+			              "of strings");
+			goto out;
+		}
+		if (api_pattern_normalize(json_string_value(e), norm, sizeof(norm), why,
+		                          sizeof(why)) != 0) {
+			api_set_error(w->rs, 400, "hostnames", "%s", why);
+			goto out;
+		}
+		want[i] = strdup(norm);
+		if (want[i] == NULL) {
+			api_set_error(w->rs, 500, NULL, "out of memory");
+			goto out;
+		}
+		hi = apiobj_find_host(w->cfg, norm, why, sizeof(why));
+		if (hi >= 0 && !apiobj_host_is_api(w->cfg, (size_t)hi)) {
+			const struct trust_policy *tp = w->cfg->hosts[hi]->trust;
+			int has = 0;
+
+			for (size_t k = 0; tp != NULL && k < tp->n_cas; k++)
+				has |= tp->cas[k] == w->cfg->cas[live];
+			if (!has) {
+				char what[POLICY_HOST_MAX + 16];
+
+				snprintf(what, sizeof(what), "host \"%s\"", norm);
+				api_read_only(w, &w->cfg->host_origin[hi], what);
+				goto out;
+			}
+		}
+	}
+	/* Hosts of the files that list the CA must stay listed. */
+	for (size_t h = 0; h < w->cfg->n_hosts; h++) {
+		const struct trust_policy *tp = w->cfg->hosts[h]->trust;
+		int has = 0, listed = 0;
+
+		if (apiobj_host_is_api(w->cfg, h))
+			continue;
+		for (size_t k = 0; tp != NULL && k < tp->n_cas; k++)
+			has |= tp->cas[k] == w->cfg->cas[live];
+		for (size_t k = 0; has && k < n; k++)
+			listed |= strcmp(want[k], w->cfg->hosts[h]->pattern) == 0;
+		if (has && !listed) {
+			api_read_only(w, &w->cfg->host_origin[h], "a host that trusts it");
+			goto out;
+		}
+	}
+	/* Drop the CA from the API hosts not listed. */
+	for (size_t h = 0; h < w->st.n_hosts; h++) {
+		struct api_host *ah = &w->st.hosts[h];
+		int listed = 0;
+
+		for (size_t k = 0; k < n; k++)
+			listed |= strcmp(want[k], ah->pattern) == 0;
+		if (listed || !api_has_ca(ah, w->arg))
+			continue;
+		for (size_t k = 0; k < ah->n_cas; k++) {
+			if (strcmp(ah->cas[k], w->arg) == 0) {
+				free(ah->cas[k]);
+				memmove(&ah->cas[k], &ah->cas[k + 1],
+				        (ah->n_cas - k - 1) * sizeof(*ah->cas));
+				ah->n_cas--;
+				break;
+			}
+		}
+		if (ah->n_cas == 0 && ah->mode != MODE_OFF && ah->mode != MODE_DENY) {
+			api_set_error(w->rs, 409, "hostnames", "host \"%s\" would be left "
+			              "with no CA: give it another CA or delete it first",
+			              ah->pattern);
+			goto out;
+		}
+	}
+	/* Add it to the listed ones; a host that does not exist yet starts
+	 * in mode log, so an association never blocks traffic by itself. */
+	for (size_t k = 0; k < n; k++) {
+		ssize_t at = api_state_find_host(&w->st, want[k]);
+		struct api_host nh;
+		char **grown;
+
+		if (apiobj_find_host(w->cfg, want[k], why, sizeof(why)) >= 0 && at < 0)
+			continue;   /* a file host that already lists it */
+		if (at < 0) {
+			memset(&nh, 0, sizeof(nh));
+			nh.pattern = strdup(want[k]);
+			nh.cas = calloc(1, sizeof(*nh.cas));
+			nh.identities = calloc(1, sizeof(*nh.identities));
+			nh.pins = calloc(1, sizeof(*nh.pins));
+			nh.mode = MODE_LOG;
+			nh.purpose = PURPOSE_CLIENT;
+			nh.verify_depth = 5;
+			if (nh.pattern == NULL || nh.cas == NULL || nh.identities == NULL ||
+			    nh.pins == NULL || api_state_put_host(&w->st, -1, &nh) != 0) {
+				api_host_free(&nh);
+				api_set_error(w->rs, 500, NULL, "out of memory");
+				goto out;
+			}
+			at = (ssize_t)w->st.n_hosts - 1;
+		}
+		if (api_has_ca(&w->st.hosts[at], w->arg))
+			continue;
+		grown = realloc(w->st.hosts[at].cas, (w->st.hosts[at].n_cas + 1) *
+		                sizeof(*grown));
+		if (grown == NULL || (grown[w->st.hosts[at].n_cas] = strdup(w->arg)) == NULL) {
+			if (grown != NULL)
+				w->st.hosts[at].cas = grown;
+			api_set_error(w->rs, 500, NULL, "out of memory");
+			goto out;
+		}
+		w->st.hosts[at].cas = grown;
+		w->st.hosts[at].n_cas++;
+	}
+	w->kind = "host";
+	w->status = 200;
+	if (api_commit(w) == 0)
+		api_answer_object(w);
+out:
+	for (i = 0; i < n; i++)
+		free(want[i]);
+	free(want);
+}
+
+/* On the configuration thread. */
+static void api_write_main(void *arg)
+{
+	struct api_write *w = arg;
+	void *ref = NULL;
+	const char *m = w->rq->method;
+
+	w->cfg = w->a->ops->acquire(w->a->ctx, &ref, &w->gen);
+	if (w->cfg == NULL || w->cfg->state_dir == NULL) {
+		api_set_error(w->rs, 503, NULL, "no configuration file: the API needs "
+		              "one (start with -c FILE)");
+		goto out;
+	}
+	if (api_state_from_config(w->cfg, &w->st) != 0) {
+		api_set_error(w->rs, 500, NULL, "out of memory");
+		goto out;
+	}
+	switch (w->route) {
+	case ROUTE_CAS:
+	case ROUTE_CA:
+		if (strcmp(m, "DELETE") == 0)
+			api_delete_ca(w);
+		else
+			api_write_ca(w);
+		break;
+	case ROUTE_CA_HOSTNAMES:
+		api_write_hostnames(w);
+		break;
+	case ROUTE_HOST:
+		api_write_host(w, strcmp(m, "PATCH") == 0, strcmp(m, "DELETE") == 0);
+		break;
+	default:
+		api_set_error(w->rs, 404, NULL, "not found");
+		break;
+	}
+	/* A refused write leaves the state directory as it was. */
+	for (int i = 0; i < w->n_created; i++)
+		store_remove(w->cfg->state_dir, w->created[i]);
+	api_state_free(&w->st);
+out:
+	w->a->ops->release(w->a->ctx, ref);
+}
+
+static int api_method_allowed(enum api_route r, const char *m)
+{
+	int get = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
+
+	switch (r) {
+	case ROUTE_CAS:
+		return get || strcmp(m, "POST") == 0;
+	case ROUTE_CA:
+		return get || strcmp(m, "PUT") == 0 || strcmp(m, "DELETE") == 0;
+	case ROUTE_CA_HOSTNAMES:
+		return get || strcmp(m, "PUT") == 0;
+	case ROUTE_HOSTS:
+		return get;
+	case ROUTE_HOST:
+		return get || strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0 ||
+		       strcmp(m, "DELETE") == 0;
+	case ROUTE_VERIFY:
+		return strcmp(m, "POST") == 0;
+	default:
+		return 0;
+	}
+}
+
+void api_handle(void *ctx, const struct api_request *rq, struct api_response *rs)
+{
+	struct api *a = ctx;
+	char arg[POLICY_HOST_MAX * 3 + 8];
+	enum api_route route;
+	int bad;
+
+	memset(rs, 0, sizeof(*rs));
+	route = api_route(rq->path, arg, sizeof(arg), &bad);
+	if (route == ROUTE_NONE) {
+		api_set_error(rs, 404, NULL, "no such endpoint: %.200s", rq->path);
+	} else if (bad) {
+		api_set_error(rs, 400, route == ROUTE_HOST ? "pattern" : "name",
+		              "bad percent-encoding in the path");
+	} else if (!api_method_allowed(route, rq->method)) {
+		api_set_error(rs, 405, NULL, "%s is not allowed here (allowed: %s)",
+		              rq->method, api_allow[route]);
+		rs->allow = api_allow[route];
+	} else if (strcmp(rq->method, "GET") == 0 || strcmp(rq->method, "HEAD") == 0) {
+		api_get(a, route, arg, rs);
+	} else if (route == ROUTE_VERIFY) {
+		api_verify(a, rq, rs);
+	} else {
+		struct api_write w = {
+			.a = a, .rq = rq, .rs = rs, .route = route, .arg = arg,
+		};
+		int del = strcmp(rq->method, "DELETE") == 0;
+
+		if (!del && (w.body = api_body(rq, rs, strcmp(rq->method, "PATCH") == 0)) == NULL)
+			goto done;
+		if (a->ops->run(a->ctx, api_write_main, &w) != 0)
+			api_set_error(rs, 503, NULL, "the agent is stopping");
+		json_decref(w.body);
+		/* The audit trail: who changed what, and what came of it. */
+		if (rs->status >= 200 && rs->status < 300) {
+			log_info("api: %s %s %s -> %d (generation %llu)", rq->who,
+			         rq->method, rq->path, rs->status,
+			         (unsigned long long)rs->generation);
+			metrics_api_change(w.kind != NULL && w.kind[0] == 'c');
+		} else {
+			log_warning("api: %s %s %s -> %d (refused, nothing changed)",
+			            rq->who, rq->method, rq->path, rs->status);
+		}
+	}
+done:
+	metrics_api_request(rq->method, rs->status);
+}

@@ -1,0 +1,513 @@
+/*
+ * test_api.c - the tenant API in process (api.c, apiobj.c, store.c):
+ * api_handle() driven directly, with a host that installs generations in
+ * a variable, against real configuration files in a temporary directory.
+ * The HTTP layer and the real agent are tested by the integration tests.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "api.h"
+#include "config.h"
+#include "hosts.h"
+#include "pki.h"
+
+static char *dir;
+static char main_path[1024];
+static struct config *live;
+static uint64_t live_gen;
+static struct pki_cert *ca_a, *ca_b, *leaf_a, *not_ca;
+
+/* ---- a host for the API ------------------------------------------------ */
+
+static int t_run(void *ctx, void (*fn)(void *), void *arg)
+{
+	(void)ctx;
+	fn(arg);
+	return 0;
+}
+
+static const struct config *t_acquire(void *ctx, void **ref, uint64_t *gen)
+{
+	(void)ctx;
+	*ref = NULL;
+	*gen = live_gen;
+	return live;
+}
+
+static void t_release(void *ctx, void *ref)
+{
+	(void)ctx; (void)ref;
+}
+
+static int t_rebuild(void *ctx, const char *text, size_t len,
+                     struct config **out, char *err, size_t errlen)
+{
+	struct config_opts o = { .api_text = text, .api_len = len };
+
+	(void)ctx;
+	return config_reload_opts(main_path, live, &o, out, err, errlen);
+}
+
+/* Generations replaced during a test: freed at its end, as the server
+ * frees one only when the last reference (the writer's) is dropped. */
+static struct config *retired[64];
+static size_t n_retired;
+
+static int t_install(void *ctx, struct config *cfg, const char *why,
+                     uint64_t *gen)
+{
+	(void)ctx; (void)why;
+	assert_true(n_retired < 64);
+	retired[n_retired++] = live;
+	live = cfg;
+	*gen = ++live_gen;
+	return 0;
+}
+
+static const struct api_host_ops ops = {
+	.run = t_run, .acquire = t_acquire, .release = t_release,
+	.rebuild = t_rebuild, .install = t_install,
+};
+static struct api *api;
+
+/* ---- fixtures ----------------------------------------------------------- */
+
+static char *pem_of(const struct pki_cert *c)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	char *p, *s;
+	long n;
+
+	assert_non_null(b);
+	assert_int_equal(PEM_write_bio_X509(b, c->x509), 1);
+	n = BIO_get_mem_data(b, &p);
+	s = strndup(p, (size_t)n);
+	BIO_free(b);
+	return s;
+}
+
+static const char *at(const char *rel)
+{
+	static char bufs[4][1024];
+	static int k;
+	char *b = bufs[k++ % 4];
+
+	snprintf(b, sizeof(bufs[0]), "%s/%s", dir, rel);
+	return b;
+}
+
+static int group_setup(void **state)
+{
+	(void)state;
+	ca_a = pki_make(&(struct pki_cert_opts){ .cn = "API A", .is_ca = 1 }, NULL);
+	ca_b = pki_make(&(struct pki_cert_opts){ .cn = "API B", .is_ca = 1 }, NULL);
+	leaf_a = pki_make(&(struct pki_cert_opts){ .cn = "client-a",
+	                  .eku = PKI_EKU_CLIENT }, ca_a);
+	not_ca = pki_make(&(struct pki_cert_opts){ .cn = "not a CA" }, NULL);
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	pki_free(ca_a);
+	pki_free(ca_b);
+	pki_free(leaf_a);
+	pki_free(not_ca);
+	return 0;
+}
+
+static int setup(void **state)
+{
+	char err[CONFIG_ERR_LEN];
+	FILE *f;
+
+	(void)state;
+	dir = pki_tmpdir();
+	pki_write_pem(at("file-ca.pem"), (const struct pki_cert *const[]){ ca_b }, 1);
+	snprintf(main_path, sizeof(main_path), "%s/main.conf", dir);
+	f = fopen(main_path, "w");
+	assert_non_null(f);
+	fputs("[agent]\nstate-dir = state\n\n[ca filed]\nfile = file-ca.pem\n\n"
+	      "[host file.example.com]\nca = filed\n", f);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(config_load(main_path, &live, err, sizeof(err)), 0);
+	live_gen = 1;
+	api = api_new(&ops, NULL);
+	assert_non_null(api);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	api_free(api);
+	config_free(live);
+	live = NULL;
+	while (n_retired > 0)
+		config_free(retired[--n_retired]);
+	pki_rmdir(dir);
+	dir = NULL;
+	return 0;
+}
+
+struct reply {
+	int status;
+	json_t *doc;
+	char etag[40];
+	uint64_t generation;
+	const char *allow;
+};
+
+static struct reply call(const char *method, const char *path, const char *if_match,
+                         json_t *body)
+{
+	struct api_request rq = {
+		.method = method, .path = path, .who = "test", .if_match = if_match,
+		.content_type = body != NULL ? "application/json" : NULL,
+	};
+	struct api_response rs;
+	struct reply r = { 0 };
+	char *text = NULL;
+
+	if (body != NULL) {
+		text = json_dumps(body, 0);
+		rq.body = text;
+		rq.body_len = strlen(text);
+		json_decref(body);
+	}
+	api_handle(api, &rq, &rs);
+	r.status = rs.status;
+	r.generation = rs.generation;
+	r.allow = rs.allow;
+	memcpy(r.etag, rs.etag, sizeof(r.etag));
+	if (rs.body != NULL) {
+		r.doc = json_loads(rs.body, 0, NULL);
+		assert_non_null(r.doc);
+	}
+	free(rs.body);
+	free(text);
+	return r;
+}
+
+static const char *err_field(const struct reply *r)
+{
+	return json_string_value(json_object_get(json_object_get(r->doc, "error"),
+	                                         "field"));
+}
+
+static const char *err_msg(const struct reply *r)
+{
+	return json_string_value(json_object_get(json_object_get(r->doc, "error"),
+	                                         "message"));
+}
+
+/* Every file of the state directory with its bytes, as one string. */
+static char *snapshot(void)
+{
+	char *out = calloc(1, 1), path[2048];
+	size_t len = 0;
+	const char *subs[] = { "state", "state/pem" };
+
+	for (size_t s = 0; s < 2; s++) {
+		DIR *d = opendir(at(subs[s]));
+		struct dirent *de;
+
+		if (d == NULL)
+			continue;
+		while ((de = readdir(d)) != NULL) {
+			struct stat st;
+			FILE *f;
+			char *grown;
+
+			snprintf(path, sizeof(path), "%s/%s/%s", dir, subs[s], de->d_name);
+			if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+				continue;
+			grown = realloc(out, len + strlen(path) + (size_t)st.st_size + 4);
+			assert_non_null(grown);
+			out = grown;
+			len += (size_t)sprintf(out + len, "%s\n", path);
+			f = fopen(path, "r");
+			assert_non_null(f);
+			len += fread(out + len, 1, (size_t)st.st_size, f);
+			fclose(f);
+			out[len] = '\0';
+		}
+		closedir(d);
+	}
+	return out;
+}
+
+static json_t *ca_body(const char *name, const struct pki_cert *c)
+{
+	char *pem = pem_of(c);
+	json_t *b = json_pack("{s:s,s:s}", "name", name, "certificates", pem);
+
+	free(pem);
+	return b;
+}
+
+/* ---- tests -------------------------------------------------------------- */
+
+static void test_ca_create_get_and_persist(void **state)
+{
+	struct reply r, g;
+	char err[CONFIG_ERR_LEN], fp[65];
+	struct config *again = NULL;
+	const json_t *d;
+	unsigned char md[32];
+	unsigned int mdlen;
+
+	(void)state;
+	r = call("POST", "/v1/cas", NULL, ca_body("partner-a", ca_a));
+	assert_int_equal(r.status, 201);
+	assert_int_equal(r.generation, 2);
+	assert_true(strlen(r.etag) == 34 && r.etag[0] == '"');
+	assert_string_equal(json_string_value(json_object_get(r.doc, "name")), "partner-a");
+	assert_string_equal(json_string_value(json_object_get(r.doc, "source")), "api");
+	d = json_array_get(json_object_get(r.doc, "details"), 0);
+	assert_string_equal(json_string_value(json_object_get(d, "subject")), "CN=API A");
+	X509_digest(ca_a->x509, EVP_sha256(), md, &mdlen);
+	for (unsigned int i = 0; i < 32; i++)
+		sprintf(fp + 2 * i, "%02x", md[i]);
+	assert_string_equal(json_string_value(json_object_get(d, "sha256")), fp);
+	assert_non_null(json_object_get(d, "not_after"));
+	json_decref(r.doc);
+
+	g = call("GET", "/v1/cas/partner-a", NULL, NULL);
+	assert_int_equal(g.status, 200);
+	assert_string_equal(g.etag, r.etag);
+	json_decref(g.doc);
+
+	/* On disk, as an ordinary file: a load from the files alone has it. */
+	assert_int_equal(access(at("state/api.conf"), R_OK), 0);
+	assert_int_equal(config_load(main_path, &again, err, sizeof(err)), 0);
+	assert_int_equal(again->n_cas, 2);
+	assert_string_equal(again->cas[1]->name, "partner-a");
+	config_free(again);
+
+	/* Same name again: 409, nothing changes. */
+	r = call("POST", "/v1/cas", NULL, ca_body("partner-a", ca_b));
+	assert_int_equal(r.status, 409);
+	json_decref(r.doc);
+}
+
+static void test_refused_writes_change_nothing(void **state)
+{
+	struct reply r;
+	char *before, *after;
+	json_t *b;
+
+	(void)state;
+	r = call("POST", "/v1/cas", NULL, ca_body("partner-a", ca_a));
+	assert_int_equal(r.status, 201);
+	json_decref(r.doc);
+	before = snapshot();
+
+	r = call("POST", "/v1/cas", NULL, ca_body("leafy", not_ca));
+	assert_int_equal(r.status, 400);
+	assert_string_equal(err_field(&r), "certificates");
+	assert_non_null(strstr(err_msg(&r), "not a CA"));
+	json_decref(r.doc);
+
+	b = json_pack("{s:s,s:s}", "name", "junk", "certificates", "-----BEGIN "
+	              "CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n");
+	r = call("POST", "/v1/cas", NULL, b);
+	assert_int_equal(r.status, 400);
+	assert_string_equal(err_field(&r), "certificates");
+	json_decref(r.doc);
+
+	b = ca_body("x", ca_a);
+	json_object_set_new(b, "colour", json_string("blue"));
+	r = call("POST", "/v1/cas", NULL, b);
+	assert_int_equal(r.status, 400);
+	assert_string_equal(err_field(&r), "colour");
+	json_decref(r.doc);
+
+	r = call("PUT", "/v1/hosts/api.example.com", NULL,
+	         json_pack("{s:[s]}", "ca", "nosuch"));
+	assert_int_equal(r.status, 400);
+	assert_string_equal(err_field(&r), "ca");
+	json_decref(r.doc);
+
+	r = call("PUT", "/v1/hosts/a*b.example.com", NULL,
+	         json_pack("{s:[s]}", "ca", "partner-a"));
+	assert_int_equal(r.status, 400);
+	assert_string_equal(err_field(&r), "pattern");
+	json_decref(r.doc);
+
+	r = call("PUT", "/v1/hosts/api.example.com", NULL,
+	         json_pack("{s:s}", "mode", "enforce"));
+	assert_int_equal(r.status, 400);
+	assert_string_equal(err_field(&r), "ca");
+	json_decref(r.doc);
+
+	r = call("PUT", "/v1/hosts/api.example.com", NULL,
+	         json_pack("{s:[s],s:s}", "ca", "partner-a", "crl_check", "leaf"));
+	assert_int_equal(r.status, 400);
+	assert_string_equal(err_field(&r), "crl_check");
+	json_decref(r.doc);
+
+	/* The files' objects are read-only, and the answer says where. */
+	r = call("PUT", "/v1/cas/filed", NULL, ca_body("filed", ca_a));
+	assert_int_equal(r.status, 409);
+	assert_non_null(strstr(err_msg(&r), "main.conf:4"));
+	json_decref(r.doc);
+	r = call("DELETE", "/v1/hosts/file.example.com", NULL, NULL);
+	assert_int_equal(r.status, 409);
+	assert_non_null(strstr(err_msg(&r), "main.conf:7"));
+	json_decref(r.doc);
+
+	after = snapshot();
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+	assert_int_equal(live_gen, 2);
+}
+
+static void test_log_then_enforce(void **state)
+{
+	struct reply r;
+	const struct host_policy *h;
+	char tag[40];
+
+	(void)state;
+	r = call("POST", "/v1/cas", NULL, ca_body("partner-a", ca_a));
+	json_decref(r.doc);
+	/* The association creates the host in mode log. */
+	r = call("PUT", "/v1/cas/partner-a/hostnames", NULL,
+	         json_pack("{s:[s]}", "hostnames", "API.example.com."));
+	assert_int_equal(r.status, 200);
+	assert_string_equal(json_string_value(json_array_get(
+		json_object_get(r.doc, "hostnames"), 0)), "api.example.com");
+	json_decref(r.doc);
+	h = config_lookup(live, "api.example.com", 15);
+	assert_non_null(h);
+	assert_int_equal(h->mode, MODE_LOG);
+
+	r = call("GET", "/v1/hosts/api.example.com", NULL, NULL);
+	assert_int_equal(r.status, 200);
+	memcpy(tag, r.etag, sizeof(tag));
+	json_decref(r.doc);
+
+	/* A stale tag loses; the current one wins. */
+	r = call("PATCH", "/v1/hosts/api.example.com", "\"0000\"",
+	         json_pack("{s:s}", "mode", "enforce"));
+	assert_int_equal(r.status, 412);
+	json_decref(r.doc);
+	r = call("PATCH", "/v1/hosts/api.example.com", tag,
+	         json_pack("{s:s}", "mode", "enforce"));
+	if (r.status != 200)
+		fprintf(stderr, "%s\n", err_msg(&r));
+	assert_int_equal(r.status, 200);
+	assert_string_not_equal(r.etag, tag);
+	assert_string_equal(json_string_value(json_object_get(r.doc, "mode")), "enforce");
+	json_decref(r.doc);
+	h = config_lookup(live, "api.example.com", 15);
+	assert_int_equal(h->mode, MODE_ENFORCE);
+
+	/* In use: the CA cannot go. */
+	r = call("DELETE", "/v1/cas/partner-a", NULL, NULL);
+	assert_int_equal(r.status, 409);
+	json_decref(r.doc);
+	r = call("DELETE", "/v1/hosts/api.example.com", NULL, NULL);
+	assert_int_equal(r.status, 204);
+	r = call("DELETE", "/v1/cas/partner-a", NULL, NULL);
+	assert_int_equal(r.status, 204);
+	assert_int_equal(live->n_cas, 1);
+	/* Its PEM file went with it. */
+	{
+		char *snap = snapshot();
+
+		assert_null(strstr(snap, ".pem\n"));
+		free(snap);
+	}
+}
+
+static void test_verify_answers_the_variables(void **state)
+{
+	struct reply r;
+	char *pem = pem_of(leaf_a);
+	const json_t *v;
+
+	(void)state;
+	r = call("POST", "/v1/cas", NULL, ca_body("partner-a", ca_a));
+	json_decref(r.doc);
+	r = call("PUT", "/v1/hosts/api.example.com", NULL,
+	         json_pack("{s:[s],s:s}", "ca", "partner-a", "mode", "enforce"));
+	assert_int_equal(r.status, 201);
+	json_decref(r.doc);
+	r = call("POST", "/v1/verify", NULL, json_pack("{s:s,s:s}", "host",
+	         "api.example.com", "certificate", pem));
+	assert_int_equal(r.status, 200);
+	v = json_object_get(r.doc, "variables");
+	assert_string_equal(json_string_value(json_object_get(v, "action")), "allow");
+	assert_string_equal(json_string_value(json_object_get(v, "result")), "ok");
+	assert_string_equal(json_string_value(json_object_get(v, "ca")), "partner-a");
+	assert_true(json_is_true(json_object_get(v, "verified")));
+	assert_string_equal(json_string_value(json_object_get(v, "subject")), "CN=client-a");
+	json_decref(r.doc);
+	/* The file's host does not trust partner-a. */
+	r = call("POST", "/v1/verify", NULL, json_pack("{s:s,s:s}", "host",
+	         "file.example.com", "certificate", pem));
+	v = json_object_get(r.doc, "variables");
+	assert_string_equal(json_string_value(json_object_get(v, "action")), "deny");
+	assert_string_equal(json_string_value(json_object_get(v, "result")), "untrusted");
+	json_decref(r.doc);
+	free(pem);
+}
+
+static void test_routes_and_methods(void **state)
+{
+	struct reply r;
+
+	(void)state;
+	r = call("DELETE", "/v1/hosts", NULL, NULL);
+	assert_int_equal(r.status, 405);
+	assert_string_equal(r.allow, "GET, HEAD");
+	json_decref(r.doc);
+	r = call("GET", "/v1/nothing", NULL, NULL);
+	assert_int_equal(r.status, 404);
+	json_decref(r.doc);
+	r = call("GET", "/v1/hosts/%2A.example.com", NULL, NULL);
+	assert_int_equal(r.status, 404);
+	json_decref(r.doc);
+	r = call("GET", "/v1/hosts/%zz", NULL, NULL);
+	assert_int_equal(r.status, 400);
+	json_decref(r.doc);
+	r = call("GET", "/v1/hosts", NULL, NULL);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(json_array_size(json_object_get(r.doc, "items")), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(
+		json_object_get(r.doc, "items"), 0), "source")),
+		at("main.conf:7"));
+	json_decref(r.doc);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_ca_create_get_and_persist, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refused_writes_change_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_log_then_enforce, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_verify_answers_the_variables, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_routes_and_methods, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
