@@ -140,7 +140,8 @@ class ApiAgent(agentctl.Agent):
     (--admin-listen), waited for until /readyz answers 200."""
 
     def __init__(self, workdir, config, **kw):
-        super().__init__(workdir, config=config, **kw)
+        # The state directory is the configuration's state-dir.
+        super().__init__(workdir, config=config, state_dir=None, **kw)
         self.admin_port = None
         self.base_args = list(self.extra_args)
 

@@ -23,8 +23,6 @@ t_pki
 CONF=$T_PKI/mtls-spoa.conf
 cp "$T_ROOT/haproxy-conf/mtls-spoa.conf" "$CONF"
 t_admin_tokens "$CONF" portal || { not_ok "an admin token is generated (t_admin_tokens)"; exit 1; }
-STATE=$T_WORK/state
-sed -i "s|^\[agent\]\$|[agent]\nstate-dir = $STATE|" "$CONF"
 
 t_start_agent "$CONF" || { not_ok "agent starts with an admin token and a state directory"; exit 1; }
 ok "agent starts with an admin token and a state directory"
