@@ -62,6 +62,8 @@ fi
 
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/../integration/lib.sh"
+# shellcheck source=tests/demo/api-tour.sh
+. "$(dirname "$0")/api-tour.sh"
 
 if [ -t 1 ] && [ "$CHECK" = 0 ]; then
 	B=$'\e[1m' DIM=$'\e[2m' G=$'\e[32m' R=$'\e[31m' Y=$'\e[33m' N=$'\e[0m'
@@ -266,6 +268,10 @@ else
 			"$(grep -c -E '^mtls_spoa_verdicts_total\{result="(expired|untrusted)",action="log",mode="log"\} 1$' <<<"$LOG_METRICS")" 2
 	fi
 fi
+
+# The tenant API (README "API"): local only, the agent's admin listener
+# is not reachable from the remote tour.
+[ -z "$REMOTE" ] && api_tour
 
 title "Summary"
 if [ "$FAILED" -eq 0 ]; then

@@ -76,7 +76,7 @@ class Agent:
     """One mtls-spoa process listening on 127.0.0.1:<free port>."""
 
     def __init__(self, workdir, config=None, threads=2, extra_args=(),
-                 name="agent"):
+                 name="agent", state_dir=True):
         self.workdir = workdir
         self.config_text = config
         self.threads = threads
@@ -87,6 +87,12 @@ class Agent:
         self.stderr_path = os.path.join(workdir, name + ".stderr")
         self.config_path = None
         self.exit_code = None
+        # The API's state directory: one of its own in the work dir
+        # (--state-dir), never the default shared by every test; None
+        # leaves it to the configuration's state-dir.
+        if state_dir is True:
+            state_dir = os.path.join(workdir, name + ".state")
+        self.state_dir = state_dir
 
     @property
     def addr(self):
@@ -102,6 +108,8 @@ class Agent:
                 f.write(self.config_text)
             argv += ["-c", self.config_path]
         argv += ["-l", "127.0.0.1:%d" % self.port, "-t", str(self.threads)]
+        if self.state_dir is not None:
+            argv += ["--state-dir", self.state_dir]
         return argv + self.extra_args
 
     def start(self, timeout=10.0):

@@ -99,6 +99,9 @@ t_init() {
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
 	T_PKI=$T_WORK/pki
+	# The tenant API's state directory of every agent a test starts: never
+	# the default /var/lib/mtls-spoa, shared by every test (README "API").
+	T_STATE_DIR=$T_WORK/state
 	T_CURL_MAXTIME=${T_CURL_MAXTIME:-5}
 }
 
@@ -195,7 +198,8 @@ t_stop_pid() {
 # (tests edit that copy for reload tests) and the agent listens on
 # $T_AGENT_PORT (kept across restarts, so HAProxy finds it again), its
 # admin HTTP endpoints on $T_ADMIN_PORT (replacing the file's
-# admin-listen, so parallel runs do not share a port).
+# admin-listen, so parallel runs do not share a port), its API state in
+# $T_STATE_DIR (kept across restarts).
 t_start_agent() {
 	local src=${1:-$T_ROOT/haproxy-conf/mtls-spoa.conf} try
 	T_AGENT_CONF=$T_PKI/mtls-spoa.conf
@@ -208,7 +212,7 @@ t_start_agent() {
 		fi
 		T_ADMIN_PORT=$(t_free_port)
 		"$T_AGENT_BIN" -c "$T_AGENT_CONF" -l "127.0.0.1:$T_AGENT_PORT" \
-			--admin-listen "127.0.0.1:$T_ADMIN_PORT" \
+			--admin-listen "127.0.0.1:$T_ADMIN_PORT" --state-dir "$T_STATE_DIR" \
 			-t 2 >>"$T_WORK/agent.log" 2>&1 &
 		T_AGENT_PID=$!
 		if t_wait_port "$T_AGENT_PORT" 50 && t_wait_port "$T_ADMIN_PORT" 20 &&
