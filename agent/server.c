@@ -715,9 +715,13 @@ static void worker_wake_cb(struct ev_loop *loop, ev_async *a, int revents)
 	do {
 		pthread_mutex_lock(&w->qlock);
 		n = w->qlen < 64 ? w->qlen : 64;
-		memcpy(fds, w->queue, n * sizeof(int));
-		memmove(w->queue, w->queue + n, (w->qlen - n) * sizeof(int));
-		w->qlen -= n;
+		/* A worker that never got a connection has no queue (NULL):
+		 * memcpy from NULL is undefined even for 0 bytes. */
+		if (n > 0) {
+			memcpy(fds, w->queue, n * sizeof(int));
+			memmove(w->queue, w->queue + n, (w->qlen - n) * sizeof(int));
+			w->qlen -= n;
+		}
 		pthread_mutex_unlock(&w->qlock);
 		for (i = 0; i < n; i++) {
 			if (atomic_load(&w->stopping)) {
