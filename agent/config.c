@@ -31,6 +31,7 @@
 #include <strings.h>
 #include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <ini.h>
 #include <openssl/err.h>
@@ -2025,7 +2026,7 @@ static int cfg_file_differs(const char *path, size_t max,
 int config_changed(const struct config *cfg, char *why, size_t whylen)
 {
 	char **files = NULL, gwhy[CONFIG_ERR_LEN];
-	size_t n = 0, which;
+	size_t n = 0, which, n_inc;
 	int changed = 0;
 
 	if (cfg->n_sources == 0)
@@ -2038,9 +2039,11 @@ int config_changed(const struct config *cfg, char *why, size_t whylen)
 		snprintf(why, whylen, "%s", gwhy);
 		return 1;
 	}
-	if (n != cfg->n_sources - 1) {
+	/* The sources: the main file, the included ones, then the state's. */
+	n_inc = cfg->n_sources - 1 - (cfg->api_source != SIZE_MAX);
+	if (n != n_inc) {
 		snprintf(why, whylen, "the includes now match %zu files, not %zu",
-		         n, cfg->n_sources - 1);
+		         n, n_inc);
 		changed = 1;
 	}
 	for (size_t i = 0; i < n && !changed; i++) {
@@ -2068,6 +2071,15 @@ int config_changed(const struct config *cfg, char *why, size_t whylen)
 	if (!changed && cfg->tokens != NULL)
 		changed = cfg_file_differs(tokens_path(cfg->tokens), TOKENS_MAX_FILE,
 		                           tokens_digest(cfg->tokens), why, whylen);
+	/* The state file, when edited by hand or restored from a backup. */
+	if (!changed && cfg->api_source != SIZE_MAX)
+		changed = cfg_file_differs(cfg->api_path, CONFIG_MAX_STATE,
+		                           cfg->sources[cfg->api_source].sha256, why,
+		                           whylen);
+	else if (!changed && cfg->api_path != NULL && access(cfg->api_path, F_OK) == 0) {
+		snprintf(why, whylen, "%s appeared", cfg->api_path);
+		changed = 1;
+	}
 	return changed;
 }
 

@@ -294,6 +294,8 @@ static void test_ca_create_get_and_persist(void **state)
 	assert_string_equal(g.etag, r.etag);
 	json_decref(g.doc);
 
+	/* What is live is what is on disk: the watch sees no change. */
+	assert_int_equal(config_changed(live, err, sizeof(err)), 0);
 	/* On disk, as an ordinary file: a load from the files alone has it. */
 	assert_int_equal(access(at("state/api.conf"), R_OK), 0);
 	assert_int_equal(config_load(main_path, &again, err, sizeof(err)), 0);
@@ -420,6 +422,12 @@ static void test_log_then_enforce(void **state)
 	json_decref(r.doc);
 	h = config_lookup(live, "api.example.com", 15);
 	assert_int_equal(h->mode, MODE_ENFORCE);
+	{
+		char why[CONFIG_ERR_LEN];
+
+		/* A derived generation records the state file it wrote. */
+		assert_int_equal(config_changed(live, why, sizeof(why)), 0);
+	}
 
 	/* In use: the CA cannot go. */
 	r = call("DELETE", "/v1/cas/partner-a", NULL, NULL);
