@@ -521,6 +521,7 @@ struct api_write {
 	int n_created;
 	const char *kind;             /* "ca" or "host", for the audit */
 	int hosts_only;               /* no CA changed: derive, do not load */
+	void *ref;                    /* the reference on cfg, for the caller */
 	int status;                   /* of success: 200, 201, 204 */
 	char object[300];             /* which object the answer shows */
 };
@@ -693,7 +694,9 @@ static int api_commit(struct api_write *w)
 		goto out;
 	}
 	w->rs->generation = gen;
-	(void)store_gc(w->cfg->state_dir, api_gc_keep, &w->st);
+	/* Only a CA write can leave a PEM file unused. */
+	if (!w->hosts_only)
+		(void)store_gc(w->cfg->state_dir, api_gc_keep, &w->st);
 	rc = 0;
 out:
 	free(text);
@@ -1201,7 +1204,10 @@ static void api_write_main(void *arg)
 		store_remove(w->cfg->state_dir, w->created[i]);
 	api_state_free(&w->st);
 out:
-	w->a->ops->release(w->a->ctx, ref);
+	/* Dropped by the caller, off this thread: the previous generation
+	 * may go with it, and freeing 10,000 hosts takes tens of ms that the
+	 * answer should not wait for. */
+	w->ref = ref;
 }
 
 static int api_method_allowed(enum api_route r, const char *m)
@@ -1260,6 +1266,8 @@ void api_handle(void *ctx, const struct api_request *rq, struct api_response *rs
 		if (a->ops->run(a->ctx, api_write_main, &w) != 0)
 			api_set_error(rs, 503, NULL, "the agent is stopping");
 		json_decref(w.body);
+		if (w.ref != NULL)
+			a->ops->release(a->ctx, w.ref);
 		/* The audit trail: who changed what, and what came of it. */
 		if (rs->status >= 200 && rs->status < 300) {
 			log_info("api: %s %s %s -> %d (generation %llu)", rq->who,

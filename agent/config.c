@@ -2342,8 +2342,16 @@ int config_derive_hosts(const struct config *prev,
 	cfg->hosts = calloc(n_file + n + 1, sizeof(*cfg->hosts));
 	cfg->host_origin = calloc(n_file + n + 1, sizeof(*cfg->host_origin));
 	cfg->index = hosts_index_new();
-	old = cfg_index_trusts(prev->trusts, prev->n_trusts, &oom1);
-	prev_hosts = cfg_index_prev_hosts(prev, &oom2);
+	/* The indexes of prev serve the specs that are not prev's objects:
+	 * a write changes one host, the 9,999 others need none. */
+	for (size_t i = 0; i < n && prev_hosts == NULL && !oom2; i++) {
+		if (specs[i].same != NULL)
+			continue;
+		old = cfg_index_trusts(prev->trusts, prev->n_trusts, &oom1);
+		prev_hosts = cfg_index_prev_hosts(prev, &oom2);
+		if (prev_hosts == NULL && !oom2)
+			break;   /* prev has no hosts */
+	}
 	if (hash_oom || cfg->hosts == NULL || cfg->host_origin == NULL ||
 	    cfg->index == NULL || oom1 || oom2) {
 		cfg_err(&c, 0, "out of memory");
