@@ -11,6 +11,7 @@
 #     spellings, cached answers during a flood of long RSA-4096 chains,
 #     reloads under load and what one change rebuilds
 #   end to end through HAProxy against native verification (e2e.sh)
+#   the tenant API's writes with 10,000 hosts / 1,000 CAs (api-bench.sh)
 #
 # Everything runs on 127.0.0.1 with ports picked at run time, every run is
 # bounded; about 6 minutes on 2 cores (BENCH_QUICK=1: a short run that
@@ -228,6 +229,14 @@ REC_WORK=$WORK MTLS_BUILD="$MTLS_BUILD" "$ROOT/tests/bench/trust-bench.sh" --pki
 	die "trust-bench.sh failed"
 cat "$WORK/trust-out/commands.txt" >>"$CMDS"
 
+# --- the tenant API (issue 14) ------------------------------------------------------------
+log "tenant API (api-bench.sh)"
+record MTLS_BUILD="$MTLS_BUILD" tests/bench/api-bench.sh --pki \$WORK/pki --work \$WORK/api \
+	--out \$WORK/api-out
+REC_WORK=$WORK MTLS_BUILD="$MTLS_BUILD" "$ROOT/tests/bench/api-bench.sh" --pki "$PKI" \
+	--work "$WORK/api" --out "$WORK/api-out" || die "api-bench.sh failed"
+cat "$WORK/api-out/commands.txt" >>"$CMDS"
+
 # --- end to end ------------------------------------------------------------------------------
 log "end to end (about $((E2E_SECS * E2E_ROUNDS * 4 + 10)) s)"
 record MTLS_BUILD="$MTLS_BUILD" tests/bench/e2e.sh -d "$E2E_SECS" -r "$E2E_ROUNDS" --pki \$WORK/pki
@@ -297,6 +306,12 @@ $(cat "$WORK/trust-out/summary.md")
 | cached path ≤ 20,000 instructions per NOTIFY→ACK | $CG_PER (callgrind; every measured frame a cache hit) | $(met "$CG_PER" "<=" 20000) |
 | 10,000 hosts / 1,000 CAs: load ≤ 1 s | \`--check\` ${BIG_CHECK_MS} ms, startup to ready ${BIG_START_MS} ms, reload ${BIG_RELOAD_MS} ms | $(met "$BIG_CHECK_MS" "<=" 1000) |
 | 10,000 hosts / 1,000 CAs: RSS ≤ 64 MiB | idle $(mib "$BIG_RSS_IDLE") MiB, under load $(mib "$BIG_RSS_LOAD") MiB, peak (after a reload) $(mib "$BIG_HWM") MiB | $(met "$(mib "$BIG_HWM")" "<=" 64) |
+
+## Summary: targets of issue 14 (tenant API)
+
+| target | measured | |
+|---|---|---|
+$(cat "$WORK/api-out/summary.md")
 
 The figures behind the first rows are in the "Trust engine" sections
 below, the last four in the sections of issue 6.
@@ -426,6 +441,8 @@ The peak includes the moment both configurations are alive (the new one is
 built beside the live one, then swapped).
 
 $(cat "$WORK/trust-out/trust.md")
+
+$(cat "$WORK/api-out/api.md")
 
 ## End to end through HAProxy (e2e.sh)
 
