@@ -164,7 +164,7 @@ FUZZ_FLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -Iagent -Itests/unit \
 
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) $(wildcard agent/*.h)
 	@mkdir -p build-fuzz
-	clang $(FUZZ_FLAGS) -o $@ $< $(LIB_SRCS) $(if $(filter verify,$*),tests/unit/pki.c) $(LDLIBS) \
+	clang $(FUZZ_FLAGS) -o $@ $< $(LIB_SRCS) $(if $(filter verify api,$*),tests/unit/pki.c) $(LDLIBS) \
 		$(if $(filter logjson,$*),-ljansson)
 
 fuzz: test-deps $(FUZZ_BINS)
