@@ -521,6 +521,7 @@ struct api_write {
 	int n_created;
 	const char *kind;             /* "ca" or "host", for the audit */
 	int hosts_only;               /* no CA changed: derive, do not load */
+	int files_changed;            /* the files on disk are not live's */
 	void *ref;                    /* the reference on cfg, for the caller */
 	int status;                   /* of success: 200, 201, 204 */
 	char object[300];             /* which object the answer shows */
@@ -640,6 +641,31 @@ static struct config_host_spec *api_specs(const struct api_state *st,
 	return sp;
 }
 
+/* Whether the files on disk refuse the live state too (the refusal is
+ * theirs, not the request's): load them with the state as it is. On 1,
+ * err holds their message. */
+static int api_files_broken(struct api_write *w, char *err, size_t errlen)
+{
+	struct api_state st;
+	struct api_line *lines = NULL;
+	struct config *cfg = NULL;
+	size_t len = 0, n_lines = 0;
+	char *text;
+	int broken = 0;
+
+	if (api_state_from_config(w->cfg, &st) != 0)
+		return 0;
+	text = api_state_render(&st, w->gen, &len, &lines, &n_lines);
+	if (text != NULL && w->a->ops->rebuild(w->a->ctx, text, len, &cfg, err,
+	                                       errlen) != 0)
+		broken = 1;
+	config_free(cfg);
+	free(text);
+	free(lines);
+	api_state_free(&st);
+	return broken;
+}
+
 /* Render, load, commit, install. The response is set either way. A
  * write that changed only hosts derives the generation from the live one
  * (no file is read again); one that changed a CA loads the files. */
@@ -673,10 +699,18 @@ static int api_commit(struct api_write *w)
 	}
 	if (rc != 0) {
 		rc = -1;
-		api_load_error(w, err, lines, n_lines);
+		char ferr[CONFIG_ERR_LEN + PATH_MAX];
+
+		if (!w->hosts_only && api_files_broken(w, ferr, sizeof(ferr)))
+			api_set_error(w->rs, 409, NULL, "the configuration files do not "
+			              "load (nothing was changed): %s", ferr);
+		else
+			api_load_error(w, err, lines, n_lines);
 		goto out;
 	}
 	rc = -1;
+	/* What a crash during an earlier write left behind. */
+	(void)store_clean_tmp(w->cfg->state_dir);
 	if (store_prepare(w->cfg->state_dir, err, sizeof(err)) != 0 ||
 	    store_write_atomic(w->cfg->state_dir, CONFIG_API_FILE, text, len, err,
 	                       sizeof(err)) != 0) {
@@ -962,7 +996,7 @@ static void api_write_host(struct api_write *w, int patch, int del)
 	                      w->rs) != 0)
 		goto out;
 	w->kind = "host";
-	w->hosts_only = 1;
+	w->hosts_only = !w->files_changed;
 	if (del) {
 		at = api_state_find_host(&w->st, w->cfg->hosts[live]->pattern);
 		if (at >= 0)
@@ -1154,7 +1188,7 @@ static void api_write_hostnames(struct api_write *w)
 		w->st.hosts[at].from = NULL;
 	}
 	w->kind = "host";
-	w->hosts_only = 1;
+	w->hosts_only = !w->files_changed;
 	w->status = 200;
 	if (api_commit(w) == 0)
 		api_answer_object(w);
@@ -1180,6 +1214,15 @@ static void api_write_main(void *arg)
 	if (api_state_from_config(w->cfg, &w->st) != 0) {
 		api_set_error(w->rs, 500, NULL, "out of memory");
 		goto out;
+	}
+	{
+		char why[CONFIG_ERR_LEN];
+
+		/* A host write derives from the live generation only while the
+		 * files are the ones it was built from; otherwise (an edit the
+		 * watch has not applied yet, a broken file) it loads them, so
+		 * that a broken file refuses it as it would a reload. */
+		w->files_changed = config_changed(w->cfg, why, sizeof(why));
 	}
 	switch (w->route) {
 	case ROUTE_CAS:

@@ -2062,6 +2062,10 @@ int config_changed(const struct config *cfg, char *why, size_t whylen)
 	for (size_t i = 0; i < cfg->n_cas && !changed; i++) {
 		const struct ca_entry *ca = cfg->cas[i];
 
+		/* The state's PEM files are named by their digest. */
+		if (cfg->api_source != SIZE_MAX && cfg->ca_origin != NULL &&
+		    cfg->ca_origin[i].source == cfg->api_source)
+			continue;
 		changed = cfg_file_differs(ca->file, CA_MAX_FILE, ca->digest, why,
 		                           whylen);
 		for (size_t k = 0; k < ca->n_crl_files && !changed; k++)

@@ -202,6 +202,22 @@ static int store_is_pem_name(const char *s)
 	return strcmp(s + 64, ".pem") == 0;
 }
 
+size_t store_clean_tmp(const char *dir)
+{
+	struct dirent *de;
+	size_t removed = 0;
+	DIR *d = opendir(dir);
+
+	if (d == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL)
+		if (strncmp(de->d_name, STORE_TMP_PREFIX, strlen(STORE_TMP_PREFIX)) == 0 &&
+		    unlinkat(dirfd(d), de->d_name, 0) == 0)
+			removed++;
+	closedir(d);
+	return removed;
+}
+
 size_t store_gc(const char *dir, int (*keep)(void *ctx, const char *rel),
                 void *ctx)
 {

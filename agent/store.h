@@ -47,6 +47,10 @@ STORE_WUR int store_put_pem(const char *dir, const void *data, size_t len,
 /* Remove dir/<rel> (a file store_put_pem created). */
 void store_remove(const char *dir, const char *rel);
 
+/* Remove the temporary files a crash left in `dir` itself (not pem/).
+ * Only while no write is in progress. Returns the number removed. */
+size_t store_clean_tmp(const char *dir);
+
 /* Remove every dir/pem/<hex>.pem for which keep(ctx, "pem/<hex>.pem")
  * returns 0, and stale temporary files. Returns the number removed. */
 size_t store_gc(const char *dir, int (*keep)(void *ctx, const char *rel),
