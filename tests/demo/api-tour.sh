@@ -12,7 +12,10 @@
 api_call() {
 	local desc=$1 want=$2 filter=$3 method=$4 path=$5 data=${6:-} ctype=${7:-application/json}
 	local cmd out st
-	cmd="curl -s -X $method -H \"Authorization: Bearer \$TOKEN\""
+	cmd="curl -s"
+	# What a user would type: GET, and POST with a body, need no -X.
+	case $method in GET) ;; POST) [ -n "$data" ] || cmd="$cmd -X POST" ;; *) cmd="$cmd -X $method" ;; esac
+	cmd="$cmd -H \"Authorization: Bearer \$TOKEN\""
 	if [ -n "$data" ]; then
 		cmd="$data | $cmd -H 'Content-Type: $ctype' --data-binary @-"
 	fi
