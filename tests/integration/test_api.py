@@ -893,7 +893,8 @@ def broken_state_checks(s):
     """A state directory that does not load refuses the start (and
     --check), naming STATE/api.conf:LINE."""
     a = s.a
-    a.stop()
+    rc = a.stop()
+    tap.ok(rc == 0, "agent exits 0 on SIGTERM (no SPOP connection since its start)", "exit %r" % rc)
     conf = os.path.join(s.state, "api.conf")
     with open(conf) as f:
         good = f.read()
