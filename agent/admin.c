@@ -2,6 +2,7 @@
  * admin.c - the admin HTTP endpoints on libmicrohttpd (one daemon with
  * its own epoll thread per address).
  */
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -15,10 +16,12 @@
 #include <openssl/crypto.h>
 
 #include "admin.h"
+#include "api.h"
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
 #include "listen.h"
+#include "tokens.h"
 
 #ifndef MTLS_VERSION
 #define MTLS_VERSION "dev"
@@ -27,8 +30,10 @@
 #define ADMIN_METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
 struct admin_daemon {
+	struct admin *a;
 	struct MHD_Daemon *d;
 	char *unix_path;        /* removed at stop */
+	int is_unix;            /* /v1 without a token file only here */
 };
 
 struct admin {
@@ -167,26 +172,63 @@ char *admin_status_json(const struct admin_view *v, int64_t now)
 
 /* ---- HTTP --------------------------------------------------------------- */
 
+#define JSON_TYPE "application/json"
+#define ALLOW_READ "GET, HEAD"
+#define BEARER_CHALLENGE "Bearer realm=\"mtls-spoa\""
+
+/* A response's optional headers. */
+struct reply_hdrs {
+	const char *allow;          /* Allow */
+	const char *etag;           /* ETag, "" or NULL: none */
+	uint64_t generation;        /* Mtls-Generation when > 0 */
+	int challenge;              /* WWW-Authenticate: Bearer */
+};
+
+/* Queue `body` (len bytes; NULL/0: none) with `status`. `mode` says who
+ * owns body (MHD_RESPMEM_MUST_FREE: freed here, whatever happens).
+ * Content-Type is set only with a body. */
+static enum MHD_Result reply_h(struct MHD_Connection *conn, unsigned int status,
+                               const char *type, char *body, size_t len,
+                               enum MHD_ResponseMemoryMode mode,
+                               const struct reply_hdrs *h)
+{
+	struct MHD_Response *r =
+		MHD_create_response_from_buffer(len, len > 0 ? body : NULL,
+		                                len > 0 ? mode : MHD_RESPMEM_PERSISTENT);
+	enum MHD_Result rc;
+	char gen[24];
+
+	if (len == 0 && mode == MHD_RESPMEM_MUST_FREE)
+		free(body);
+	if (r == NULL) {
+		if (len > 0 && mode == MHD_RESPMEM_MUST_FREE)
+			free(body);
+		return MHD_NO;
+	}
+	if (len > 0)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	if (h != NULL && h->allow != NULL)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, h->allow);
+	if (h != NULL && h->etag != NULL && h->etag[0] != '\0')
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, h->etag);
+	if (h != NULL && h->generation > 0) {
+		snprintf(gen, sizeof(gen), "%llu", (unsigned long long)h->generation);
+		MHD_add_response_header(r, "Mtls-Generation", gen);
+	}
+	if (h != NULL && h->challenge)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+		                        BEARER_CHALLENGE);
+	rc = MHD_queue_response(conn, status, r);
+	MHD_destroy_response(r);
+	return rc;
+}
+
 static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int status,
                              const char *type, char *body, size_t len,
                              enum MHD_ResponseMemoryMode mode)
 {
-	struct MHD_Response *r =
-		MHD_create_response_from_buffer(len, body, mode);
-	enum MHD_Result rc;
-
-	if (r == NULL) {
-		if (mode == MHD_RESPMEM_MUST_FREE)
-			free(body);
-		return MHD_NO;
-	}
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
-	rc = MHD_queue_response(conn, status, r);
-	MHD_destroy_response(r);
-	return rc;
+	return reply_h(conn, status, type, body, len, mode, NULL);
 }
 
 static enum MHD_Result reply_static(struct MHD_Connection *conn,
@@ -197,7 +239,21 @@ static enum MHD_Result reply_static(struct MHD_Connection *conn,
 	             MHD_RESPMEM_PERSISTENT);
 }
 
-#define JSON_TYPE "application/json"
+/* The one error shape (api_error_json), with the headers of `h`. */
+static enum MHD_Result reply_error(struct MHD_Connection *conn,
+                                   unsigned int status, const char *message,
+                                   const struct reply_hdrs *h)
+{
+	static const char oom[] =
+		"{\"error\":{\"status\":500,\"message\":\"out of memory\"}}";
+	char *body = api_error_json((int)status, NULL, message);
+
+	if (body == NULL)
+		return reply_h(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, JSON_TYPE,
+		               (char *)oom, sizeof(oom) - 1, MHD_RESPMEM_PERSISTENT, h);
+	return reply_h(conn, status, JSON_TYPE, body, strlen(body),
+	               MHD_RESPMEM_MUST_FREE, h);
+}
 
 static enum MHD_Result on_metrics(struct admin *a, struct MHD_Connection *conn)
 {
@@ -218,8 +274,8 @@ static enum MHD_Result on_metrics(struct admin *a, struct MHD_Connection *conn)
 	a->ops->release(&v);
 	if (rc != 0) {
 		metrics_text_free(&t);
-		return reply_static(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, JSON_TYPE,
-		                    "{\"error\": \"out of memory\"}\n");
+		return reply_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		                   "out of memory", NULL);
 	}
 	return reply(conn, MHD_HTTP_OK, ADMIN_METRICS_TYPE, t.p, t.len,
 	             MHD_RESPMEM_MUST_FREE);
@@ -228,17 +284,19 @@ static enum MHD_Result on_metrics(struct admin *a, struct MHD_Connection *conn)
 static enum MHD_Result on_status(struct admin *a, struct MHD_Connection *conn)
 {
 	struct admin_view v;
+	struct reply_hdrs h = { 0 };
 	char *body;
 
 	memset(&v, 0, sizeof(v));
 	a->ops->acquire(&v);
 	body = admin_status_json(&v, (int64_t)time(NULL));
+	h.generation = v.generation;
 	a->ops->release(&v);
 	if (body == NULL)
-		return reply_static(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, JSON_TYPE,
-		                    "{\"error\": \"out of memory\"}\n");
-	return reply(conn, MHD_HTTP_OK, JSON_TYPE, body, strlen(body),
-	             MHD_RESPMEM_MUST_FREE);
+		return reply_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		                   "out of memory", NULL);
+	return reply_h(conn, MHD_HTTP_OK, JSON_TYPE, body, strlen(body),
+	               MHD_RESPMEM_MUST_FREE, &h);
 }
 
 static enum MHD_Result on_ready(struct admin *a, struct MHD_Connection *conn)
@@ -256,32 +314,287 @@ static enum MHD_Result on_ready(struct admin *a, struct MHD_Connection *conn)
 	                    "not ready\n");
 }
 
-/* MHD access handler: called with the headers complete (the first call
- * for a request), and again per chunk of body. Every answer is queued on
- * the first call; a body is never read. */
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
-                                  const char *url, const char *method,
-                                  const char *version, const char *upload_data,
-                                  size_t *upload_data_size, void **req_cls)
+static int is_read(const char *method)
 {
-	struct admin *a = cls;
+	return strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
+	       strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+}
 
-	(void)version; (void)upload_data; (void)upload_data_size; (void)req_cls;
-	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
-	    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
-		return reply_static(conn, MHD_HTTP_METHOD_NOT_ALLOWED, JSON_TYPE,
-		                    "{\"error\": \"method not allowed: GET or HEAD\"}\n");
+/* /healthz, /readyz, /metrics: open, GET and HEAD only. */
+static enum MHD_Result on_open_path(struct admin *a, struct MHD_Connection *conn,
+                                    const char *url, const char *method)
+{
+	static const struct reply_hdrs allow_read = { .allow = ALLOW_READ };
+
+	if (!is_read(method))
+		return reply_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
+		                   "method not allowed: GET or HEAD", &allow_read);
 	if (strcmp(url, "/healthz") == 0)
 		return reply_static(conn, MHD_HTTP_OK, "text/plain", "ok\n");
 	if (strcmp(url, "/readyz") == 0)
 		return on_ready(a, conn);
 	if (strcmp(url, "/metrics") == 0)
 		return on_metrics(a, conn);
-	if (strcmp(url, "/v1/status") == 0)
+	return reply_error(conn, MHD_HTTP_NOT_FOUND, "not found: /healthz, "
+	                   "/readyz, /metrics, /v1/...", NULL);
+}
+
+/* A /v1 request between its headers and the end of its body. */
+struct admin_req {
+	char who[TOKENS_NAME_MAX + 1];
+	size_t max_body;
+	char *body;                 /* len bytes + NUL, at most max_body + 1 */
+	size_t len, cap;
+	int too_big;                /* over max_body: the rest is discarded */
+	int answered;               /* a response is queued */
+};
+
+static void req_free(struct admin_req *r)
+{
+	if (r == NULL)
+		return;
+	free(r->body);
+	free(r);
+}
+
+/* MHD_OPTION_NOTIFY_COMPLETED: the request is over, answered or not. */
+static void on_completed(void *cls, struct MHD_Connection *conn,
+                         void **req_cls, enum MHD_RequestTerminationCode toe)
+{
+	(void)cls; (void)conn; (void)toe;
+	req_free(*req_cls);
+	*req_cls = NULL;
+}
+
+/* Keep the URL as received: the API sees percent-encoded paths (a host
+ * pattern %2A.example.com) and decodes each segment itself. */
+static size_t keep_url(void *cls, struct MHD_Connection *c, char *s)
+{
+	(void)cls; (void)c;
+	return strlen(s);
+}
+
+static const char *const v1_methods[] = {
+	MHD_HTTP_METHOD_GET, MHD_HTTP_METHOD_HEAD, MHD_HTTP_METHOD_POST,
+	MHD_HTTP_METHOD_PUT, MHD_HTTP_METHOD_PATCH, MHD_HTTP_METHOD_DELETE,
+};
+
+/* Content-Length as a number; -1 when absent or not a plain decimal
+ * (MHD has refused a malformed one before we are called). */
+static long long content_length(struct MHD_Connection *conn)
+{
+	const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	                                            MHD_HTTP_HEADER_CONTENT_LENGTH);
+	long long n = 0;
+
+	if (v == NULL || *v == '\0')
+		return -1;
+	for (; *v >= '0' && *v <= '9'; v++) {
+		if (n > (LLONG_MAX - 9) / 10)
+			return LLONG_MAX;
+		n = n * 10 + (*v - '0');
+	}
+	return *v == '\0' ? n : -1;
+}
+
+/* The headers of a /v1 request are in: authenticate (contract
+ * "Authentication"), refuse a declared body over the limit, and set up
+ * the body buffer in *req_cls. Answers now (401, 403, 413, 501) or returns
+ * MHD_YES to receive the body. */
+static enum MHD_Result v1_begin(struct admin_daemon *d,
+                                struct MHD_Connection *conn,
+                                const char *method, void **req_cls)
+{
+	static const struct reply_hdrs challenge = { .challenge = 1 };
+	struct admin_view v;
+	struct admin_req *r;
+	const struct tokens *tk;
+	const char *name = NULL;
+	size_t max_body;
+	int authed, have_tokens;
+	long long cl;
+	size_t i;
+
+	memset(&v, 0, sizeof(v));
+	d->a->ops->acquire(&v);
+	tk = v.cfg != NULL ? v.cfg->tokens : NULL;
+	have_tokens = tk != NULL;
+	max_body = v.cfg != NULL ? v.cfg->agent.admin_max_body : 0;
+	r = calloc(1, sizeof(*r));
+	if (have_tokens) {
+		authed = tokens_check(tk, MHD_lookup_connection_value(conn,
+		                      MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+		                      &name);
+		if (authed && r != NULL)
+			snprintf(r->who, sizeof(r->who), "%s", name);
+	} else {
+		authed = d->is_unix;
+		if (r != NULL)
+			snprintf(r->who, sizeof(r->who), "unix");
+	}
+	d->a->ops->release(&v);
+	if (r == NULL)
+		return reply_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		                   "out of memory", NULL);
+	if (!authed) {
+		free(r);
+		if (have_tokens)
+			return reply_error(conn, MHD_HTTP_UNAUTHORIZED,
+			                   "a valid Authorization: Bearer token is "
+			                   "required", &challenge);
+		return reply_error(conn, MHD_HTTP_FORBIDDEN, "no admin-token-file: "
+		                   "/v1 is served on unix-socket listeners only",
+		                   NULL);
+	}
+	for (i = 0; i < sizeof(v1_methods) / sizeof(v1_methods[0]); i++)
+		if (strcmp(method, v1_methods[i]) == 0)
+			break;
+	if (i == sizeof(v1_methods) / sizeof(v1_methods[0])) {
+		free(r);
+		return reply_error(conn, MHD_HTTP_NOT_IMPLEMENTED,
+		                   "method not implemented", NULL);
+	}
+	cl = content_length(conn);
+	if (cl > 0 && (unsigned long long)cl > max_body) {
+		free(r);
+		return reply_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "request body "
+		                   "larger than admin-max-body", NULL);
+	}
+	r->max_body = max_body;
+	if (cl > 0) {
+		/* Declared and within the limit: one allocation. */
+		r->body = malloc((size_t)cl + 1);
+		if (r->body == NULL) {
+			free(r);
+			return reply_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+			                   "out of memory", NULL);
+		}
+		r->cap = (size_t)cl + 1;
+	}
+	*req_cls = r;
+	return MHD_YES;
+}
+
+/* A chunk of body: kept while the total stays within max_body; past it,
+ * 413 and nothing more is kept. Returns MHD_NO only when out of memory
+ * (the connection closes). */
+static enum MHD_Result v1_body(struct admin_req *r, struct MHD_Connection *conn,
+                               const char *data, size_t n)
+{
+	size_t cap;
+	char *p;
+
+	if (r->too_big || r->answered)
+		return MHD_YES;
+	if (n > r->max_body - r->len) {
+		r->too_big = 1;
+		free(r->body);
+		r->body = NULL;
+		r->len = r->cap = 0;
+		/* Answer now when MHD lets us; libmicrohttpd 0.9.75 refuses a
+		 * response in the middle of a body, so it is then sent at the
+		 * end of the body, the rest of which is read and dropped: at
+		 * most max_body bytes are ever held. */
+		if (reply_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "request body "
+		                "larger than admin-max-body", NULL) == MHD_YES)
+			r->answered = 1;
+		return MHD_YES;
+	}
+	if (r->len + n + 1 > r->cap) {
+		cap = r->cap < 4096 ? 4096 : r->cap;
+		while (cap < r->len + n + 1)
+			cap = cap > SIZE_MAX / 2 ? SIZE_MAX : cap * 2;
+		if (cap > r->max_body + 1)
+			cap = r->max_body + 1;
+		p = realloc(r->body, cap);
+		if (p == NULL)
+			return MHD_NO;
+		r->body = p;
+		r->cap = cap;
+	}
+	memcpy(r->body + r->len, data, n);
+	r->len += n;
+	r->body[r->len] = '\0';
+	return MHD_YES;
+}
+
+/* The whole request is in and authenticated: /v1/status here, any other
+ * /v1 path to the API (404 while there is none). */
+static enum MHD_Result v1_dispatch(struct admin *a, struct admin_req *r,
+                                   struct MHD_Connection *conn,
+                                   const char *url, const char *method)
+{
+	static const struct reply_hdrs allow_read = { .allow = ALLOW_READ };
+	struct api_request rq;
+	struct api_response rs;
+	struct reply_hdrs h;
+
+	if (r->too_big)
+		return reply_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "request body "
+		                   "larger than admin-max-body", NULL);
+	if (strcmp(url, "/v1/status") == 0) {
+		if (!is_read(method))
+			return reply_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
+			                   "method not allowed: GET or HEAD", &allow_read);
 		return on_status(a, conn);
-	return reply_static(conn, MHD_HTTP_NOT_FOUND, JSON_TYPE,
-	                    "{\"error\": \"not found: /healthz, /readyz, /metrics, "
-	                    "/v1/status\"}\n");
+	}
+	if (a->ops->api == NULL)
+		return reply_error(conn, MHD_HTTP_NOT_FOUND, "not found", NULL);
+	memset(&rq, 0, sizeof(rq));
+	memset(&rs, 0, sizeof(rs));
+	rq.method = method;
+	rq.path = url;
+	rq.content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	                                              MHD_HTTP_HEADER_CONTENT_TYPE);
+	rq.if_match = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	                                          MHD_HTTP_HEADER_IF_MATCH);
+	rq.if_none_match = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	                                               MHD_HTTP_HEADER_IF_NONE_MATCH);
+	rq.who = r->who;
+	rq.body = r->len > 0 ? r->body : NULL;
+	rq.body_len = r->len;
+	a->ops->api(a->ops->api_ctx, &rq, &rs);
+	h.allow = rs.allow;
+	h.etag = rs.etag;
+	h.generation = rs.generation;
+	h.challenge = 0;
+	if (rs.status < 100 || rs.status > 599) {
+		free(rs.body);
+		return reply_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		                   "internal error: no status", NULL);
+	}
+	return reply_h(conn, (unsigned int)rs.status, JSON_TYPE, rs.body,
+	               rs.body != NULL ? strlen(rs.body) : 0,
+	               MHD_RESPMEM_MUST_FREE, &h);
+}
+
+/* MHD access handler: called with the headers complete (the first call
+ * for a request), then per chunk of body, then once with no data. Open
+ * paths are answered at the first call, their body never read; /v1 paths
+ * are authenticated at the first call and answered at the last. */
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
+                                  const char *url, const char *method,
+                                  const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls)
+{
+	struct admin_daemon *d = cls;
+	struct admin_req *r = *req_cls;
+	size_t n = *upload_data_size;
+
+	(void)version;
+	if (r == NULL) {
+		if (strncmp(url, "/v1/", 4) != 0)
+			return on_open_path(d->a, conn, url, method);
+		return v1_begin(d, conn, method, req_cls);
+	}
+	if (n > 0) {
+		*upload_data_size = 0;
+		return v1_body(r, conn, upload_data, n);
+	}
+	if (r->answered)
+		return MHD_YES;
+	r->answered = 1;
+	return v1_dispatch(d->a, r, conn, url, method);
 }
 
 /* MHD's own messages (connection limit reached, a client's bad request):
@@ -344,20 +657,23 @@ int admin_start(char *const *addrs, size_t n, const struct admin_ops *ops,
 
 		if (fd == -1)
 			break;
-		if (strncmp(addrs[i], "unix:", 5) == 0 &&
-		    (d->unix_path = strdup(addrs[i] + 5)) == NULL) {
+		d->a = a;
+		d->is_unix = strncmp(addrs[i], "unix:", 5) == 0;
+		if (d->is_unix && (d->unix_path = strdup(addrs[i] + 5)) == NULL) {
 			close(fd);
 			snprintf(err, errlen, "out of memory");
 			break;
 		}
 		d->d = MHD_start_daemon(
 			MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-			on_request, a,
+			on_request, d,
 			MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
 			MHD_OPTION_CONNECTION_LIMIT, (unsigned int)ADMIN_MAX_CONNECTIONS,
 			MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)ADMIN_TIMEOUT_SECONDS,
 			MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)ADMIN_MEMORY_LIMIT,
 			MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+			MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+			MHD_OPTION_UNESCAPE_CALLBACK, keep_url, NULL,
 			MHD_OPTION_END);
 		if (d->d == NULL) {
 			close(fd);

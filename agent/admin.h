@@ -3,9 +3,17 @@
  * /v1/status, served by libmicrohttpd on threads of its own (one per
  * address), never on a SPOP worker loop.
  *
+ * /healthz, /readyz and /metrics are open, GET and HEAD only (405 with
+ * Allow otherwise), their bodies never read. Every /v1/ path needs a
+ * bearer token of the live generation's admin-token-file (tokens.h), or,
+ * without a token file, a unix-socket listener (403 on TCP); its body is
+ * read up to admin-max-body (413 past it), then /v1/status is answered
+ * here and every other /v1 path handed to admin_ops.api (api.h; 404 when
+ * NULL). One JSON error shape everywhere (api_error_json).
+ *
  * Bounded: ADMIN_MAX_CONNECTIONS connections and ADMIN_MEMORY_LIMIT bytes
- * of request per connection on each address, ADMIN_TIMEOUT_SECONDS of
- * inactivity; only GET and HEAD (405 with Allow otherwise), 404 for any
+ * of request head per connection on each address, admin-max-body bytes
+ * of body per request, ADMIN_TIMEOUT_SECONDS of inactivity; 404 for any
  * other path. The admin threads read the live configuration through a
  * reference taken with admin_ops.acquire, as workers do, and counters
  * with relaxed atomic loads: they take no lock a worker takes per
@@ -18,6 +26,8 @@
 #include <stdint.h>
 
 struct config;
+struct api_request;
+struct api_response;
 
 #define ADMIN_WUR __attribute__((warn_unused_result))
 
@@ -40,6 +50,12 @@ struct admin_ops {
 	void (*acquire)(struct admin_view *v);
 	/* Drop what acquire took. */
 	void (*release)(struct admin_view *v);
+	/* The tenant API (api_handle of api.h), called with api_ctx for every
+	 * authenticated /v1 request but /v1/status, on the admin threads,
+	 * concurrently; NULL: those paths answer 404. */
+	void (*api)(void *ctx, const struct api_request *rq,
+	            struct api_response *rs);
+	void *api_ctx;
 };
 
 struct admin;

@@ -520,6 +520,7 @@ struct api_write {
 	char created[2][STORE_PEM_NAME_MAX]; /* PEM files this write wrote */
 	int n_created;
 	const char *kind;             /* "ca" or "host", for the audit */
+	int hosts_only;               /* no CA changed: derive, do not load */
 	int status;                   /* of success: 200, 201, 204 */
 	char object[300];             /* which object the answer shows */
 };
@@ -600,7 +601,47 @@ static int api_gc_keep(void *ctx, const char *rel)
 	return api_state_uses_file(ctx, rel);
 }
 
-/* Render, load, commit, install. The response is set either way. */
+/* The state's hosts as the loader's specs, with the lines they are on. */
+static struct config_host_spec *api_specs(const struct api_state *st,
+                                          const struct api_line *lines,
+                                          size_t n_lines)
+{
+	struct config_host_spec *sp = calloc(st->n_hosts + 1, sizeof(*sp));
+
+	if (sp == NULL)
+		return NULL;
+	for (size_t i = 0; i < st->n_hosts; i++) {
+		const struct api_host *h = &st->hosts[i];
+
+		sp[i] = (struct config_host_spec){
+			.pattern = h->pattern, .cas = (const char *const *)h->cas,
+			.n_cas = h->n_cas, .mode = h->mode, .purpose = h->purpose,
+			.verify_depth = h->verify_depth, .crl_check = h->crl_check,
+			.identities = (const char *const *)h->identities,
+			.n_identities = h->n_identities,
+			.pins = (const uint8_t (*)[32])h->pins, .n_pins = h->n_pins,
+			.same = h->from,
+		};
+	}
+	for (size_t k = 0; k < n_lines; k++) {
+		struct config_host_spec *x;
+
+		if (!lines[k].is_host || lines[k].field == NULL)
+			continue;
+		x = &sp[lines[k].index];
+		if (strcmp(lines[k].field, "pattern") == 0)
+			x->line = (int)k + 1;
+		else if (strcmp(lines[k].field, "ca") == 0 && x->ca_line == 0)
+			x->ca_line = (int)k + 1;
+		else if (strcmp(lines[k].field, "crl_check") == 0)
+			x->crl_line = (int)k + 1;
+	}
+	return sp;
+}
+
+/* Render, load, commit, install. The response is set either way. A
+ * write that changed only hosts derives the generation from the live one
+ * (no file is read again); one that changed a CA loads the files. */
 static int api_commit(struct api_write *w)
 {
 	struct api_line *lines = NULL;
@@ -616,10 +657,25 @@ static int api_commit(struct api_write *w)
 		return -1;
 	}
 	err[0] = '\0';
-	if (w->a->ops->rebuild(w->a->ctx, text, len, &next, err, sizeof(err)) != 0) {
+	if (w->hosts_only) {
+		struct config_host_spec *sp = api_specs(&w->st, lines, n_lines);
+
+		if (sp == NULL) {
+			api_set_error(w->rs, 500, NULL, "out of memory");
+			goto out;
+		}
+		rc = config_derive_hosts(w->cfg, sp, w->st.n_hosts, text, len, &next,
+		                         err, sizeof(err));
+		free(sp);
+	} else {
+		rc = w->a->ops->rebuild(w->a->ctx, text, len, &next, err, sizeof(err));
+	}
+	if (rc != 0) {
+		rc = -1;
 		api_load_error(w, err, lines, n_lines);
 		goto out;
 	}
+	rc = -1;
 	if (store_prepare(w->cfg->state_dir, err, sizeof(err)) != 0 ||
 	    store_write_atomic(w->cfg->state_dir, CONFIG_API_FILE, text, len, err,
 	                       sizeof(err)) != 0) {
@@ -631,7 +687,7 @@ static int api_commit(struct api_write *w)
 	}
 	/* On disk: from here the change is made, whatever happens next. */
 	w->n_created = 0;
-	if (w->a->ops->install(w->a->ctx, next, "api", &gen) != 0) {
+	if (w->a->ops->install(w->a->ctx, next, "api: applied", &gen) != 0) {
 		api_set_error(w->rs, 500, NULL, "written to the state directory but "
 		              "not installed (out of memory): a reload will apply it");
 		goto out;
@@ -903,6 +959,7 @@ static void api_write_host(struct api_write *w, int patch, int del)
 	                      w->rs) != 0)
 		goto out;
 	w->kind = "host";
+	w->hosts_only = 1;
 	if (del) {
 		at = api_state_find_host(&w->st, w->cfg->hosts[live]->pattern);
 		if (at >= 0)
@@ -1036,6 +1093,7 @@ static void api_write_hostnames(struct api_write *w)
 			listed |= strcmp(want[k], ah->pattern) == 0;
 		if (listed || !api_has_ca(ah, w->arg))
 			continue;
+		ah->from = NULL;
 		for (size_t k = 0; k < ah->n_cas; k++) {
 			if (strcmp(ah->cas[k], w->arg) == 0) {
 				free(ah->cas[k]);
@@ -1090,8 +1148,10 @@ static void api_write_hostnames(struct api_write *w)
 		}
 		w->st.hosts[at].cas = grown;
 		w->st.hosts[at].n_cas++;
+		w->st.hosts[at].from = NULL;
 	}
 	w->kind = "host";
+	w->hosts_only = 1;
 	w->status = 200;
 	if (api_commit(w) == 0)
 		api_answer_object(w);

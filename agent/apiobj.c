@@ -482,6 +482,7 @@ static int apiobj_host_from_config(const struct config *cfg, size_t i,
 	       npins = tp != NULL ? tp->n_pins : 0;
 
 	memset(h, 0, sizeof(*h));
+	h->from = cfg->hosts[i];
 	h->pattern = strdup(hp->pattern);
 	h->mode = hp->mode;
 	h->purpose = tp != NULL ? (int)tp->purpose : PURPOSE_CLIENT;
@@ -701,6 +702,7 @@ char *api_state_render(const struct api_state *st, uint64_t generation,
 	for (size_t i = 0; i < st->n_cas; i++) {
 		const struct api_ca *c = &st->cas[i];
 
+		apiobj_line(&o, 0, i, NULL, "%s", "");
 		apiobj_line(&o, 0, i, "name", "[ca %s]", c->name);
 		apiobj_line(&o, 0, i, "certificates", "file = %s", c->file);
 		for (size_t k = 0; k < c->n_crls; k++)
@@ -709,12 +711,18 @@ char *api_state_render(const struct api_state *st, uint64_t generation,
 	for (size_t i = 0; i < st->n_hosts; i++) {
 		const struct api_host *h = &st->hosts[i];
 
+		apiobj_line(&o, 1, i, NULL, "%s", "");
 		apiobj_line(&o, 1, i, "pattern", "[host %s]", h->pattern);
 		for (size_t k = 0; k < h->n_cas; k++)
 			apiobj_line(&o, 1, i, "ca", "ca = %s", h->cas[k]);
 		apiobj_line(&o, 1, i, "mode", "mode = %s", config_mode_str(h->mode));
-		apiobj_line(&o, 1, i, "purpose", "purpose = %s", apiobj_purposes[h->purpose]);
-		apiobj_line(&o, 1, i, "verify_depth", "verify-depth = %d", h->verify_depth);
+		/* Defaults are left out: 10,000 hosts stay a small file. */
+		if (h->purpose != PURPOSE_CLIENT)
+			apiobj_line(&o, 1, i, "purpose", "purpose = %s",
+			            apiobj_purposes[h->purpose]);
+		if (h->verify_depth != 5)
+			apiobj_line(&o, 1, i, "verify_depth", "verify-depth = %d",
+			            h->verify_depth);
 		if (h->crl_check != CRL_CHECK_DEFAULT)
 			apiobj_line(&o, 1, i, "crl_check", "crl-check = %s",
 			            apiobj_crl_checks[h->crl_check]);

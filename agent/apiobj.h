@@ -78,6 +78,8 @@ struct api_host {
 	size_t n_identities;
 	uint8_t (*pins)[32];
 	size_t n_pins;
+	struct host_policy *from;  /* the live policy it was read from; NULL
+	                              once changed (or new) */
 };
 
 /* Which JSON field an INI line of the rendered text came from. */

@@ -203,6 +203,19 @@ static int ca_same(const struct ca_entry *prev, const struct ca_entry *ca)
 	return 1;
 }
 
+/* 1 if `prev` was loaded from exactly the files `spec` names. */
+static int ca_same_names(const struct ca_entry *prev, const struct ca_spec *spec)
+{
+	if (prev == NULL || strcmp(prev->name, spec->name) != 0 ||
+	    strcmp(prev->file, spec->file) != 0 ||
+	    prev->n_crl_files != spec->n_crl_files)
+		return 0;
+	for (size_t i = 0; i < spec->n_crl_files; i++)
+		if (strcmp(prev->crl_files[i].path, spec->crl_files[i]) != 0)
+			return 0;
+	return 1;
+}
+
 int ca_load(const struct ca_spec *spec, struct ca_entry *prev,
             struct ca_entry **out, int *reused, int *which, char *err,
             size_t errlen)
@@ -214,6 +227,12 @@ int ca_load(const struct ca_spec *spec, struct ca_entry *prev,
 	*out = NULL;
 	*reused = 0;
 	*which = -1;
+	if (ca != NULL && spec->immutable && ca_same_names(prev, spec)) {
+		free(ca);
+		*out = ca_ref(prev);
+		*reused = 1;
+		return 0;
+	}
 	if (ca == NULL || spec->n_crl_files > CA_MAX_CRL_FILES) {
 		snprintf(err, errlen, ca == NULL ? "out of memory" :
 		         "too many crl files");

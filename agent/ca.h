@@ -48,6 +48,9 @@ struct ca_spec {
 	const char *file;
 	const char *const *crl_files;
 	size_t n_crl_files;
+	int immutable;          /* every file is named by its content's digest
+	                           (the tenant API's state): a prev naming the
+	                           same files is reused without reading them */
 };
 
 /* Load a CA entry from `spec`, reusing `prev` (may be NULL) when it has

@@ -42,6 +42,7 @@
 #include "fileio.h"
 #include "policy.h"
 #include "spop.h"
+#include "tokens.h"
 
 /* uthash: report allocation failure instead of exiting. The macro assigns
  * a variable named `hash_oom` that every caller of HASH_ADD declares. */
@@ -60,6 +61,8 @@
 #define CONFIG_MAX_INCLUDES 64            /* `include` lines */
 #define CONFIG_MAX_INCLUDED 10000         /* files the includes read */
 #define CONFIG_MAX_TOTAL (64 * 1024 * 1024) /* bytes of all included files */
+/* STATE/api.conf: 10,000 hosts with a few keys each take about 1 MiB. */
+#define CONFIG_MAX_STATE (32 * 1024 * 1024)
 
 
 static const char *const crl_check_names[CRL_CHECK_COUNT] = {
@@ -140,8 +143,12 @@ void config_free(struct config *cfg)
 	free(cfg->agent.admin_token_file);
 	free(cfg->ca_origin);
 	free(cfg->host_origin);
+	for (size_t i = 0; cfg->ca_eff != NULL && i < cfg->n_cas; i++)
+		free(cfg->ca_eff[i].crls);
+	free(cfg->ca_eff);
 	free(cfg->state_dir);
 	free(cfg->api_path);
+	tokens_free(cfg->tokens);
 	free(cfg->path);
 	free(cfg);
 }
@@ -1110,6 +1117,8 @@ static void cfg_build_cas(struct load_ctx *c)
 			.name = d->name, .file = d->file,
 			.crl_files = (const char *const *)d->crls,
 			.n_crl_files = d->n_crls,
+			/* The API names its PEM files by their digest. */
+			.immutable = d->src_i == cfg->api_source,
 		};
 		int reused, which;
 
@@ -1367,6 +1376,8 @@ out:
 	free(crls);
 }
 
+static int cfg_keep_eff(struct load_ctx *c);
+
 /* After the whole file: CA entries, CRLs following their issuer, trust
  * policies, host policies and the index. */
 static void cfg_finish(struct load_ctx *c)
@@ -1381,6 +1392,10 @@ static void cfg_finish(struct load_ctx *c)
 		return;
 	cfg_warn_split_crls(c);
 	cfg_share_crls(c);
+	if (cfg_keep_eff(c) != 0) {
+		cfg_err(c, 0, "out of memory");
+		return;
+	}
 	for (size_t i = 0; i < c->n_cas && !c->failed; i++)
 		cfg_warn_expiry(c, i);
 	cfg->hosts = calloc(c->n_hosts + 1, sizeof(*cfg->hosts));
@@ -1821,8 +1836,15 @@ static void cfg_state(struct load_ctx *c, const struct config_opts *o)
 	if (c->no_include)
 		return;         /* loads from a string read no other file */
 	if (o != NULL && o->api_text != NULL) {
+		/* The limit of the file it is about to become, so that what the
+		 * API writes always loads at the next start. */
+		if (o->api_len > CONFIG_MAX_STATE) {
+			cfg_err_at(c, cfg->api_path, 0, "the API's state would exceed %d "
+			           "MiB", CONFIG_MAX_STATE / (1024 * 1024));
+			return;
+		}
 		cfg_parse_included(c, cfg->api_path, o->api_text, o->api_len);
-	} else if (file_read(cfg->api_path, CONFIG_MAX_FILE, &text, &len) == 0) {
+	} else if (file_read(cfg->api_path, CONFIG_MAX_STATE, &text, &len) == 0) {
 		cfg_parse_included(c, cfg->api_path, text, len);
 		free(text);
 	} else if (errno != ENOENT) {
@@ -1885,6 +1907,10 @@ static int cfg_load_text(const char *text, size_t len, const char *path,
 	if (!c.failed)
 		cfg_finish(&c);
 	if (c.failed)
+		goto fail;
+	/* Re-read at every load: a bad file refuses the whole generation. */
+	if (cfg->agent.admin_token_file != NULL &&
+	    tokens_load(cfg->agent.admin_token_file, &cfg->tokens, err, errlen) != 0)
 		goto fail;
 	cfg_ctx_free(&c);
 	ERR_clear_error();
@@ -2039,6 +2065,9 @@ int config_changed(const struct config *cfg, char *why, size_t whylen)
 			changed = cfg_file_differs(ca->crl_files[k].path, CRL_MAX_FILE,
 			                           ca->crl_files[k].digest, why, whylen);
 	}
+	if (!changed && cfg->tokens != NULL)
+		changed = cfg_file_differs(tokens_path(cfg->tokens), TOKENS_MAX_FILE,
+		                           tokens_digest(cfg->tokens), why, whylen);
 	return changed;
 }
 
@@ -2046,7 +2075,7 @@ int config_changed(const struct config *cfg, char *why, size_t whylen)
 const char **config_watch_paths(const struct config *cfg, size_t *n)
 {
 	const char **p;
-	size_t total = 1 + cfg->n_include_dirs, k = 0;
+	size_t total = 2 + cfg->n_include_dirs, k = 0;
 
 	for (size_t i = 0; i < cfg->n_cas; i++)
 		total += 1 + cfg->cas[i]->n_crl_files;
@@ -2062,6 +2091,326 @@ const char **config_watch_paths(const struct config *cfg, size_t *n)
 		for (size_t j = 0; j < cfg->cas[i]->n_crl_files; j++)
 			p[k++] = cfg->cas[i]->crl_files[j].path;
 	}
+	if (cfg->tokens != NULL)
+		p[k++] = tokens_path(cfg->tokens);
 	*n = k;
 	return p;
+}
+
+/* ---- deriving a generation: the state file's hosts only ------------------ */
+
+/* Every CA's effective CRLs, kept with the generation so that a derived
+ * one can build host trust policies without reading the files again. */
+static int cfg_keep_eff(struct load_ctx *c)
+{
+	struct config *cfg = c->cfg;
+
+	cfg->ca_eff = calloc(c->n_cas + 1, sizeof(*cfg->ca_eff));
+	if (cfg->ca_eff == NULL)
+		return -1;
+	for (size_t i = 0; i < c->n_cas; i++) {
+		struct config_crls *e = &cfg->ca_eff[i];
+
+		if (c->cas[i]->n_eff == 0)
+			continue;
+		e->crls = malloc(c->cas[i]->n_eff * sizeof(*e->crls));
+		if (e->crls == NULL)
+			return -1;
+		memcpy(e->crls, c->cas[i]->eff, c->cas[i]->n_eff * sizeof(*e->crls));
+		e->n = c->cas[i]->n_eff;
+	}
+	return 0;
+}
+
+static char **cfg_strv_dup(char *const *v, size_t n, int *oom)
+{
+	char **out = calloc(n + 1, sizeof(*out));
+
+	if (out == NULL) {
+		*oom = 1;
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (v[i] != NULL && (out[i] = strdup(v[i])) == NULL)
+			*oom = 1;
+	return out;
+}
+
+static char *cfg_str_dup(const char *s, int *oom)
+{
+	char *d = s != NULL ? strdup(s) : NULL;
+
+	if (s != NULL && d == NULL)
+		*oom = 1;
+	return d;
+}
+
+/* What a derived generation shares with `prev` by value: the settings,
+ * the sources (the state file's digest replaced), includes, warnings and
+ * the CA entries (referenced). */
+static int cfg_derive_base(const struct config *prev, struct config *cfg,
+                           const char *api_text, size_t api_len)
+{
+	int oom = 0;
+	size_t ns = prev->n_sources + (prev->api_source == SIZE_MAX);
+
+	cfg->agent = prev->agent;
+	for (size_t i = 0; i < prev->agent.n_listen; i++)
+		cfg->agent.listen[i] = cfg_str_dup(prev->agent.listen[i], &oom);
+	for (size_t i = 0; i < prev->agent.n_admin_listen; i++)
+		cfg->agent.admin_listen[i] = cfg_str_dup(prev->agent.admin_listen[i], &oom);
+	cfg->agent.state_dir = cfg_str_dup(prev->agent.state_dir, &oom);
+	cfg->agent.admin_token_file = cfg_str_dup(prev->agent.admin_token_file, &oom);
+	cfg->path = cfg_str_dup(prev->path, &oom);
+	cfg->state_dir = cfg_str_dup(prev->state_dir, &oom);
+	cfg->api_path = cfg_str_dup(prev->api_path, &oom);
+	cfg->includes = cfg_strv_dup(prev->includes, prev->n_includes, &oom);
+	cfg->n_includes = prev->n_includes;
+	cfg->include_dirs = cfg_strv_dup(prev->include_dirs, prev->n_include_dirs, &oom);
+	cfg->n_include_dirs = prev->n_include_dirs;
+	cfg->warnings = cfg_strv_dup(prev->warnings, prev->n_warnings, &oom);
+	cfg->n_warnings = prev->n_warnings;
+	cfg->sources = calloc(ns + 1, sizeof(*cfg->sources));
+	if (oom || cfg->sources == NULL)
+		return -1;
+	for (size_t i = 0; i < prev->n_sources; i++) {
+		cfg->sources[i] = prev->sources[i];
+		cfg->sources[i].path = cfg_str_dup(prev->sources[i].path, &oom);
+	}
+	cfg->n_sources = prev->n_sources;
+	cfg->api_source = prev->api_source;
+	if (cfg->api_source == SIZE_MAX) {
+		cfg->api_source = cfg->n_sources++;
+		cfg->sources[cfg->api_source].path = cfg_str_dup(prev->api_path, &oom);
+	}
+	if (EVP_Digest(api_text, api_len, cfg->sources[cfg->api_source].sha256,
+	               NULL, EVP_sha256(), NULL) != 1)
+		return -1;
+	cfg->cas = calloc(prev->n_cas + 1, sizeof(*cfg->cas));
+	cfg->ca_origin = calloc(prev->n_cas + 1, sizeof(*cfg->ca_origin));
+	cfg->ca_eff = calloc(prev->n_cas + 1, sizeof(*cfg->ca_eff));
+	if (oom || cfg->cas == NULL || cfg->ca_origin == NULL || cfg->ca_eff == NULL)
+		return -1;
+	for (size_t i = 0; i < prev->n_cas; i++) {
+		struct config_crls *e = &cfg->ca_eff[i];
+
+		cfg->cas[i] = ca_ref(prev->cas[i]);
+		cfg->ca_origin[i] = prev->ca_origin[i];
+		cfg->n_cas++;
+		cfg->stats.cas_reused++;
+		if (prev->ca_eff[i].n == 0)
+			continue;
+		e->crls = malloc(prev->ca_eff[i].n * sizeof(*e->crls));
+		if (e->crls == NULL)
+			return -1;
+		memcpy(e->crls, prev->ca_eff[i].crls, prev->ca_eff[i].n * sizeof(*e->crls));
+		e->n = prev->ca_eff[i].n;
+	}
+	return 0;
+}
+
+/* Put `tp` (a policy of prev, for a host kept as it is) among the
+ * generation's trust policies, once. */
+static int cfg_keep_trust(struct config *cfg, struct trust_slot **mine,
+                          struct trust_policy *tp)
+{
+	struct trust_slot *s = NULL;
+	struct trust_policy **tps;
+	int hash_oom = 0;
+
+	HASH_FIND(hh, *mine, tp->key, 32, s);
+	if (s != NULL)
+		return 0;
+	tps = realloc(cfg->trusts, (cfg->n_trusts + 1) * sizeof(*tps));
+	s = calloc(1, sizeof(*s));
+	if (tps == NULL || s == NULL) {
+		free(s);
+		if (tps != NULL)
+			cfg->trusts = tps;
+		return -1;
+	}
+	cfg->trusts = tps;
+	cfg->trusts[cfg->n_trusts++] = trust_policy_ref(tp);
+	cfg->stats.trusts_reused++;
+	s->tp = tp;
+	HASH_ADD(hh, *mine, tp->key, 32, s);
+	if (hash_oom) {
+		free(s);
+		return -1;
+	}
+	return 0;
+}
+
+/* The host draft of a spec (fields borrowed; refs allocated). */
+static int cfg_spec_draft(const struct config *prev, const struct config_host_spec *sp,
+                          struct host_draft *hd, char *why, size_t whylen)
+{
+	memset(hd, 0, sizeof(*hd));
+	if (hosts_parse_pattern(sp->pattern, &hd->kind, hd->key, why, whylen) != 0)
+		return -1;
+	hd->pattern = (char *)sp->pattern;
+	hd->name = hd->key;   /* the normalized name; key is not used here */
+	hd->mode = sp->mode;
+	hd->purpose = sp->purpose;
+	hd->crl_check = sp->crl_check;
+	hd->crl_line = sp->crl_check != CRL_CHECK_DEFAULT ? sp->crl_line : 0;
+	hd->verify_depth = sp->verify_depth;
+	hd->identities = (char **)sp->identities;
+	hd->n_identities = sp->n_identities;
+	hd->pins = (uint8_t (*)[32])sp->pins;
+	hd->n_pins = sp->n_pins;
+	hd->src = prev->api_path;
+	hd->line = sp->line;
+	hd->refs = calloc(sp->n_cas + 1, sizeof(*hd->refs));
+	if (hd->refs == NULL)
+		return -1;
+	for (size_t k = 0; k < sp->n_cas; k++) {
+		hd->refs[k].name = (char *)sp->cas[k];
+		hd->refs[k].line = sp->ca_line;
+	}
+	hd->n_refs = sp->n_cas;
+	return 0;
+}
+
+/* See config.h. */
+int config_derive_hosts(const struct config *prev,
+                        const struct config_host_spec *specs, size_t n,
+                        const char *api_text, size_t api_len,
+                        struct config **out, char *err, size_t errlen)
+{
+	double t0 = cfg_now_ms();
+	struct load_ctx c;
+	struct config *cfg;
+	struct ca_draft *drafts = NULL;
+	struct trust_slot *mine = NULL, *old = NULL;
+	struct host_slot *prev_hosts = NULL, *hs, *tmp;
+	size_t n_file = 0;
+	int oom1 = 0, oom2 = 0, hash_oom = 0;
+
+	*out = NULL;
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	memset(&c, 0, sizeof(c));
+	c.err = err;
+	c.errlen = errlen;
+	c.prev = prev;
+	c.path = prev->path;
+	c.main_path = prev->path;
+	cfg = calloc(1, sizeof(*cfg));
+	if (cfg == NULL || prev->api_path == NULL || prev->ca_eff == NULL) {
+		free(cfg);
+		snprintf(err, errlen, "%s:0: out of memory", prev->path);
+		return -1;
+	}
+	c.cfg = cfg;
+	if (cfg_derive_base(prev, cfg, api_text, api_len) != 0) {
+		cfg_err(&c, 0, "out of memory");
+		goto fail;
+	}
+	/* The CAs as drafts: by name, with their effective CRLs. */
+	drafts = calloc(prev->n_cas + 1, sizeof(*drafts));
+	c.cas = calloc(prev->n_cas + 1, sizeof(*c.cas));
+	if (drafts == NULL || c.cas == NULL) {
+		cfg_err(&c, 0, "out of memory");
+		goto fail;
+	}
+	for (size_t i = 0; i < prev->n_cas; i++) {
+		drafts[i].name = prev->cas[i]->name;
+		drafts[i].index = i;
+		drafts[i].eff = cfg->ca_eff[i].crls;
+		drafts[i].n_eff = cfg->ca_eff[i].n;
+		c.cas[i] = &drafts[i];
+		HASH_ADD_KEYPTR(hh, c.ca_set, drafts[i].name, strlen(drafts[i].name),
+		                &drafts[i]);
+	}
+	c.n_cas = prev->n_cas;
+	for (size_t i = 0; i < prev->n_hosts; i++)
+		n_file += prev->api_source == SIZE_MAX ||
+		          prev->host_origin[i].source != prev->api_source;
+	cfg->hosts = calloc(n_file + n + 1, sizeof(*cfg->hosts));
+	cfg->host_origin = calloc(n_file + n + 1, sizeof(*cfg->host_origin));
+	cfg->index = hosts_index_new();
+	old = cfg_index_trusts(prev->trusts, prev->n_trusts, &oom1);
+	prev_hosts = cfg_index_prev_hosts(prev, &oom2);
+	if (hash_oom || cfg->hosts == NULL || cfg->host_origin == NULL ||
+	    cfg->index == NULL || oom1 || oom2) {
+		cfg_err(&c, 0, "out of memory");
+		goto fail;
+	}
+	/* The files' hosts, as they are. */
+	for (size_t i = 0; i < prev->n_hosts && !c.failed; i++) {
+		struct host_policy *h = prev->hosts[i], *dup;
+
+		if (prev->api_source != SIZE_MAX &&
+		    prev->host_origin[i].source == prev->api_source)
+			continue;
+		if (h->trust != NULL && cfg_keep_trust(cfg, &mine, h->trust) != 0) {
+			cfg_err(&c, 0, "out of memory");
+			break;
+		}
+		cfg->host_origin[cfg->n_hosts] = prev->host_origin[i];
+		cfg->hosts[cfg->n_hosts++] = host_policy_ref(h);
+		cfg->stats.hosts_reused++;
+		if (hosts_index_add(cfg->index, h, &dup) != 0)
+			cfg_err(&c, 0, "out of memory");
+	}
+	/* The state's hosts, built as a load of the state file would. */
+	for (size_t i = 0; i < n && !c.failed; i++) {
+		struct host_draft hd;
+		char why[CONFIG_ERR_LEN];
+		size_t before = cfg->n_hosts;
+
+		if (specs[i].same != NULL) {
+			struct host_policy *h = specs[i].same, *dup;
+
+			if (h->trust != NULL && cfg_keep_trust(cfg, &mine, h->trust) != 0) {
+				cfg_err(&c, 0, "out of memory");
+				break;
+			}
+			cfg->host_origin[cfg->n_hosts].source = cfg->api_source;
+			cfg->host_origin[cfg->n_hosts].line = specs[i].line;
+			cfg->hosts[cfg->n_hosts++] = host_policy_ref(h);
+			cfg->stats.hosts_reused++;
+			if (hosts_index_add(cfg->index, h, &dup) != 0)
+				cfg_err(&c, 0, "out of memory");
+			continue;
+		}
+		if (cfg_spec_draft(prev, &specs[i], &hd, why, sizeof(why)) != 0) {
+			cfg_err_at(&c, prev->api_path, specs[i].line, "%s",
+			           hd.refs == NULL && why[0] == '\0' ? "out of memory" : why);
+			free(hd.refs);
+			break;
+		}
+		hd.src_i = cfg->api_source;
+		/* Patterns are unique: the API refuses a file's and keeps its
+		 * own normalized, one entry each. */
+		cfg_build_host(&c, &hd, &mine, &old, prev_hosts);
+		free(hd.refs);
+		if (!c.failed && cfg->n_hosts != before + 1)
+			cfg_err(&c, 0, "out of memory");
+	}
+	if (!c.failed)
+		cfg->default_policy = hosts_default(cfg->index);
+	/* Tokens are read with every generation, as a load does. */
+	if (!c.failed && cfg->agent.admin_token_file != NULL &&
+	    tokens_load(cfg->agent.admin_token_file, &cfg->tokens, err, errlen) != 0)
+		c.failed = 1;
+	cfg->stats.load_ms = cfg_now_ms() - t0;
+fail:
+	cfg_free_slots(&mine);
+	cfg_free_slots(&old);
+	HASH_ITER(hh, prev_hosts, hs, tmp) {
+		HASH_DEL(prev_hosts, hs);
+		free(hs);
+	}
+	HASH_CLEAR(hh, c.ca_set);
+	free(c.cas);
+	free(drafts);
+	ERR_clear_error();
+	if (c.failed) {
+		config_free(cfg);
+		return -1;
+	}
+	*out = cfg;
+	return 0;
 }

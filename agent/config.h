@@ -28,6 +28,8 @@
 
 #define CONFIG_WUR __attribute__((warn_unused_result))
 
+struct tokens;
+
 #define CONFIG_DEFAULT_PATH "/etc/mtls-spoa/mtls-spoa.conf"
 #define CONFIG_ERR_LEN 512
 
@@ -43,6 +45,11 @@ struct config_stats {
 struct config_origin {
 	size_t source;
 	int line;
+};
+
+struct config_crls {
+	struct crl **crls;
+	size_t n;
 };
 
 /* The API's state file inside the state directory (see api.h). */
@@ -66,6 +73,9 @@ struct config {
 	struct agent_settings agent;
 	struct ca_entry **cas;      /* n_cas references, in file order */
 	struct config_origin *ca_origin;   /* n_cas: where each was defined */
+	struct config_crls *ca_eff;        /* n_cas: the CRLs that describe each
+	                                      CA's certificates, wherever listed
+	                                      (borrowed from the CA entries) */
 	size_t n_cas;
 	struct host_policy **hosts; /* n_hosts references, in file order */
 	struct config_origin *host_origin; /* n_hosts */
@@ -80,6 +90,7 @@ struct config {
 	struct hosts_index *index;
 	char **warnings;            /* "FILE:LINE: warning: ..." found at load */
 	size_t n_warnings;
+	struct tokens *tokens;      /* admin-token-file's, or NULL (tokens.h) */
 	struct config_stats stats;
 	uint64_t generation;        /* set by whoever installs it */
 };
@@ -130,6 +141,37 @@ CONFIG_WUR int config_reload_opts(const char *path, const struct config *prev,
                                   const struct config_opts *o,
                                   struct config **out, char *err,
                                   size_t errlen);
+
+/* A [host] of the state file, as a derived generation takes it. */
+struct config_host_spec {
+	const char *pattern;            /* normalized */
+	const char *const *cas;
+	size_t n_cas;
+	int mode;                       /* enum policy_mode */
+	int purpose;                    /* enum policy_purpose */
+	int verify_depth;
+	int crl_check;                  /* enum crl_check; DEFAULT: automatic */
+	const char *const *identities;
+	size_t n_identities;
+	const uint8_t (*pins)[32];
+	size_t n_pins;
+	int line, ca_line, crl_line;    /* in the state text, for errors */
+	struct host_policy *same;       /* non-NULL: prev's policy for exactly
+	                                   this spec, taken as it is */
+};
+
+/* The generation a load of `prev`'s files with the state text `api_text`
+ * would build, when that text differs from prev's only in its [host]
+ * sections (the tenant API's host writes): prev's CA entries and the
+ * files' hosts are taken as they are, the state's hosts are `specs` (in
+ * order), built with the loader's checks and messages
+ * ("STATE/api.conf:LINE: ..."). No file is read: milliseconds instead of
+ * a full load. The text only sets the state file's recorded digest. */
+CONFIG_WUR int config_derive_hosts(const struct config *prev,
+                                   const struct config_host_spec *specs,
+                                   size_t n, const char *api_text,
+                                   size_t api_len, struct config **out,
+                                   char *err, size_t errlen);
 
 void config_free(struct config *cfg);
 

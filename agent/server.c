@@ -978,9 +978,12 @@ static void admin_release(struct admin_view *v)
 	v->ref = NULL;
 }
 
-static const struct admin_ops server_admin_ops = {
+/* api_ctx is set at start, once the API exists. */
+static struct admin_ops server_admin_ops = {
 	.acquire = admin_acquire,
 	.release = admin_release,
+	.api = api_handle,
+	.api_ctx = NULL,
 };
 
 /* SIGHUP: load the file beside the live configuration and install it with
@@ -1351,6 +1354,7 @@ int server_run(const struct server_opts *o, struct config *cfg)
 		ev_init(&l->pause, accept_resume_cb);
 	}
 	metrics_set_policy_label(s.settings.metrics_policy_label);
+	server_admin_ops.api_ctx = s.api;
 	if (admin_start(s.settings.admin_listen, s.settings.n_admin_listen,
 	                &server_admin_ops, &s.admin, err, sizeof(err)) != 0) {
 		log_error("cannot listen: admin: %s", err);

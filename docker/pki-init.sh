@@ -8,7 +8,11 @@
 # (uid/gid 99, see docker-library/haproxy): mkpki.sh writes it mode 0600
 # and HAProxy runs as that user, not root. Everything the agent reads (CA
 # bundles, CRL) is world-readable already; client keys stay root-only and
-# the tour runs as root.
+# the tour runs as root. The demo's admin API token (admin-tokens, one
+# "demo:TOKEN" line, README "Security model") is generated here, never
+# committed, and belongs to the agent's user (uid/gid 10001, see
+# docker/Dockerfile), mode 0600: the agent refuses a token file other
+# users may read.
 #
 # A complete PKI already in DIR is kept while its certificates are valid
 # for another day: "docker compose up" on a running stack re-runs this
@@ -24,11 +28,13 @@ fi
 DIR=$1
 HAPROXY_UID=${HAPROXY_UID:-99}
 HAPROXY_GID=${HAPROXY_GID:-99}
+AGENT_UID=${AGENT_UID:-10001}
+AGENT_GID=${AGENT_GID:-10001}
 DONE=$DIR/.pki-complete
 
 still_valid() {
 	local f
-	[ -f "$DONE" ] || return 1
+	[ -f "$DONE" ] && [ -f "$DIR/admin-tokens" ] || return 1
 	for f in server.pem server-ca.pem a-valid.crt b-valid.crt tenant-a-ca.pem; do
 		openssl x509 -noout -checkend 86400 -in "$DIR/$f" >/dev/null 2>&1 || return 1
 	done
@@ -44,5 +50,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 bash "$here/../tests/pki/mkpki.sh" "$DIR"
 chown "$HAPROXY_UID:$HAPROXY_GID" "$DIR/server.pem"
 chmod 0600 "$DIR/server.pem"
+(umask 077 && echo "demo:$(openssl rand -hex 24)" >"$DIR/admin-tokens")
+chown "$AGENT_UID:$AGENT_GID" "$DIR/admin-tokens"
 : >"$DONE"
 ls -l "$DIR"

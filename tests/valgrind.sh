@@ -45,7 +45,10 @@ log=$(mktemp)
 work=$(mktemp -d)
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 tests/pki/mkpki.sh "$work/pki" >/dev/null
-sed 's/^\[agent\]$/[agent]\nmetrics-policy-label = on/' haproxy-conf/mtls-spoa.conf >"$work/pki/mtls-spoa.conf"
+sed 's/^\[agent\]$/[agent]\nmetrics-policy-label = on\nadmin-token-file = admin-tokens/' \
+	haproxy-conf/mtls-spoa.conf >"$work/pki/mtls-spoa.conf"
+token=$(openssl rand -hex 24)
+(umask 077 && echo "valgrind:$token" >"$work/pki/admin-tokens")
 sport=$(free_port)
 aport=$(free_port)
 "${VG[@]}" "$BUILD/mtls-spoa" -c "$work/pki/mtls-spoa.conf" -l "127.0.0.1:$sport" -t 2 \
@@ -53,9 +56,18 @@ aport=$(free_port)
 vpid=$!
 codes=
 for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$aport/healthz" && break; sleep 0.2; done
+# /v1/status without, then with the token; a body read for /v1 (404:
+# no API wired) and one over admin-max-body (413).
 for u in /healthz /readyz /metrics /v1/status /nope; do
 	codes="$codes $(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "http://127.0.0.1:$aport$u")"
 done
+codes="$codes $(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -H "Authorization: Bearer $token" \
+	"http://127.0.0.1:$aport/v1/status")"
+codes="$codes $(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -H "Authorization: Bearer $token" \
+	-H 'Transfer-Encoding: chunked' -d '{"name":"x"}' "http://127.0.0.1:$aport/v1/cas")"
+head -c 1100000 /dev/zero >"$work/big"
+codes="$codes $(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -H "Authorization: Bearer $token" \
+	-H 'Transfer-Encoding: chunked' --data-binary "@$work/big" "http://127.0.0.1:$aport/v1/cas")"
 codes="$codes $(curl -s -o /dev/null -w '%{http_code}' --max-time 10 --unix-socket "$work/admin.sock" http://admin/metrics)"
 "$BUILD/bench/spop-bench" -a "127.0.0.1:$sport" -n 200 -k "$work/pki/a-valid.pem" -k "$work/pki/rogue.pem" \
 	--sni www.example.net --host www.example.net >/dev/null 2>&1 || codes="$codes bench-failed"
@@ -66,7 +78,7 @@ sleep 1
 kill -TERM "$vpid"
 wait "$vpid"
 rc=$?
-if [ "$rc" = 0 ] && [ "$codes" = " 200 200 200 200 404 200" ] && [ ! -e "$work/admin.sock" ]; then
+if [ "$rc" = 0 ] && [ "$codes" = " 200 200 200 401 404 200 404 413 200" ] && [ ! -e "$work/admin.sock" ]; then
 	echo "ok - valgrind agent session with the admin listener (TCP and unix)"
 	passed=$((passed + 1))
 else

@@ -124,7 +124,11 @@ if [ -n "$REMOTE" ]; then
 else
 	say "Generating a demo PKI..."
 	t_pki
-	t_start_agent || exit 1
+	# A token for the admin API, generated now (README "Security model"):
+	# /v1/... over TCP needs it.
+	cp "$T_ROOT/haproxy-conf/mtls-spoa.conf" "$T_PKI/mtls-spoa.conf"
+	t_admin_tokens "$T_PKI/mtls-spoa.conf" demo
+	t_start_agent "$T_PKI/mtls-spoa.conf" || exit 1
 	t_start_haproxy || exit 1
 	if ! t_wait_agent_state UP 15; then
 		say "the agent never became healthy in HAProxy; logs:" >&2
@@ -132,7 +136,7 @@ else
 		exit 1
 	fi
 	say "agent:   127.0.0.1:$T_AGENT_PORT  (haproxy-conf/mtls-spoa.conf, log $T_WORK/agent.log)"
-	say "admin:   http://127.0.0.1:$T_ADMIN_PORT/metrics  (/healthz /readyz /v1/status)"
+	say "admin:   http://127.0.0.1:$T_ADMIN_PORT/metrics  (/healthz /readyz; /v1/status with the token in $T_PKI/admin-tokens)"
 	say "haproxy: https://127.0.0.1:$T_HTTPS_PORT  (haproxy-conf/haproxy.cfg, log $T_WORK/haproxy.log)"
 	say "PKI:     $T_PKI"
 fi
@@ -300,7 +304,8 @@ cat <<EOF
   MTLS_VERDICT_HEADERS=1 (never in production: it tells clients why).
   Watch the verdicts:  tail -f $T_WORK/haproxy.log
   Agent metrics:       curl -s http://127.0.0.1:$T_ADMIN_PORT/metrics
-  Agent status:        curl -s http://127.0.0.1:$T_ADMIN_PORT/v1/status
+  Agent status:        curl -s -H "Authorization: Bearer \$(cut -d: -f2- $T_PKI/admin-tokens)" \\
+                            http://127.0.0.1:$T_ADMIN_PORT/v1/status
   Reload the agent:    edit $T_AGENT_CONF, then kill -HUP $T_AGENT_PID
   Stop the agent:      kill $T_AGENT_PID   (requests then fail closed: 503)
 Press Ctrl-C to stop the demo and remove everything.

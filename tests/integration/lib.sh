@@ -8,6 +8,7 @@
 #                           HTTP on $T_ADMIN_PORT); CONF
 #                           defaults to haproxy-conf/mtls-spoa.conf, copied
 #                           next to the PKI so its relative paths resolve
+#   t_admin_tokens CONF N  a generated admin-token-file for CONF
 #   t_start_haproxy        haproxy-conf/haproxy.cfg (unchanged) plus a
 #                           generated file with the echo backend and stats
 #   t_wait_agent_state UP  poll HAProxy's stats until agent1 is UP/DOWN
@@ -226,6 +227,25 @@ t_start_agent() {
 	echo "# agent did not start; its log:" >&2
 	sed 's/^/#   /' "$T_WORK/agent.log" >&2
 	return 1
+}
+
+# t_admin_tokens CONF NAME...: a token file admin-tokens (mode 0600) next
+# to CONF with one generated token per NAME, named by CONF's [agent]
+# (admin-token-file, README "Security model"); the tokens in
+# T_TOKENS[NAME], the first one in T_TOKEN too.
+t_admin_tokens() {
+	local conf=$1 dir n
+	shift
+	dir=$(dirname "$conf")
+	declare -gA T_TOKENS
+	(umask 077 && : >"$dir/admin-tokens")
+	for n in "$@"; do
+		T_TOKENS[$n]=$(openssl rand -hex 24)
+		echo "$n:${T_TOKENS[$n]}" >>"$dir/admin-tokens"
+	done
+	# shellcheck disable=SC2034 # read by the tests that source this file
+	T_TOKEN=${T_TOKENS[$1]}
+	sed -i 's/^\[agent\]$/[agent]\nadmin-token-file = admin-tokens/' "$conf"
 }
 
 t_stop_agent() {

@@ -21,7 +21,11 @@ done
 t_pki
 # The idle-timeout probe starts before anything else, so its 10 s run
 # alongside the other checks.
-t_start_agent || { not_ok "agent starts"; t_finish; exit 1; }
+# /v1/status needs a bearer token on TCP (README "Security model").
+cp "$T_ROOT/haproxy-conf/mtls-spoa.conf" "$T_PKI/mtls-spoa.conf"
+t_admin_tokens "$T_PKI/mtls-spoa.conf" monitoring
+t_start_agent "$T_PKI/mtls-spoa.conf" || { not_ok "agent starts"; t_finish; exit 1; }
+BEARER="Authorization: Bearer $T_TOKEN"
 A=http://127.0.0.1:$T_ADMIN_PORT
 python3 - "$T_ADMIN_PORT" >"$T_WORK/idle.out" 2>&1 <<'EOF' &
 import socket, sys, time
@@ -65,7 +69,7 @@ get /readyz
 check_eq "GET /readyz: 200 once the SPOP listener is up" "$ST" 200
 
 # --- /v1/status -----------------------------------------------------------
-get /v1/status
+get /v1/status -H "$BEARER"
 cp "$T_WORK/body" "$T_WORK/status.json"
 check_eq "GET /v1/status: 200, application/json" \
 	"$ST $(grep -i '^content-type:' "$T_WORK/hdr" | tr -d '\r' | cut -d' ' -f2)" "200 application/json"
@@ -175,7 +179,7 @@ done
 check_eq "broken reload: failure 1, generation stays 2" \
 	"$(metric 'mtls_spoa_config_reloads_total{outcome="failure"}') $(metric mtls_spoa_config_generation)" "1 2"
 cp "$T_WORK/good.conf" "$T_AGENT_CONF"
-get /v1/status
+get /v1/status -H "$BEARER"
 check_eq "/v1/status follows the live generation" "$(jq -r .generation "$T_WORK/body")" 2
 
 # --- refusals ---------------------------------------------------------------

@@ -408,13 +408,13 @@ fi
 
 # --- agent config: the reference, paths into the volume ------------------
 # Normalised (comments, blank lines, spacing dropped), the compose demo's
-# config must be the reference with CA/CRL paths under /pki and listen
-# 0.0.0.0:12345: nothing else may drift.
+# config must be the reference with CA/CRL paths under /pki, listen
+# 0.0.0.0:12345 and the generated admin token file: nothing else may drift.
 norm() { sed -E -e 's/[[:space:]]*;.*$//' -e 's/[[:space:]]+/ /g' -e 's/ $//' -e '/^$/d' "$1"; }
 norm "$ROOT/haproxy-conf/mtls-spoa.conf" |
 	sed -E -e 's#^(file|crl) = ([^/])#\1 = /pki/\2#' -e 's#^listen = .*#listen = 0.0.0.0:12345#' \
 		>"$T_WORK/ref.norm"
-norm "$AGENT_CONF" >"$T_WORK/docker.norm"
+norm "$AGENT_CONF" | sed '\#^admin-token-file = /pki/admin-tokens$#d' >"$T_WORK/docker.norm"
 if out=$(diff -u "$T_WORK/ref.norm" "$T_WORK/docker.norm"); then
 	ok "docker/agent-conf/mtls-spoa.conf = haproxy-conf/mtls-spoa.conf with paths in /pki"
 else
@@ -428,11 +428,14 @@ chmod 755 "$T_WORK" # the emulated containers' users must reach the PKI
 if [ "$(id -u)" = 0 ]; then
 	pki_uid=$HAPROXY_UID
 	pki_gid=$HAPROXY_UID
+	tok_uid=$AGENT_UID
 else
 	pki_uid=$(id -u)
 	pki_gid=$(id -g)
+	tok_uid=$pki_uid
 fi
-if out=$(HAPROXY_UID=$pki_uid HAPROXY_GID=$pki_gid "$ROOT/docker/pki-init.sh" "$PKI" 2>&1); then
+if out=$(HAPROXY_UID=$pki_uid HAPROXY_GID=$pki_gid AGENT_UID=$tok_uid AGENT_GID=$tok_uid \
+	"$ROOT/docker/pki-init.sh" "$PKI" 2>&1); then
 	ok "docker/pki-init.sh writes the PKI"
 else
 	not_ok "docker/pki-init.sh writes the PKI"
@@ -440,10 +443,14 @@ else
 fi
 check_eq "server.pem belongs to the haproxy user, mode 600" \
 	"$(stat -c '%u:%g %a' "$PKI/server.pem" 2>/dev/null)" "$pki_uid:$pki_gid 600"
+check_eq "admin-tokens: one generated demo token, the agent user's, mode 600" \
+	"$(stat -c '%u:%g %a' "$PKI/admin-tokens" 2>/dev/null) $(grep -cE '^demo:[0-9a-f]{48}$' "$PKI/admin-tokens" 2>/dev/null)" \
+	"$tok_uid:$tok_uid 600 1"
 # A second run ("docker compose up" on a running stack) keeps the PKI the
 # agent and HAProxy loaded.
 sum1=$(cat "$PKI"/*.pem 2>/dev/null | sha256sum)
-out=$(HAPROXY_UID=$pki_uid HAPROXY_GID=$pki_gid "$ROOT/docker/pki-init.sh" "$PKI" 2>&1)
+out=$(HAPROXY_UID=$pki_uid HAPROXY_GID=$pki_gid AGENT_UID=$tok_uid AGENT_GID=$tok_uid \
+	"$ROOT/docker/pki-init.sh" "$PKI" 2>&1)
 rc=$?
 check_eq "docker/pki-init.sh keeps a complete, valid PKI on a second run" \
 	"$rc $(cat "$PKI"/*.pem 2>/dev/null | sha256sum) ${out%% (*}" "0 $sum1 pki-init: keeping the PKI in $PKI"
