@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # api-tour.sh - the tenant API part of the demo (issue 14), sourced by
 # demo.sh, which has started the agent (with the token file
-# $T_PKI/admin-tokens, token in $T_TOKEN, and a state directory) and
+# $T_PKI/admin-tokens, token in $T_TOKEN, and its state in $T_STATE_DIR) and
 # HAProxy, and defines say, title, step, ok, not_ok and the colours.
 #
 # Every API call is printed as the command a user would type, with the
@@ -97,5 +97,5 @@ api_tour() {
 
 	step "Enforced: the same rogue certificate is now denied" 403 deny untrusted "$host" rogue
 	step "Enforced: the partner's certificate still passes" 200 allow ok "$host" b-valid
-	say "  The API objects are in $T_WORK/state (api.conf + pem/): a restart keeps them."
+	say "  The API objects are in $T_STATE_DIR (api.conf + pem/): a restart keeps them."
 }

@@ -881,6 +881,9 @@ def together_checks(s, P):
     s.refused("PATCH while the files on disk clash with the state", "PATCH", host_path("api.example.com"),
               {"mode": "enforce"}, ctype="application/merge-patch+json", status=409,
               msg_has=("partner-c",))
+    s.refused("PUT /v1/cas/partner-d while the files on disk clash with the state", "PUT",
+              "/v1/cas/partner-d", {"certificates": A.read(P("tenant-b-ca.pem"))}, status=409,
+              msg_has=("partner-c",))
     with open(s.conf_path, "w") as f:
         f.write(orig)
     tap.ok(wait_for(lambda: a.api("GET", host_path("watched.example.com")).status == 404),
