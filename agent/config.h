@@ -180,15 +180,15 @@ void config_free(struct config *cfg);
 CONFIG_WUR int config_parse_pin(const char *s, uint8_t out[32]);
 
 /* Whether loading cfg->path again could give another configuration: 1
- * when a source file, the set of files the include globs match, or a CA
- * or CRL file differs from what `cfg` was built from (what, in why), 0
+ * when a source file, the set of files the include globs match, a CA or
+ * CRL file, or the admin token file differs from what `cfg` was built from (what, in why), 0
  * when every byte is the same. An unreadable file counts as a change, so
  * that the reload reports it. */
 CONFIG_WUR int config_changed(const struct config *cfg, char *why,
                               size_t whylen);
 
 /* The paths to watch for changes of `cfg`: its main file, the directories
- * its includes read, every CA and CRL file. A malloc'd array of *n
+ * its includes read, every CA and CRL file, the admin token file. A malloc'd array of *n
  * pointers into `cfg` (the caller frees the array only), or NULL with
  * *n = 0 when out of memory. */
 const char **config_watch_paths(const struct config *cfg, size_t *n);

@@ -715,9 +715,13 @@ static void worker_wake_cb(struct ev_loop *loop, ev_async *a, int revents)
 	do {
 		pthread_mutex_lock(&w->qlock);
 		n = w->qlen < 64 ? w->qlen : 64;
-		memcpy(fds, w->queue, n * sizeof(int));
-		memmove(w->queue, w->queue + n, (w->qlen - n) * sizeof(int));
-		w->qlen -= n;
+		/* A worker that never got a connection has no queue (NULL):
+		 * memcpy from NULL is undefined even for 0 bytes. */
+		if (n > 0) {
+			memcpy(fds, w->queue, n * sizeof(int));
+			memmove(w->queue, w->queue + n, (w->qlen - n) * sizeof(int));
+			w->qlen -= n;
+		}
 		pthread_mutex_unlock(&w->qlock);
 		for (i = 0; i < n; i++) {
 			if (atomic_load(&w->stopping)) {
@@ -1019,7 +1023,8 @@ static void watch_cb(void *ctx)
 	server_watch_update(s);
 }
 
-static int server_adopt(struct server *s, struct config *cfg, const char *why);
+static int server_adopt(struct server *s, struct config *cfg, const char *why,
+                        int reload);
 
 /* Load the file beside the live configuration and install it, or log why
  * not and keep the live one. */
@@ -1037,15 +1042,37 @@ static void server_reload_file(struct server *s)
 		metrics_inc(METRICS_RELOAD_FAILURE);
 		return;
 	}
-	(void)server_adopt(s, cfg, "reloaded");
+	(void)server_adopt(s, cfg, "reloaded", 1);
 }
 
 /* Install a loaded generation with its settings (the command line's
- * overriding them as at start) and say so; `why` starts the log line.
+ * overriding them as at start) and say so; `why` starts the log line,
+ * `reload` counts it as a reload (an API change is counted by the API).
  * 0, or -1 (no memory: cfg freed, the live one stays). */
-static int server_adopt(struct server *s, struct config *cfg, const char *why)
+/* The text of a load warning after its "FILE:LINE: ". */
+static const char *warning_text(const char *w)
+{
+	const char *p = strstr(w, ": ");
+
+	return p != NULL ? p + 2 : w;
+}
+
+/* Whether generation `prev` (may be NULL) already had warning `w`, line
+ * numbers aside: an API change must not repeat every warning of the
+ * configuration (start, reloads and the daily check report them). */
+static int warning_known(const struct config *prev, const char *w)
+{
+	for (size_t i = 0; prev != NULL && i < prev->n_warnings; i++)
+		if (strcmp(warning_text(prev->warnings[i]), warning_text(w)) == 0)
+			return 1;
+	return 0;
+}
+
+static int server_adopt(struct server *s, struct config *cfg, const char *why,
+                        int reload)
 {
 	struct agent_settings settings;
+	const struct config *prev = cfg_live->cfg;
 
 	settings = cfg->agent;
 	settings.threads = s->settings.threads;
@@ -1053,14 +1080,20 @@ static int server_adopt(struct server *s, struct config *cfg, const char *why)
 		settings.log_level = s->opts->agent.log_level;
 	if (s->opts->log_format_fixed)
 		settings.log_format = s->opts->agent.log_format;
+	/* Before the install: after it, prev may be gone. */
+	for (size_t i = 0; i < cfg->n_warnings; i++)
+		if (reload || !warning_known(prev, cfg->warnings[i]))
+			log_warning("%s", cfg->warnings[i]);
 	if (cfg_install(cfg, &settings) != 0) {
 		config_free(cfg);
 		log_error("configuration rejected: out of memory");
 		notify_rejected("out of memory", cfg_live->gen);
-		metrics_inc(METRICS_RELOAD_FAILURE);
+		if (reload)
+			metrics_inc(METRICS_RELOAD_FAILURE);
 		return -1;
 	}
-	metrics_inc(METRICS_RELOAD_SUCCESS);
+	if (reload)
+		metrics_inc(METRICS_RELOAD_SUCCESS);
 	s->settings = settings;
 	memset(s->settings.listen, 0, sizeof(s->settings.listen));
 	s->settings.n_listen = 0;
@@ -1079,8 +1112,6 @@ static int server_adopt(struct server *s, struct config *cfg, const char *why)
 	    strcmp(settings_state_dir(&cfg->agent), s->state_dir) != 0)
 		log_warning("state-dir changed in %s: restart to apply (still %s)",
 		            s->opts->config_path, s->state_dir);
-	for (size_t i = 0; i < cfg->n_warnings; i++)
-		log_warning("%s", cfg->warnings[i]);
 	log_info("%s %s: %zu CAs (%zu built, %zu reused), %zu hosts "
 	         "(%zu built, %zu reused), %zu trust policies (%zu built, %zu "
 	         "reused) in %.1f ms (generation %llu)", why, s->opts->config_path,
@@ -1210,7 +1241,7 @@ static int api_install(void *ctx, struct config *cfg, const char *why,
 {
 	struct server *s = ctx;
 
-	if (server_adopt(s, cfg, why) != 0)
+	if (server_adopt(s, cfg, why, 0) != 0)
 		return -1;
 	*gen = cfg_live->gen;
 	/* The state's PEM files are CA files: watch the new set. */

@@ -125,17 +125,17 @@ check_eq "unknown /v1 path with a token: 404 JSON error shape" \
 req GET /v1/nope
 check_eq "unknown /v1 path without a token: 401" "$ST" 401
 req DELETE /v1/hosts/%2A.example.com -H "$(auth "$T_TOKEN")"
-check_eq "DELETE /v1/hosts/%2A.example.com with a token, no API wired: 404" "$ST" 404
+check_eq "DELETE /v1/hosts/%2A.example.com with a token: no such host, 404" "$ST" 404
 
 # --- bodies -------------------------------------------------------------------
 head -c 4096 /dev/zero | tr '\0' a >"$T_WORK/4k"
 head -c 4097 /dev/zero | tr '\0' a >"$T_WORK/4k1"
-req POST /v1/cas -H "$(auth "$T_TOKEN")" --data-binary "@$T_WORK/4k"
-check_eq "a body of exactly admin-max-body (4k) is read: 404 from the (absent) API" "$ST" 404
+req POST /v1/cas -H "$(auth "$T_TOKEN")" -H 'Content-Type: application/json' --data-binary "@$T_WORK/4k"
+check_eq "a body of exactly admin-max-body (4k) is read and handed to the API: 400, not JSON" "$ST $(errst)" "400 400"
 req POST /v1/cas -H "$(auth "$T_TOKEN")" --data-binary "@$T_WORK/4k1"
 check_eq "admin-max-body + 1 with Content-Length: 413 JSON" "$ST $(errst)" "413 413"
-req POST /v1/cas -H "$(auth "$T_TOKEN")" -H 'Transfer-Encoding: chunked' --data-binary "@$T_WORK/4k"
-check_eq "4k chunked: read, 404" "$ST" 404
+req POST /v1/cas -H "$(auth "$T_TOKEN")" -H 'Content-Type: application/json' -H 'Transfer-Encoding: chunked' --data-binary "@$T_WORK/4k"
+check_eq "4k chunked: read and handed to the API, 400" "$ST $(errst)" "400 400"
 req POST /v1/cas -H "$(auth "$T_TOKEN")" -H 'Transfer-Encoding: chunked' --data-binary "@$T_WORK/4k1"
 check_eq "admin-max-body + 1 chunked (no Content-Length): 413 JSON" "$ST $(errst)" "413 413"
 req PUT /v1/cas/x -H "$(auth "$T_TOKEN")" -H 'Transfer-Encoding: chunked' --data-binary "@$T_WORK/big"

@@ -753,8 +753,14 @@ def restart_checks(s, ws):
     rc = a.stop()
     tap.ok(rc == 0, "agent exits 0 on SIGTERM", "exit %r" % rc)
     rc, out, err = a.check()
-    tap.ok(rc == 0 and out.startswith("OK: %d CAs, %d hosts" % (ncas, nhosts)) and len(out.splitlines()) == 1,
-           "--check counts the state directory's objects: OK: %d CAs, %d hosts" % (ncas, nhosts),
+    def from_api(k):
+        return json.loads(before[k][1]).get("source") == "api"
+    n_api_cas = sum(1 for k in before if k[0] == "cas" and from_api(k))
+    n_api_hosts = sum(1 for k in before if k[0] == "hosts" and from_api(k))
+    want = "OK: %d CAs, %d hosts (%d CAs, %d hosts from %s)" % (
+        ncas, nhosts, n_api_cas, n_api_hosts, os.path.join(s.state, "api.conf"))
+    tap.ok(rc == 0 and out.strip() == want,
+           "--check counts the state directory's objects: " + want,
            "exit %d, stdout %r, stderr %r" % (rc, out, err))
     empty = os.path.join(ws.dir, "empty-state")
     os.mkdir(empty)
