@@ -582,6 +582,7 @@ def run(s, P, extra, ws):
 
     # ------------------------------------------------------------ verify
     verify_checks(s, P)
+    live_checks(s, P)
 
     # ------------------------------------------------------------ deletes
     s.refused("DELETE /v1/hosts/mixed.example.com, If-Match a stale ETag", "DELETE",
@@ -732,6 +733,51 @@ def verify_checks(s, P):
         s.refused("POST /v1/verify with %s" % desc, "POST", "/v1/verify", body, field=field)
     s.refused("POST /v1/verify as text/plain", "POST", "/v1/verify", raw=b'{"host": "a.example.com"}',
               ctype="text/plain", status=415)
+
+
+def live_checks(s, P):
+    """A 2xx means live in the data path: the very next NOTIFY, on a SPOP
+    connection opened before the write, sees the change; a replaced CA's
+    cached verdicts are not reused."""
+    a = s.a
+    host = "live.example.com"
+    leaf, inter = A.der(P("a-valid.crt")), A.der(P("tenant-a-intermediate.pem"))
+    b_leaf, rogue = A.der(P("b-valid.crt")), A.der(P("rogue.crt"))
+    c = S.Client(a.addr)
+    c.hello()
+    sid = [100]
+
+    def verdict(cert, chain=None):
+        sid[0] += 1
+        v = c.notify(sid[0], 1, [S.check_cert_message(cert=cert, chain=chain, sni=host, host=host)]).vars()
+        return v.get("action", (None,))[0], v.get("result", (None,))[0]
+    s.written("PUT /v1/cas/live-ca (tenant A)", "PUT", "/v1/cas/live-ca",
+              {"certificates": A.read(P("tenant-a-ca.pem"))}, status=201, kind="ca")
+    s.written("PUT /v1/hosts/live.example.com enforce", "PUT", host_path(host),
+              {"ca": ["live-ca"], "mode": "enforce"}, status=201, kind="host")
+    got = [verdict(leaf, inter), verdict(leaf, inter)]
+    tap.ok(got == [("allow", "ok")] * 2, "the next NOTIFY after the write sees the new host (tenant A allowed, twice)",
+           repr(got))
+    s.written("PUT /v1/cas/live-ca (now tenant B)", "PUT", "/v1/cas/live-ca",
+              {"certificates": A.read(P("tenant-b-ca.pem"))}, status=200, kind="ca")
+    got = [verdict(leaf, inter), verdict(b_leaf)]
+    tap.ok(got == [("deny", "untrusted"), ("allow", "ok")],
+           "the next NOTIFY after replacing the CA: tenant A's cached ok is not reused (untrusted), tenant B ok",
+           repr(got))
+    bad = []
+    for i in range(10):
+        mode = "log" if i % 2 == 0 else "enforce"
+        r = a.api("PATCH", host_path(host), {"mode": mode}, ctype="application/merge-patch+json")
+        want = ("log" if mode == "log" else "deny", "untrusted")
+        v = verdict(rogue)
+        if r.status != 200 or v != want:
+            bad.append("PATCH mode %s: %d, then %r (want %r)" % (mode, r.status, v, want))
+    tap.ok(not bad, "10 PATCHes log <-> enforce: each one applies to the very next NOTIFY", "\n".join(bad))
+    s.written("DELETE /v1/hosts/live.example.com", "DELETE", host_path(host), status=204, obj=False, kind="host")
+    v = verdict(rogue)
+    tap.ok(v == ("allow", "no_policy"), "after DELETE the host's name has no policy at the next NOTIFY", repr(v))
+    s.written("DELETE /v1/cas/live-ca", "DELETE", "/v1/cas/live-ca", status=204, obj=False, kind="ca")
+    c.close()
 
 
 def restart_checks(s, ws):
