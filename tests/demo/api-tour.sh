@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # api-tour.sh - the tenant API part of the demo (issue 14), sourced by
 # demo.sh, which has started the agent (with the token file
-# $T_PKI/admin-tokens, token in $T_TOKEN, and a state directory) and
+# $T_PKI/admin-tokens, token in $T_TOKEN, and its state in $T_STATE_DIR) and
 # HAProxy, and defines say, title, step, ok, not_ok and the colours.
 #
 # Every API call is printed as the command a user would type, with the
@@ -12,7 +12,10 @@
 api_call() {
 	local desc=$1 want=$2 filter=$3 method=$4 path=$5 data=${6:-} ctype=${7:-application/json}
 	local cmd out st
-	cmd="curl -s -X $method -H \"Authorization: Bearer \$TOKEN\""
+	cmd="curl -s"
+	# What a user would type: GET, and POST with a body, need no -X.
+	case $method in GET) ;; POST) [ -n "$data" ] || cmd="$cmd -X POST" ;; *) cmd="$cmd -X $method" ;; esac
+	cmd="$cmd -H \"Authorization: Bearer \$TOKEN\""
 	if [ -n "$data" ]; then
 		cmd="$data | $cmd -H 'Content-Type: $ctype' --data-binary @-"
 	fi
@@ -94,5 +97,5 @@ api_tour() {
 
 	step "Enforced: the same rogue certificate is now denied" 403 deny untrusted "$host" rogue
 	step "Enforced: the partner's certificate still passes" 200 allow ok "$host" b-valid
-	say "  The API objects are in $T_WORK/state (api.conf + pem/): a restart keeps them."
+	say "  The API objects are in $T_STATE_DIR (api.conf + pem/): a restart keeps them."
 }

@@ -306,6 +306,9 @@ cat <<EOF
   Agent metrics:       curl -s http://127.0.0.1:$T_ADMIN_PORT/metrics
   Agent status:        curl -s -H "Authorization: Bearer \$(cut -d: -f2- $T_PKI/admin-tokens)" \\
                             http://127.0.0.1:$T_ADMIN_PORT/v1/status
+  Tenant API:          TOKEN=\$(cut -d: -f2- $T_PKI/admin-tokens)
+                       curl -s -H "Authorization: Bearer \$TOKEN" http://127.0.0.1:$T_ADMIN_PORT/v1/hosts
+                       (README "API"; its state is in $T_STATE_DIR)
   Reload the agent:    edit $T_AGENT_CONF, then kill -HUP $T_AGENT_PID
   Stop the agent:      kill $T_AGENT_PID   (requests then fail closed: 503)
 Press Ctrl-C to stop the demo and remove everything.

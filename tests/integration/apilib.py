@@ -208,7 +208,13 @@ def run_test(tap, prefix, body, seconds):
                 tap.ok(False, "agent log has no sanitizer reports", "\n".join(errs[:20]))
             if tap.failed:
                 tap.diag("agent log (tail):\n" + agent.log()[-4000:])
-        ws.cleanup()
+        if os.environ.get("T_KEEP") == "1":
+            # As lib.sh: keep the work dir for debugging.
+            for agent in ws.agents:
+                agent.kill()
+            tap.diag("work dir kept: %s" % ws.dir)
+        else:
+            ws.cleanup()
     print("# %d passed, %d failed" % (tap.passed, tap.failed))
     sys.exit(1 if tap.failed else 0)
 

@@ -17,7 +17,10 @@ there with the same body and ETag, and --check counts them.
 import json
 import os
 import re
+import signal
 import sys
+import threading
+import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -579,6 +582,7 @@ def run(s, P, extra, ws):
 
     # ------------------------------------------------------------ verify
     verify_checks(s, P)
+    live_checks(s, P)
 
     # ------------------------------------------------------------ deletes
     s.refused("DELETE /v1/hosts/mixed.example.com, If-Match a stale ETag", "DELETE",
@@ -633,6 +637,9 @@ def run(s, P, extra, ws):
 
     # ------------------------------------------------------------ restart
     restart_checks(s, ws)
+    concurrency_checks(s)
+    together_checks(s, P)
+    broken_state_checks(s)
 
 
 def check_state_files(s, sections):
@@ -728,6 +735,51 @@ def verify_checks(s, P):
               ctype="text/plain", status=415)
 
 
+def live_checks(s, P):
+    """A 2xx means live in the data path: the very next NOTIFY, on a SPOP
+    connection opened before the write, sees the change; a replaced CA's
+    cached verdicts are not reused."""
+    a = s.a
+    host = "live.example.com"
+    leaf, inter = A.der(P("a-valid.crt")), A.der(P("tenant-a-intermediate.pem"))
+    b_leaf, rogue = A.der(P("b-valid.crt")), A.der(P("rogue.crt"))
+    c = S.Client(a.addr)
+    c.hello()
+    sid = [100]
+
+    def verdict(cert, chain=None):
+        sid[0] += 1
+        v = c.notify(sid[0], 1, [S.check_cert_message(cert=cert, chain=chain, sni=host, host=host)]).vars()
+        return v.get("action", (None,))[0], v.get("result", (None,))[0]
+    s.written("PUT /v1/cas/live-ca (tenant A)", "PUT", "/v1/cas/live-ca",
+              {"certificates": A.read(P("tenant-a-ca.pem"))}, status=201, kind="ca")
+    s.written("PUT /v1/hosts/live.example.com enforce", "PUT", host_path(host),
+              {"ca": ["live-ca"], "mode": "enforce"}, status=201, kind="host")
+    got = [verdict(leaf, inter), verdict(leaf, inter)]
+    tap.ok(got == [("allow", "ok")] * 2, "the next NOTIFY after the write sees the new host (tenant A allowed, twice)",
+           repr(got))
+    s.written("PUT /v1/cas/live-ca (now tenant B)", "PUT", "/v1/cas/live-ca",
+              {"certificates": A.read(P("tenant-b-ca.pem"))}, status=200, kind="ca")
+    got = [verdict(leaf, inter), verdict(b_leaf)]
+    tap.ok(got == [("deny", "untrusted"), ("allow", "ok")],
+           "the next NOTIFY after replacing the CA: tenant A's cached ok is not reused (untrusted), tenant B ok",
+           repr(got))
+    bad = []
+    for i in range(10):
+        mode = "log" if i % 2 == 0 else "enforce"
+        r = a.api("PATCH", host_path(host), {"mode": mode}, ctype="application/merge-patch+json")
+        want = ("log" if mode == "log" else "deny", "untrusted")
+        v = verdict(rogue)
+        if r.status != 200 or v != want:
+            bad.append("PATCH mode %s: %d, then %r (want %r)" % (mode, r.status, v, want))
+    tap.ok(not bad, "10 PATCHes log <-> enforce: each one applies to the very next NOTIFY", "\n".join(bad))
+    s.written("DELETE /v1/hosts/live.example.com", "DELETE", host_path(host), status=204, obj=False, kind="host")
+    v = verdict(rogue)
+    tap.ok(v == ("allow", "no_policy"), "after DELETE the host's name has no policy at the next NOTIFY", repr(v))
+    s.written("DELETE /v1/cas/live-ca", "DELETE", "/v1/cas/live-ca", status=204, obj=False, kind="ca")
+    c.close()
+
+
 def restart_checks(s, ws):
     a = s.a
 
@@ -781,6 +833,146 @@ def restart_checks(s, ws):
     s.gen = 0
     s.written("a write after the restart", "PATCH", host_path("api.example.com"), {"mode": "enforce"},
               ctype="application/merge-patch+json", status=200, kind="host")
+
+
+def concurrency_checks(s):
+    """Concurrent writers are serialized; If-Match makes them safe."""
+    a = s.a
+    r = a.api("GET", host_path("api.example.com"))
+    etag = r.hdr("etag")
+    results = [None] * 8
+
+    def patch(i):
+        results[i] = a.api("PATCH", host_path("api.example.com"), {"verify_depth": 2 + i},
+                           ctype="application/merge-patch+json", headers={"If-Match": etag})
+    threads = [threading.Thread(target=patch, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    codes = sorted(r.status for r in results)
+    won = [i for i, r in enumerate(results) if r.status == 200]
+    final = a.api("GET", host_path("api.example.com")).json or {}
+    tap.ok(codes == [200] + [412] * 7 and len(won) == 1 and final.get("verify_depth") == 2 + won[0],
+           "8 concurrent PATCHes with the same If-Match: exactly one 200, seven 412, the winner's value stays",
+           "codes %s, final verify_depth %r" % (codes, final.get("verify_depth")))
+
+    pems = [certs.make_ca(os.path.dirname(s.conf_path), "conc-%d" % i, "Concurrent CA %d" % i)
+            for i in range(6)]
+
+    def put(i):
+        results[i] = a.api("PUT", "/v1/cas/conc-%d" % i, {"certificates": A.read(pems[i].pem)})
+    threads = [threading.Thread(target=put, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    gens = [r.hdr("mtls-generation") for r in results[:6]]
+    listed = {c.get("name") for c in (a.api("GET", "/v1/cas").json or {}).get("items", [])}
+    tap.ok([r.status for r in results[:6]] == [201] * 6 and len(set(gens)) == 6
+           and all("conc-%d" % i in listed for i in range(6)),
+           "6 concurrent PUTs of new CAs: all 201, 6 distinct generations, all 6 there",
+           "statuses %s, generations %s, listed %s" % ([r.status for r in results[:6]], gens, sorted(listed)))
+    for i in range(6):
+        s.written("DELETE /v1/cas/conc-%d" % i, "DELETE", "/v1/cas/conc-%d" % i, status=204, obj=False)
+
+
+def api_objects(a):
+    out = {}
+    for kind in ("cas", "hosts"):
+        for it in (a.api("GET", "/v1/" + kind).json or {}).get("items", []):
+            if it.get("source") == "api":
+                out[(kind, it.get("name") or it.get("pattern"))] = it
+    return out
+
+
+def wait_for(cond, seconds=10.0):
+    deadline = time.monotonic() + seconds
+    while True:
+        v = cond()
+        if v or time.monotonic() >= deadline:
+            return v
+        time.sleep(0.05)
+
+
+def together_checks(s, P):
+    """The static file changes (watch, SIGHUP) and API writes never lose
+    each other's updates; a file that takes a name the API owns is
+    refused, and so are API writes while the files are broken."""
+    a = s.a
+    base = api_objects(a)
+    with open(s.conf_path) as f:
+        orig = f.read()
+    with open(s.conf_path, "a") as f:
+        f.write("\n[host watched.example.com]\nmode = off\n")
+    line = orig.count("\n") + 2
+    r = wait_for(lambda: (lambda r: r if r.status == 200 else None)(
+        a.api("GET", host_path("watched.example.com"))))
+    tap.ok(r and r.json.get("source") == "%s:%d" % (s.conf_path, line),
+           "a [host] added to the file is live after the watch reload (source FILE:LINE)", repr(r))
+    tap.ok(api_objects(a) == base, "the watch reload kept every API object")
+    s.written("PUT /v1/hosts/after-watch.example.com after the file change", "PUT",
+              host_path("after-watch.example.com"), {"mode": "off"}, status=201, kind="host")
+    r = a.api("GET", host_path("watched.example.com"))
+    tap.ok(r.status == 200, "the API write kept the file's new host", repr(r))
+    base = api_objects(a)
+    nlog = a.log().count("reloading")
+    os.kill(a.proc.pid, signal.SIGHUP)
+    tap.ok(wait_for(lambda: a.log().count("reloading") > nlog), "SIGHUP reloads")
+    tap.ok(api_objects(a) == base and a.api("GET", host_path("watched.example.com")).status == 200,
+           "a SIGHUP reload keeps the API objects and the file's")
+
+    nrej = a.log().count("reload rejected")
+    with open(s.conf_path, "a") as f:
+        f.write("\n[ca partner-c]\nfile = %s\n" % P("tenant-b-ca.pem"))
+    tap.ok(wait_for(lambda: a.log().count("reload rejected") > nrej),
+           "a file that defines a CA the API owns (partner-c) is a rejected reload",
+           a.log()[-1500:])
+    r = a.api("GET", "/v1/cas/partner-c")
+    tap.ok(r.status == 200 and r.json.get("source") == "api", "partner-c stays the API's", repr(r))
+    s.refused("PATCH while the files on disk clash with the state", "PATCH", host_path("api.example.com"),
+              {"mode": "enforce"}, ctype="application/merge-patch+json", status=409,
+              msg_has=("partner-c",))
+    s.refused("PUT /v1/cas/partner-d while the files on disk clash with the state", "PUT",
+              "/v1/cas/partner-d", {"certificates": A.read(P("tenant-b-ca.pem"))}, status=409,
+              msg_has=("partner-c",))
+    with open(s.conf_path, "w") as f:
+        f.write(orig)
+    tap.ok(wait_for(lambda: a.api("GET", host_path("watched.example.com")).status == 404),
+           "the file restored: the watch reload removes its host again")
+    s.written("PATCH after the file is fixed", "PATCH", host_path("api.example.com"), {"mode": "enforce"},
+              ctype="application/merge-patch+json", status=200, kind="host")
+
+
+def broken_state_checks(s):
+    """A state directory that does not load refuses the start (and
+    --check), naming STATE/api.conf:LINE."""
+    a = s.a
+    rc = a.stop()
+    tap.ok(rc == 0, "agent exits 0 on SIGTERM (no SPOP connection since its start)", "exit %r" % rc)
+    conf = os.path.join(s.state, "api.conf")
+    with open(conf) as f:
+        good = f.read()
+    with open(conf, "a") as f:
+        f.write("\n[host broken.example.com]\nmode = sideways\n")
+    rc, out, err = a.check()
+    tap.ok(rc == 1 and "%s:" % conf in err, "--check of a broken STATE/api.conf: exit 1, naming api.conf:LINE",
+           "exit %d, %r %r" % (rc, out, err))
+    try:
+        a.start(timeout=5)
+        started = True
+    except RuntimeError:
+        started = False
+    tap.ok(not started and "%s:" % conf in a.log(), "a broken STATE/api.conf refuses the start, naming it",
+           a.log()[-1000:])
+    a.kill()
+    with open(conf, "w") as f:
+        f.write(good)
+    try:
+        a.start()
+        tap.ok(True, "the repaired state starts again")
+    except RuntimeError as e:
+        tap.ok(False, "the repaired state starts again", e)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ state the in-flight write would make.
 
 import os
 import random
+import re
 import signal
 import sys
 import threading
@@ -244,6 +245,23 @@ def crash_loop(agent, model, rng, bundles):
            "at least a third of the kills landed with a write in flight (%d of %d)" % (
                stats["inflight"], KILLS))
     tap.ok(stats["acked"] >= KILLS, "the writes went on between kills (%d acknowledged)" % stats["acked"])
+
+    # What the kills left behind (temporary files, PEM files of writes
+    # that never committed) is gone after the next successful write.
+    pem, _shas = bundles[0]
+    r = agent.api("PUT", "/v1/cas/c1", {"certificates": pem})
+    state = os.path.join(agent.workdir, "state")
+    conf = A.read(os.path.join(state, "api.conf"))
+    stray = []
+    for f in A.state_listing(state):
+        rel = f.split(" ")[0]
+        if rel == "api.conf":
+            continue
+        if not re.match(r"^pem/[0-9a-f]{64}\.pem$", rel) or rel not in conf:
+            stray.append(rel)
+    tap.ok(r.status in (200, 201) and not stray,
+           "after a write, the state directory holds api.conf and the PEM files it names, nothing else",
+           "write %d; stray files: %s" % (r.status, stray))
 
 
 if __name__ == "__main__":
