@@ -916,9 +916,9 @@ def together_checks(s, P):
     r = a.api("GET", host_path("watched.example.com"))
     tap.ok(r.status == 200, "the API write kept the file's new host", repr(r))
     base = api_objects(a)
-    nlog = a.log().count("reloading")
+    nlog = a.log().count("] reloaded ")
     os.kill(a.proc.pid, signal.SIGHUP)
-    tap.ok(wait_for(lambda: a.log().count("reloading") > nlog), "SIGHUP reloads")
+    tap.ok(wait_for(lambda: a.log().count("] reloaded ") > nlog), "SIGHUP reloads")
     tap.ok(api_objects(a) == base and a.api("GET", host_path("watched.example.com")).status == 200,
            "a SIGHUP reload keeps the API objects and the file's")
 
