@@ -53,7 +53,8 @@ BUILD_PKGS := build-essential pkg-config libev-dev libssl-dev libinih-dev uthash
               libmicrohttpd-dev libjansson-dev
 TEST_PKGS  := libcmocka-dev haproxy curl openssl python3 clang valgrind \
               shellcheck docker-compose wrk jq linux-perf \
-              nginx python3-h2 libjansson-dev systemd prometheus
+              nginx python3-h2 libjansson-dev systemd prometheus \
+              python3-cryptography
 DEBIAN_PKGS := $(BUILD_PKGS) $(TEST_PKGS)
 
 .SECONDARY:

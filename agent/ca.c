@@ -203,6 +203,108 @@ static int ca_same(const struct ca_entry *prev, const struct ca_entry *ca)
 	return 1;
 }
 
+static void ca_time_str(time_t t, char *buf, size_t len);
+
+/* The newest (by lastUpdate) CRL of `e` whose issuer is `name`, or NULL. */
+static struct crl *ca_newest_crl(const struct ca_entry *e, const X509_NAME *name)
+{
+	struct crl *best = NULL;
+
+	for (size_t i = 0; i < ca_crl_count(e); i++) {
+		struct crl *r = ca_crl_at(e, i);
+
+		if (X509_NAME_cmp(crl_issuer(r), name) == 0 &&
+		    (best == NULL || crl_last_update(r) > crl_last_update(best)))
+			best = r;
+	}
+	return best;
+}
+
+/* 1 if a certificate of `e` issued `r` (names and signature). */
+static int ca_signed_crl(const struct ca_entry *e, struct crl *r)
+{
+	for (int i = 0; i < sk_X509_num(e->certs); i++)
+		if (crl_issued_by(r, sk_X509_value(e->certs, i)))
+			return 1;
+	return 0;
+}
+
+/* A cRLNumber in decimal. */
+static void ca_number_str(const ASN1_INTEGER *n, char *buf, size_t len)
+{
+	BIGNUM *bn = ASN1_INTEGER_to_BN(n, NULL);
+	char *d = bn != NULL ? BN_bn2dec(bn) : NULL;
+
+	snprintf(buf, len, "%s", d != NULL ? d : "?");
+	OPENSSL_free(d);
+	BN_free(bn);
+	ERR_clear_error();
+}
+
+int ca_crl_successor(const struct ca_entry *signer, struct crl *old,
+                     struct crl *r, int need_signed, char *err, size_t errlen)
+{
+	const ASN1_INTEGER *on = old != NULL ? crl_number(old) : NULL;
+	const ASN1_INTEGER *nn = crl_number(r);
+	char a[64], b[64];
+
+	if (need_signed && !ca_signed_crl(signer, r)) {
+		snprintf(err, errlen, "the CRL is not signed by a certificate of "
+		         "[ca %s]", signer->name);
+		return -1;
+	}
+	if (old == NULL)
+		return 0;
+	if (on != NULL && nn != NULL && ASN1_INTEGER_cmp(nn, on) < 0) {
+		ca_number_str(nn, a, sizeof(a));
+		ca_number_str(on, b, sizeof(b));
+		snprintf(err, errlen, "the new CRL's number %s is lower than the "
+		         "loaded CRL's %s", a, b);
+		return -1;
+	}
+	if (crl_last_update(r) < crl_last_update(old)) {
+		ca_time_str(crl_last_update(r), a, sizeof(a));
+		ca_time_str(crl_last_update(old), b, sizeof(b));
+		snprintf(err, errlen, "the new CRL's thisUpdate %s is older than "
+		         "the loaded CRL's %s", a, b);
+		return -1;
+	}
+	return 0;
+}
+
+/* A changed `crl =` file must not take revocation backwards: for every
+ * issuer the previous entry had a CRL of, the newest new CRL of that
+ * issuer must be signed by the CA when the old one was (by a certificate
+ * of this section), and must not have a lower cRLNumber or an older
+ * thisUpdate. An issuer no longer listed is the operator's choice. */
+static int ca_check_successors(const struct ca_entry *prev, struct ca_entry *ca,
+                               int *which, char *err, size_t errlen)
+{
+	char why[256];
+
+	for (size_t f = 0; f < ca->n_crl_files; f++) {
+		const struct ca_crl_file *cf = &ca->crl_files[f];
+
+		for (size_t j = 0; j < cf->n_crls; j++) {
+			struct crl *r = cf->crls[j], *old, *mine;
+
+			old = ca_newest_crl(prev, crl_issuer(r));
+			mine = ca_newest_crl(ca, crl_issuer(r));
+			if (old == NULL || mine != r ||
+			    memcmp(crl_digest(old), crl_digest(r), 32) == 0)
+				continue;
+			if (ca_crl_successor(ca, old, r, ca_signed_crl(prev, old),
+			                     why, sizeof(why)) == -1) {
+				*which = (int)f;
+				snprintf(err, errlen, "%s: refused, the loaded CRL stays: %s",
+				         cf->path, why);
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
 int ca_load(const struct ca_spec *spec, struct ca_entry *prev,
             struct ca_entry **out, int *reused, int *which, char *err,
             size_t errlen)
@@ -265,6 +367,10 @@ int ca_load(const struct ca_spec *spec, struct ca_entry *prev,
 		if (crl_load_file(f->path, &f->crls, &f->n_crls, err, errlen) == -1)
 			goto fail;
 	}
+	if (prev != NULL && strcmp(prev->name, ca->name) == 0 &&
+	    ca_check_successors(prev, ca, which, err, errlen) == -1)
+		goto fail;
+	*which = -1;
 	free(data);
 	ca->id = atomic_fetch_add(&ca_next_id, 1);
 	*out = ca;

@@ -60,6 +60,16 @@ CA_WUR int ca_load(const struct ca_spec *spec, struct ca_entry *prev,
                    struct ca_entry **out, int *reused, int *which,
                    char *err, size_t errlen);
 
+/* Whether `r` may replace `old` (NULL: nothing loaded yet) for `signer`:
+ * -1 with why in err when need_signed and no certificate of `signer`
+ * issued r, or when r's cRLNumber is lower than old's or its thisUpdate
+ * older. A changed `crl =` file is held to this (need_signed when the
+ * loaded CRL was signed by the section's certificates), and so is every
+ * fetched CRL (always need_signed). */
+CA_WUR int ca_crl_successor(const struct ca_entry *signer, struct crl *old,
+                            struct crl *r, int need_signed, char *err,
+                            size_t errlen);
+
 struct ca_entry *ca_ref(struct ca_entry *ca);
 void ca_unref(struct ca_entry *ca);
 
