@@ -7,10 +7,12 @@
  * entry is reused as it is and nothing is parsed.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -21,6 +23,7 @@
 
 #include "ca.h"
 #include "fileio.h"
+#include "settings.h"
 
 static atomic_uint_fast64_t ca_next_id = 1;
 
@@ -168,6 +171,146 @@ static int ca_digest_file(const char *path, size_t max, uint8_t digest[32],
 	return 0;
 }
 
+void ca_revocation_defaults(struct ca_revocation *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->crl_refresh_ms = CA_CRL_REFRESH_MS;
+	r->crl_fetch_timeout_ms = CA_CRL_FETCH_TIMEOUT_MS;
+}
+
+void ca_revocation_clear(struct ca_revocation *r)
+{
+	for (size_t i = 0; i < r->n_crl_urls; i++)
+		free(r->crl_urls[i]);
+	ca_revocation_defaults(r);
+}
+
+static int ca_revocation_same(const struct ca_revocation *a,
+                              const struct ca_revocation *b)
+{
+	if (a->n_crl_urls != b->n_crl_urls ||
+	    a->crl_refresh_ms != b->crl_refresh_ms ||
+	    a->crl_refresh_margin_ms != b->crl_refresh_margin_ms ||
+	    a->crl_fetch_timeout_ms != b->crl_fetch_timeout_ms ||
+	    a->crl_stale_allow != b->crl_stale_allow ||
+	    a->crl_grace_ms != b->crl_grace_ms)
+		return 0;
+	for (size_t i = 0; i < a->n_crl_urls; i++)
+		if (strcmp(a->crl_urls[i], b->crl_urls[i]) != 0)
+			return 0;
+	return 1;
+}
+
+static int ca_revocation_copy(struct ca_revocation *dst,
+                              const struct ca_revocation *src)
+{
+	*dst = *src;
+	for (size_t i = 0; i < src->n_crl_urls; i++)
+		dst->crl_urls[i] = NULL;
+	dst->n_crl_urls = 0;
+	for (size_t i = 0; i < src->n_crl_urls; i++) {
+		dst->crl_urls[i] = strdup(src->crl_urls[i]);
+		if (dst->crl_urls[i] == NULL)
+			return -1;
+		dst->n_crl_urls++;
+	}
+	return 0;
+}
+
+/* A duration key of [ca]: `zero_ok` allows 0. */
+static int ca_duration(const char *key, const char *v, int zero_ok,
+                       unsigned int *ms, char *err, size_t errlen)
+{
+	if (config_parse_duration(v, ms) == -1 || (!zero_ok && *ms == 0)) {
+		snprintf(err, errlen, "bad %s \"%s\" (a duration%s: 500ms, 30s, "
+		         "2m, 1h)", key, v, zero_ok ? "" : " > 0");
+		return -1;
+	}
+	return 0;
+}
+
+int ca_revocation_set(struct ca_revocation *r, const char *key, const char *v,
+                      char *err, size_t errlen)
+{
+	if (strcmp(key, "crl-url") == 0) {
+		if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0) {
+			snprintf(err, errlen, "bad crl-url \"%s\" (http:// or https://)", v);
+			return -1;
+		}
+		if (strlen(v) > CA_MAX_URL || strpbrk(v, " \t\r\n") != NULL) {
+			snprintf(err, errlen, "bad crl-url (at most %d bytes, no "
+			         "spaces)", CA_MAX_URL);
+			return -1;
+		}
+		if (r->n_crl_urls >= CA_MAX_CRL_URLS) {
+			snprintf(err, errlen, "too many crl-url in one [ca] (at most %d)",
+			         CA_MAX_CRL_URLS);
+			return -1;
+		}
+		for (size_t i = 0; i < r->n_crl_urls; i++) {
+			if (strcmp(r->crl_urls[i], v) == 0) {
+				snprintf(err, errlen, "crl-url %s listed twice", v);
+				return -1;
+			}
+		}
+		r->crl_urls[r->n_crl_urls] = strdup(v);
+		if (r->crl_urls[r->n_crl_urls] == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		r->n_crl_urls++;
+		return 0;
+	}
+	if (strcmp(key, "crl-refresh") == 0)
+		return ca_duration(key, v, 0, &r->crl_refresh_ms, err, errlen);
+	if (strcmp(key, "crl-refresh-margin") == 0)
+		return ca_duration(key, v, 0, &r->crl_refresh_margin_ms, err, errlen);
+	if (strcmp(key, "crl-fetch-timeout") == 0)
+		return ca_duration(key, v, 0, &r->crl_fetch_timeout_ms, err, errlen);
+	if (strcmp(key, "crl-grace") == 0)
+		return ca_duration(key, v, 1, &r->crl_grace_ms, err, errlen);
+	if (strcmp(key, "crl-stale") == 0) {
+		if (strcmp(v, "deny") != 0 && strcmp(v, "allow") != 0) {
+			snprintf(err, errlen, "bad crl-stale \"%s\" (deny, allow)", v);
+			return -1;
+		}
+		r->crl_stale_allow = v[0] == 'a';
+		return 0;
+	}
+	return 1;
+}
+
+void ca_crl_state_path(const char *state_dir, const char *name,
+                       const char *url, char *buf, size_t len)
+{
+	uint8_t md[32];
+	char hex[33];
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+
+	memset(md, 0, sizeof(md));
+	if (c != NULL && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1) {
+		/* The NUL separates name and URL: no two pairs hash alike. */
+		(void)EVP_DigestUpdate(c, name, strlen(name) + 1);
+		(void)EVP_DigestUpdate(c, url, strlen(url));
+		(void)EVP_DigestFinal_ex(c, md, NULL);
+	}
+	EVP_MD_CTX_free(c);
+	ERR_clear_error();
+	for (int i = 0; i < 16; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	snprintf(buf, len, "%s/crl/%s.crl", state_dir, hex);
+}
+
+int ca_crl_pending(const struct ca_entry *ca)
+{
+	if (ca->rev.n_crl_urls == 0)
+		return 0;
+	for (size_t i = 0; i < ca->n_crl_files; i++)
+		if (ca->crl_files[i].url != NULL && ca->crl_files[i].n_crls > 0)
+			return 0;
+	return 1;
+}
+
 static void ca_free(struct ca_entry *ca)
 {
 	free(ca->name);
@@ -182,6 +325,7 @@ static void ca_free(struct ca_entry *ca)
 		free(f->path);
 	}
 	free(ca->crl_files);
+	ca_revocation_clear(&ca->rev);
 	free(ca);
 }
 
@@ -192,7 +336,8 @@ static int ca_same(const struct ca_entry *prev, const struct ca_entry *ca)
 	if (prev == NULL || strcmp(prev->name, ca->name) != 0 ||
 	    strcmp(prev->file, ca->file) != 0 ||
 	    memcmp(prev->digest, ca->digest, 32) != 0 ||
-	    prev->n_crl_files != ca->n_crl_files)
+	    prev->n_crl_files != ca->n_crl_files ||
+	    !ca_revocation_same(&prev->rev, &ca->rev))
 		return 0;
 	for (size_t i = 0; i < ca->n_crl_files; i++) {
 		if (strcmp(prev->crl_files[i].path, ca->crl_files[i].path) != 0 ||
@@ -311,7 +456,7 @@ int ca_load(const struct ca_spec *spec, struct ca_entry *prev,
 {
 	struct ca_entry *ca = calloc(1, sizeof(*ca));
 	char *data = NULL;
-	size_t len = 0;
+	size_t len = 0, n_urls;
 
 	*out = NULL;
 	*reused = 0;
@@ -325,8 +470,12 @@ int ca_load(const struct ca_spec *spec, struct ca_entry *prev,
 	atomic_init(&ca->refs, 1);
 	ca->name = strdup(spec->name);
 	ca->file = strdup(spec->file);
-	ca->crl_files = calloc(spec->n_crl_files + 1, sizeof(*ca->crl_files));
-	if (ca->name == NULL || ca->file == NULL || ca->crl_files == NULL) {
+	ca_revocation_defaults(&ca->rev);
+	n_urls = spec->rev != NULL ? spec->rev->n_crl_urls : 0;
+	ca->crl_files = calloc(spec->n_crl_files + n_urls + 1,
+	                       sizeof(*ca->crl_files));
+	if (ca->name == NULL || ca->file == NULL || ca->crl_files == NULL ||
+	    (spec->rev != NULL && ca_revocation_copy(&ca->rev, spec->rev) == -1)) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -351,6 +500,28 @@ int ca_load(const struct ca_spec *spec, struct ca_entry *prev,
 		free(cdata);
 	}
 	*which = -1;
+	for (size_t i = 0; i < n_urls; i++) {
+		struct ca_crl_file *f = &ca->crl_files[ca->n_crl_files];
+		char path[PATH_MAX], *cdata = NULL;
+		size_t clen = 0;
+
+		ca_crl_state_path(spec->state_dir != NULL ? spec->state_dir : ".",
+		                  ca->name, ca->rev.crl_urls[i], path, sizeof(path));
+		f->url = ca->rev.crl_urls[i];
+		f->path = strdup(path);
+		ca->n_crl_files++;
+		if (f->path == NULL) {
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+		/* Not fetched yet: no CRL, and the all-zero digest says so. */
+		if (access(path, F_OK) == -1 && errno == ENOENT)
+			continue;
+		if (ca_digest_file(f->path, CRL_MAX_FILE, f->digest, &cdata, &clen,
+		                   err, errlen) == -1)
+			goto fail;
+		free(cdata);
+	}
 	if (ca_same(prev, ca)) {
 		free(data);
 		ca_free(ca);
@@ -364,6 +535,13 @@ int ca_load(const struct ca_spec *spec, struct ca_entry *prev,
 		struct ca_crl_file *f = &ca->crl_files[i];
 
 		*which = (int)i;
+		if (f->url != NULL) {
+			static const uint8_t zero[32];
+
+			*which = -1;
+			if (memcmp(f->digest, zero, 32) == 0)
+				continue;
+		}
 		if (crl_load_file(f->path, &f->crls, &f->n_crls, err, errlen) == -1)
 			goto fail;
 	}

@@ -35,6 +35,7 @@
 #include "admin.h"
 #include "cache.h"
 #include "conn.h"
+#include "crlsrc.h"
 #include "handler.h"
 #include "listen.h"
 #include "log.h"
@@ -779,6 +780,8 @@ struct server {
 	struct admin *admin;
 	char *admin_addrs[CONFIG_MAX_LISTEN];  /* as started, for reloads */
 	size_t n_admin;
+	struct crlsrc *crlsrc;   /* crl-url fetches; NULL without a file */
+	ev_async crl_wake;       /* crlsrc wrote a new CRL copy */
 };
 
 /* Readiness, for /readyz: the SPOP listeners accept (set once they are
@@ -1011,6 +1014,29 @@ static void watch_cb(void *ctx)
 	server_watch_update(s);
 }
 
+/* On the fetch thread: a crl-url copy changed. */
+static void crl_changed(void *ctx)
+{
+	struct server *s = ctx;
+
+	ev_async_send(s->loop, &s->crl_wake);
+}
+
+/* A new CRL copy in state-dir: reload (whatever `watch` says: it is not an
+ * operator's edit), which rebuilds only the [ca] concerned. */
+static void crl_wake_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+	struct server *s = ev_userdata(loop);
+	char why[CONFIG_ERR_LEN];
+
+	(void)a; (void)revents;
+	if (cfg_live->cfg == NULL || !config_changed(cfg_live->cfg, why, sizeof(why)))
+		return;
+	log_info("%s: reloading", why);
+	server_reload_file(s);
+	server_watch_update(s);
+}
+
 /* Load the file beside the live configuration and install it, or log why
  * not and keep the live one. */
 static void server_reload_file(struct server *s)
@@ -1065,6 +1091,33 @@ static void server_reload_file(struct server *s)
 	         cfg->n_trusts, cfg->stats.trusts_built, cfg->stats.trusts_reused,
 	         cfg->stats.load_ms, (unsigned long long)cfg->generation);
 	notify_serving(cfg, cfg->generation);
+	if (s->crlsrc != NULL)
+		crlsrc_sync(s->crlsrc, cfg);
+}
+
+/* Start fetching the crl-url CRLs of the live configuration. Those with
+ * no copy in state-dir yet are fetched before the agent reports ready,
+ * for at most their crl-fetch-timeout. */
+static void server_crl_start(struct server *s)
+{
+	unsigned int budget;
+
+	ev_async_init(&s->crl_wake, crl_wake_cb);
+	ev_async_start(s->loop, &s->crl_wake);
+	s->crlsrc = crlsrc_new(crl_changed, s);
+	if (s->crlsrc == NULL) {
+		log_error("cannot start the CRL fetch thread: crl-url CRLs are not "
+		          "refreshed");
+		return;
+	}
+	crlsrc_sync(s->crlsrc, cfg_live->cfg);
+	budget = crlsrc_initial_budget(s->crlsrc);
+	if (budget == 0)
+		return;
+	log_info("fetching the CRLs of crl-url with no copy in state-dir (up to "
+	         "%u ms) before reporting ready", budget);
+	if (crlsrc_wait_initial(s->crlsrc, budget + 500) > 0)
+		crl_wake_cb(s->loop, &s->crl_wake, 0);
 }
 
 /* ---- expiry warnings, repeated while they hold ------------------------ */
@@ -1250,6 +1303,7 @@ int server_run(const struct server_opts *o, struct config *cfg)
 			log_warning("cannot watch the configuration files: %s; reload "
 			            "with SIGHUP", strerror(errno));
 		server_watch_update(&s);
+		server_crl_start(&s);
 	}
 	for (j = 0; j < s.nls; j++) {
 		ev_io_start(s.loop, &s.ls[j].io);
@@ -1264,6 +1318,9 @@ int server_run(const struct server_opts *o, struct config *cfg)
 	rc = 0;
 
 out:
+	crlsrc_free(s.crlsrc);
+	if (s.crlsrc != NULL)
+		ev_async_stop(s.loop, &s.crl_wake);
 	watch_free(s.watch);
 	atomic_store(&listening, 0);
 	/* The admin threads hold generations only while they answer: stop

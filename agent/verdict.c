@@ -322,6 +322,10 @@ void verdict_encode_cert(const struct trust_result *v, struct spop_wr *w,
 	VERDICT_FIELD(w, v, fingerprint_sha1);
 	VERDICT_FIELD(w, v, ski);
 	VERDICT_FIELD(w, v, issuer_ski);
+	if (v->crl_stale) {
+		d = spop_bool(1);
+		spop_put_set_var(w, SPOP_SCOPE_TXN, "crl_stale", &d);
+	}
 	if (v->revoked != TRUST_REVOKED_UNKNOWN) {
 		d = spop_bool(v->revoked);
 		spop_put_set_var(w, SPOP_SCOPE_TXN, "revoked", &d);

@@ -127,6 +127,144 @@ def file_refresh(ws, pki):
     ag.stop()
 
 
+def url_conf(d, pki, url, extra=""):
+    return ("[agent]\nstate-dir = %s/state\n\n[ca a]\nfile = %s\n"
+            "crl-url = %s\ncrl-refresh = 1s\ncrl-fetch-timeout = 1s\n%s\n"
+            "[host %s]\nca = a\n" % (d, pki.ca_a.pem, url, extra, HOST))
+
+
+def quick_verdict(ag, leaf):
+    """A verdict and how long it took: the data path must not wait."""
+    t0 = time.monotonic()
+    v = verdict(ag, leaf)
+    return v, time.monotonic() - t0
+
+
+def url_refresh(ws, pki, srv):
+    """Part 2: crl-url fetched at start, refreshed, misbehaving servers
+    refused, the copy in state-dir used at restart."""
+    d = os.path.join(ws.dir, "url")
+    os.mkdir(d)
+    srv.publish("a.crl", crlsrv.make_crl(pki.ca_a, 1, der=True))
+    conf = url_conf(d, pki, srv.url("a.crl"))
+    ag = start_agent(ws, d, "url", conf)
+    v = verdict(ag, pki.alice)
+    tap.ok(v.get("result") == "ok" and v.get("revoked") is False,
+           "url: the first fetch happened before ready: alice checked, ok",
+           repr(v))
+    copies = os.listdir(os.path.join(d, "state", "crl"))
+    tap.ok(len(copies) == 1 and copies[0].endswith(".crl"),
+           "url: the CRL is kept in state-dir/crl/", repr(copies))
+
+    t0 = time.monotonic()
+    srv.publish("a.crl", crlsrv.make_crl(pki.ca_a, 2, revoked=[pki.alice.serial]))
+    ok, t, got = wait_result(ag, pki.alice, "revoked", 5)
+    tap.ok(ok, "url: CRL 2 revoking alice published: revoked within the "
+           "refresh interval, no reload signal (%.2f s after publication, "
+           "crl-refresh = 1s)" % (time.monotonic() - t0), repr(got))
+    tap.diag("time from publication to first denial, CRL by URL (crl-refresh "
+             "1s): %.2f s" % (time.monotonic() - t0))
+
+    bad = [
+        ("garbage", lambda: srv.publish("a.crl", b"<html>not a CRL</html>"),
+         "not a PEM or DER CRL"),
+        ("an older CRL (number 1)", lambda: srv.publish(
+            "a.crl", crlsrv.make_crl(pki.ca_a, 1)), "lower than the loaded"),
+        ("a CRL signed by another key", lambda: srv.publish(
+            "a.crl", crlsrv.make_crl(pki.ca_a, 7, key=pki.ca_b.key)),
+         "not signed by a certificate of [ca a]"),
+        ("a 200 MB body", lambda: srv.mode("a.crl", "huge"), "larger than"),
+        ("a connection that never answers", lambda: srv.mode("a.crl", "hang"),
+         "timed out"),
+        ("HTTP 404", lambda: srv.mode("a.crl", "404"), "HTTP status 404"),
+    ]
+    for desc, act, why in bad:
+        n = ag.log().count(why)
+        act()
+        ok = wait_log(ag, why, n, 8)
+        v, took = quick_verdict(ag, pki.alice)
+        tap.ok(ok, "url: %s: refused and logged" % desc, ag.log()[-600:])
+        tap.ok(v.get("result") == "revoked" and took < 1.0,
+               "url: ... the last good CRL stays (alice revoked), answered in "
+               "%.3f s" % took, repr(v))
+    srv.mode("a.crl", "404")
+    ag.stop()
+
+    # Restart with the server down: the copy in state-dir is used.
+    ag2 = start_agent(ws, d, "url-restart", conf)
+    v = verdict(ag2, pki.alice)
+    tap.ok(v.get("result") == "revoked",
+           "url: restarted with the server down: the kept copy applies "
+           "(alice revoked)", repr(v))
+    ag2.stop()
+
+    # No copy and the server down: crl_error until a fetch succeeds.
+    d2 = os.path.join(ws.dir, "url-nocopy")
+    os.mkdir(d2)
+    srv.mode("b.crl", "404")
+    ag3 = start_agent(ws, d2, "url-nocopy", url_conf(d2, pki, srv.url("b.crl")))
+    v = verdict(ag3, pki.alice)
+    tap.ok(v.get("result") == "crl_error" and v.get("action") == "deny",
+           "url: no copy and the server down: crl_error (deny)", repr(v))
+    srv.publish("b.crl", crlsrv.make_crl(pki.ca_a, 1))
+    expect_result(ag3, pki.alice, "ok", 8,
+                  "url: ... until a fetch succeeds: ok")
+    ag3.stop()
+
+
+def staleness(ws, pki, srv):
+    """Part 3: nextUpdate passes with the server down."""
+    cases = [
+        ("deny", "", "crl_error", None),
+        ("grace", "crl-grace = 1m\n", "revoked", True),
+        ("allow", "crl-stale = allow\n", "ok", True),
+    ]
+    ags = []
+    for name, extra, _, _ in cases:
+        d = os.path.join(ws.dir, "stale-" + name)
+        os.mkdir(d)
+        srv.publish("s-%s.crl" % name, crlsrv.make_crl(
+            pki.ca_a, 1, revoked=[pki.alice.serial],
+            next_update=time.time() + 4))
+        ags.append(start_agent(ws, d, "stale-" + name, url_conf(
+            d, pki, srv.url("s-%s.crl" % name), extra)))
+    for (name, _, _, _), ag in zip(cases, ags):
+        v = verdict(ag, pki.alice)
+        tap.ok(v.get("result") == "revoked" and "crl_stale" not in v,
+               "stale %s: before nextUpdate alice is revoked" % name, repr(v))
+        srv.mode("s-%s.crl" % name, "404")
+    for (name, _, want, stale), ag in zip(cases, ags):
+        ok, t, got = wait_result(ag, pki.alice, want, 10)
+        tap.ok(ok and got.get("crl_stale") is stale,
+               "stale %s: nextUpdate passed, server down: %s%s" % (
+                   name, want, ", crl_stale" if stale else ""), repr(got))
+        tap.ok(wait_log(ag, "stale since", 0, 5),
+               "stale %s: the failed refresh logs that the CRL in use is stale"
+               % name, ag.log()[-400:])
+        ag.stop()
+
+
+def check_errors(ws, pki):
+    """--check names FILE:LINE for a bad revocation key."""
+    import subprocess
+    d = os.path.join(ws.dir, "check")
+    os.mkdir(d)
+    for line, want in [("crl-url = ftp://x/a.crl", "bad crl-url"),
+                       ("crl-stale = maybe", "bad crl-stale"),
+                       ("crl-grace = soon", "bad crl-grace"),
+                       ("crl-refresh = 0", "bad crl-refresh")]:
+        path = os.path.join(d, "c.conf")
+        with open(path, "w") as f:
+            f.write("[agent]\nstate-dir = %s/state\n[ca a]\nfile = %s\n%s\n"
+                    "[host t.test]\nca = a\n" % (d, pki.ca_a.pem, line))
+        p = subprocess.run([A.binary_path(), "-c", path, "--check"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=20)
+        out = p.stdout.decode(errors="replace")
+        tap.ok(p.returncode == 1 and ("%s:5: %s" % (path, want)) in out,
+               "--check: %r is refused with FILE:LINE" % line, out)
+
+
 def main():
     A.require_binary(tap)
     A.arm_global_timeout(240)
@@ -135,7 +273,14 @@ def main():
         pkidir = os.path.join(ws.dir, "pki")  # watched (CA files): no logs
         os.mkdir(pkidir)
         pki = certs.Pki(pkidir)
+        check_errors(ws, pki)
         file_refresh(ws, pki)
+        srv = crlsrv.CrlServer()
+        try:
+            url_refresh(ws, pki, srv)
+            staleness(ws, pki, srv)
+        finally:
+            srv.close()
         for a in ws.agents:
             errs = a.sanitizer_errors()
             tap.ok(not errs, "%s: no sanitizer errors" % a.name, "\n".join(errs[:5]))
