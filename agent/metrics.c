@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "hosts.h"
+#include "crlsrc.h"
 #include "metrics.h"
 #include "spop.h"
 
@@ -440,6 +441,77 @@ static time_t file_next_update(const struct ca_crl_file *f)
 	return best;
 }
 
+static _Atomic(struct crlsrc *) metrics_crlsrc;
+
+void metrics_set_crlsrc(struct crlsrc *s)
+{
+	atomic_store(&metrics_crlsrc, s);
+}
+
+#define METRICS_MAX_CRL_URLS 4096
+
+/* One crl-url series line: `name{ca="..",url=".."} value`. */
+static void crl_url_line(struct metrics_text *t, const char *name,
+                         const struct crlsrc_stat *st, long long v)
+{
+	metrics_printf(t, "mtls_spoa_%s{ca=\"", name);
+	metrics_put_label(t, st->ca);
+	metrics_printf(t, "\",url=\"");
+	metrics_put_label(t, st->url);
+	metrics_printf(t, "\"} %lld\n", v);
+}
+
+static void render_crl_urls(struct metrics_text *t)
+{
+	struct crlsrc *src = atomic_load(&metrics_crlsrc);
+	struct crlsrc_stat *st;
+	size_t n;
+
+	simple(t, "crl_stale_verifications_total", "counter", "Verifications "
+	       "that used a CRL past its nextUpdate (crl-grace, crl-stale = "
+	       "allow).", metrics_get(METRICS_CRL_STALE));
+	if (src == NULL)
+		return;
+	st = calloc(METRICS_MAX_CRL_URLS, sizeof(*st));
+	if (st == NULL) {
+		t->err = 1;
+		return;
+	}
+	n = crlsrc_stats(src, st, METRICS_MAX_CRL_URLS);
+	if (n > METRICS_MAX_CRL_URLS)
+		n = METRICS_MAX_CRL_URLS;
+	family(t, "crl_fetch_last_success_timestamp_seconds", "gauge",
+	       "Last successful fetch of each crl-url (0: never), unix seconds.");
+	for (size_t i = 0; i < n; i++)
+		crl_url_line(t, "crl_fetch_last_success_timestamp_seconds", &st[i],
+		             (long long)st[i].last_success);
+	family(t, "crl_fetch_next_update_timestamp_seconds", "gauge",
+	       "nextUpdate of the CRL in use from each crl-url (0: none yet), "
+	       "unix seconds.");
+	for (size_t i = 0; i < n; i++)
+		crl_url_line(t, "crl_fetch_next_update_timestamp_seconds", &st[i],
+		             (long long)st[i].next_update);
+	family(t, "crl_fetches_total", "counter", "Fetches of each crl-url.");
+	for (size_t i = 0; i < n; i++)
+		crl_url_line(t, "crl_fetches_total", &st[i], (long long)st[i].fetches);
+	family(t, "crl_fetch_failures_total", "counter", "Fetches of each crl-url "
+	       "that failed or were refused (the last good CRL stayed).");
+	for (size_t i = 0; i < n; i++)
+		crl_url_line(t, "crl_fetch_failures_total", &st[i],
+		             (long long)st[i].failures);
+	family(t, "crl_fetch_refused_total", "counter", "Of those, answers that "
+	       "arrived but were refused (not a CRL, not signed by the section, "
+	       "older than the CRL in use).");
+	for (size_t i = 0; i < n; i++)
+		crl_url_line(t, "crl_fetch_refused_total", &st[i],
+		             (long long)st[i].refused);
+	family(t, "crl_fetch_failing", "gauge", "Consecutive failed fetches of "
+	       "each crl-url now (0: the last one succeeded).");
+	for (size_t i = 0; i < n; i++)
+		crl_url_line(t, "crl_fetch_failing", &st[i], (long long)st[i].failing);
+	free(st);
+}
+
 static void render_trust(struct metrics_text *t, const struct config *cfg)
 {
 	family(t, "ca_not_after_timestamp_seconds", "gauge",
@@ -528,6 +600,7 @@ int metrics_render(const struct metrics_view *v, struct metrics_text *t)
 	metrics_printf(t, "mtls_spoa_config_last_reload_success_timestamp_seconds "
 	               "%.3f\n", v->loaded_at);
 	render_trust(t, v->cfg);
+	render_crl_urls(t);
 	simple(t, "metrics_policy_overflow_total", "counter", "Verdicts counted "
 	       "with policy=\"(other)\": the per-policy series bound was reached.",
 	       metrics_get(METRICS_POLICY_OVERFLOW));

@@ -1111,6 +1111,7 @@ static void server_crl_start(struct server *s)
 		return;
 	}
 	crlsrc_sync(s->crlsrc, cfg_live->cfg);
+	metrics_set_crlsrc(s->crlsrc);
 	budget = crlsrc_initial_budget(s->crlsrc);
 	if (budget == 0)
 		return;
@@ -1318,15 +1319,17 @@ int server_run(const struct server_opts *o, struct config *cfg)
 	rc = 0;
 
 out:
-	crlsrc_free(s.crlsrc);
-	if (s.crlsrc != NULL)
-		ev_async_stop(s.loop, &s.crl_wake);
 	watch_free(s.watch);
 	atomic_store(&listening, 0);
 	/* The admin threads hold generations only while they answer: stop
 	 * them before the live one goes. */
 	admin_stop(s.admin);
 	s.admin = NULL;
+	/* After the admin threads, which render its series. */
+	metrics_set_crlsrc(NULL);
+	crlsrc_free(s.crlsrc);
+	if (s.crlsrc != NULL)
+		ev_async_stop(s.loop, &s.crl_wake);
 	for (j = 0; j < s.n_admin; j++)
 		free(s.admin_addrs[j]);
 	/* Stop accepting first, then let every worker answer and drain. */

@@ -29,6 +29,7 @@
 #include <openssl/x509v3.h>
 
 #include "policy.h"
+#include "metrics.h"
 #include "trust.h"
 
 #define VERIFY_SHA256_LEN 32
@@ -990,6 +991,8 @@ void trust_verify(const struct trust_policy *p, const uint8_t *cert,
 	if (X509_verify_cert(ctx) != 1) {
 		v->revoked = run.leaf_revoked;
 		v->crl_stale = run.crl_stale;
+		if (run.crl_stale)
+			metrics_inc(METRICS_CRL_STALE);
 		v->valid_until = verify_valid_until(p, ctx, leaf, now);
 		v->verify_error = X509_STORE_CTX_get_error(ctx);
 		v->result = v->verify_error == X509_V_OK ? RESULT_INTERNAL_ERROR :
@@ -999,6 +1002,8 @@ void trust_verify(const struct trust_policy *p, const uint8_t *cert,
 
 	v->revoked = run.leaf_revoked;
 	v->crl_stale = run.crl_stale;
+	if (run.crl_stale)
+		metrics_inc(METRICS_CRL_STALE);
 	v->valid_until = verify_valid_until(p, ctx, leaf, now);
 	{
 		STACK_OF(X509) *vchain = X509_STORE_CTX_get0_chain(ctx);

@@ -71,13 +71,14 @@ def wait_log(agent, text, count_before, secs):
     return ok
 
 
-def start_agent(ws, d, name, conf):
+def start_agent(ws, d, name, conf, extra=()):
     """An agent whose configuration is `conf`, written in directory d:
     not where its log is, which would keep the watch busy."""
     path = os.path.join(d, name + ".conf")
     with open(path, "w") as f:
         f.write(conf)
-    ag = ws.agent(name=name, extra_args=["-c", path, "--log-level", "debug"])
+    ag = ws.agent(name=name, extra_args=["-c", path, "--log-level", "debug"] +
+                  list(extra))
     ag.start()
     return ag
 
@@ -147,7 +148,9 @@ def url_refresh(ws, pki, srv):
     os.mkdir(d)
     srv.publish("a.crl", crlsrv.make_crl(pki.ca_a, 1, der=True))
     conf = url_conf(d, pki, srv.url("a.crl"))
-    ag = start_agent(ws, d, "url", conf)
+    admin = A.free_port()
+    ag = start_agent(ws, d, "url", conf,
+                     ["--admin-listen", "127.0.0.1:%d" % admin])
     v = verdict(ag, pki.alice)
     tap.ok(v.get("result") == "ok" and v.get("revoked") is False,
            "url: the first fetch happened before ready: alice checked, ok",
@@ -188,6 +191,21 @@ def url_refresh(ws, pki, srv):
                "url: ... the last good CRL stays (alice revoked), answered in "
                "%.3f s" % took, repr(v))
     srv.mode("a.crl", "404")
+    import urllib.request
+    body = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % admin,
+                                  timeout=5).read().decode()
+    series = {}
+    for line in body.splitlines():
+        if line.startswith("mtls_spoa_crl_fetch") and 'ca="a"' in line:
+            name, val = line.split("{", 1)[0], line.rsplit(" ", 1)[1]
+            series[name[len("mtls_spoa_"):]] = int(val)
+    tap.ok(series.get("crl_fetch_failures_total", 0) >= 6 and
+           series.get("crl_fetch_refused_total", 0) >= 3 and
+           series.get("crl_fetch_last_success_timestamp_seconds", 0) > 0 and
+           series.get("crl_fetch_next_update_timestamp_seconds", 0) > time.time()
+           and series.get("crl_fetch_failing", 0) >= 1,
+           "url: /metrics counts fetches, failures and refusals per crl-url",
+           repr(series))
     ag.stop()
 
     # Restart with the server down: the copy in state-dir is used.
