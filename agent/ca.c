@@ -176,12 +176,15 @@ void ca_revocation_defaults(struct ca_revocation *r)
 	memset(r, 0, sizeof(*r));
 	r->crl_refresh_ms = CA_CRL_REFRESH_MS;
 	r->crl_fetch_timeout_ms = CA_CRL_FETCH_TIMEOUT_MS;
+	r->ocsp_timeout_ms = CA_OCSP_TIMEOUT_MS;
+	r->ocsp_max_age_ms = CA_OCSP_MAX_AGE_MS;
 }
 
 void ca_revocation_clear(struct ca_revocation *r)
 {
 	for (size_t i = 0; i < r->n_crl_urls; i++)
 		free(r->crl_urls[i]);
+	free(r->ocsp_url);
 	ca_revocation_defaults(r);
 }
 
@@ -193,7 +196,12 @@ static int ca_revocation_same(const struct ca_revocation *a,
 	    a->crl_refresh_margin_ms != b->crl_refresh_margin_ms ||
 	    a->crl_fetch_timeout_ms != b->crl_fetch_timeout_ms ||
 	    a->crl_stale_allow != b->crl_stale_allow ||
-	    a->crl_grace_ms != b->crl_grace_ms)
+	    a->crl_grace_ms != b->crl_grace_ms ||
+	    a->ocsp_mode != b->ocsp_mode ||
+	    a->ocsp_timeout_ms != b->ocsp_timeout_ms ||
+	    a->ocsp_max_age_ms != b->ocsp_max_age_ms ||
+	    (a->ocsp_url == NULL) != (b->ocsp_url == NULL) ||
+	    (a->ocsp_url != NULL && strcmp(a->ocsp_url, b->ocsp_url) != 0))
 		return 0;
 	for (size_t i = 0; i < a->n_crl_urls; i++)
 		if (strcmp(a->crl_urls[i], b->crl_urls[i]) != 0)
@@ -208,6 +216,9 @@ static int ca_revocation_copy(struct ca_revocation *dst,
 	for (size_t i = 0; i < src->n_crl_urls; i++)
 		dst->crl_urls[i] = NULL;
 	dst->n_crl_urls = 0;
+	dst->ocsp_url = NULL;
+	if (src->ocsp_url != NULL && (dst->ocsp_url = strdup(src->ocsp_url)) == NULL)
+		return -1;
 	for (size_t i = 0; i < src->n_crl_urls; i++) {
 		dst->crl_urls[i] = strdup(src->crl_urls[i]);
 		if (dst->crl_urls[i] == NULL)
@@ -229,19 +240,53 @@ static int ca_duration(const char *key, const char *v, int zero_ok,
 	return 0;
 }
 
+/* An http(s) URL of at most CA_MAX_URL bytes without spaces. */
+static int ca_url(const char *key, const char *v, char *err, size_t errlen)
+{
+	if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0) {
+		snprintf(err, errlen, "bad %s \"%s\" (http:// or https://)", key, v);
+		return -1;
+	}
+	if (strlen(v) > CA_MAX_URL || strpbrk(v, " \t\r\n") != NULL) {
+		snprintf(err, errlen, "bad %s (at most %d bytes, no spaces)", key,
+		         CA_MAX_URL);
+		return -1;
+	}
+	return 0;
+}
+
 int ca_revocation_set(struct ca_revocation *r, const char *key, const char *v,
                       char *err, size_t errlen)
 {
+	if (strcmp(key, "ocsp") == 0) {
+		int m = strcmp(v, "off") == 0 ? 0 : strcmp(v, "soft") == 0 ? 1 :
+		        strcmp(v, "hard") == 0 ? 2 : -1;
+
+		if (m < 0) {
+			snprintf(err, errlen, "bad ocsp \"%s\" (off, soft, hard)", v);
+			return -1;
+		}
+		r->ocsp_mode = m;
+		return 0;
+	}
+	if (strcmp(key, "ocsp-url") == 0) {
+		if (ca_url(key, v, err, errlen) == -1)
+			return -1;
+		free(r->ocsp_url);
+		r->ocsp_url = strdup(v);
+		if (r->ocsp_url == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		return 0;
+	}
+	if (strcmp(key, "ocsp-timeout") == 0)
+		return ca_duration(key, v, 0, &r->ocsp_timeout_ms, err, errlen);
+	if (strcmp(key, "ocsp-max-age") == 0)
+		return ca_duration(key, v, 0, &r->ocsp_max_age_ms, err, errlen);
 	if (strcmp(key, "crl-url") == 0) {
-		if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0) {
-			snprintf(err, errlen, "bad crl-url \"%s\" (http:// or https://)", v);
+		if (ca_url(key, v, err, errlen) == -1)
 			return -1;
-		}
-		if (strlen(v) > CA_MAX_URL || strpbrk(v, " \t\r\n") != NULL) {
-			snprintf(err, errlen, "bad crl-url (at most %d bytes, no "
-			         "spaces)", CA_MAX_URL);
-			return -1;
-		}
 		if (r->n_crl_urls >= CA_MAX_CRL_URLS) {
 			snprintf(err, errlen, "too many crl-url in one [ca] (at most %d)",
 			         CA_MAX_CRL_URLS);

@@ -35,16 +35,23 @@ struct ca_revocation {
 	unsigned int crl_fetch_timeout_ms;  /* crl-fetch-timeout, default 10s */
 	int crl_stale_allow;                /* crl-stale = allow */
 	unsigned int crl_grace_ms;          /* crl-grace, default 0 */
+	int ocsp_mode;                      /* enum ocsp_mode (ocsp.h) */
+	char *ocsp_url;                     /* ocsp-url, NULL: the AIA's */
+	unsigned int ocsp_timeout_ms;       /* ocsp-timeout, default 2s */
+	unsigned int ocsp_max_age_ms;       /* ocsp-max-age, default 1h */
 };
 
 #define CA_CRL_REFRESH_MS (3600u * 1000)
 #define CA_CRL_FETCH_TIMEOUT_MS (10u * 1000)
+#define CA_OCSP_TIMEOUT_MS (2u * 1000)
+#define CA_OCSP_MAX_AGE_MS (3600u * 1000)
 
 /* Defaults into r (no URLs). */
 void ca_revocation_defaults(struct ca_revocation *r);
 
 /* Set a revocation key of [ca] (`crl-url`, `crl-refresh`,
- * `crl-refresh-margin`, `crl-fetch-timeout`, `crl-stale`, `crl-grace`):
+ * `crl-refresh-margin`, `crl-fetch-timeout`, `crl-stale`, `crl-grace`,
+ * `ocsp`, `ocsp-url`, `ocsp-timeout`, `ocsp-max-age`):
  * 0, 1 when `key` is not one of them, -1 with why in err. */
 CA_WUR int ca_revocation_set(struct ca_revocation *r, const char *key,
                              const char *v, char *err, size_t errlen);

@@ -61,10 +61,14 @@ static int fetch_progress(void *ctx, curl_off_t dlt, curl_off_t dln,
 	return cancel != NULL && atomic_load(cancel) ? 1 : 0;
 }
 
-int fetch_get(const char *url, size_t max, unsigned int timeout_ms,
-              const atomic_int *cancel, uint8_t **body, size_t *len,
-              char *err, size_t errlen)
+/* GET, or POST of post[postlen] as `ctype` when post is not NULL. */
+static int fetch_do(const char *url, const uint8_t *post, size_t postlen,
+                    const char *ctype, size_t max, unsigned int timeout_ms,
+                    const atomic_int *cancel, uint8_t **body, size_t *len,
+                    char *err, size_t errlen)
 {
+	struct curl_slist *hdr = NULL;
+	char ct[128];
 	struct fetch_buf b = { .max = max };
 	char cerr[CURL_ERROR_SIZE] = "";
 	CURL *h = curl_easy_init();
@@ -97,9 +101,18 @@ int fetch_get(const char *url, size_t max, unsigned int timeout_ms,
 	/* Proxies only when configured for us, not from the environment of
 	 * whoever started the agent. */
 	(void)curl_easy_setopt(h, CURLOPT_PROXY, "");
+	if (post != NULL) {
+		snprintf(ct, sizeof(ct), "Content-Type: %s", ctype);
+		hdr = curl_slist_append(NULL, ct);
+		(void)curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+		(void)curl_easy_setopt(h, CURLOPT_POSTFIELDS, (const char *)post);
+		(void)curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
+		                       (curl_off_t)postlen);
+	}
 	rc = curl_easy_perform(h);
 	(void)curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
 	curl_easy_cleanup(h);
+	curl_slist_free_all(hdr);
 	if (b.too_big || rc == CURLE_FILESIZE_EXCEEDED) {
 		snprintf(err, errlen, "larger than %zu bytes", max);
 	} else if (rc != CURLE_OK) {
@@ -113,4 +126,20 @@ int fetch_get(const char *url, size_t max, unsigned int timeout_ms,
 	}
 	free(b.p);
 	return -1;
+}
+
+int fetch_get(const char *url, size_t max, unsigned int timeout_ms,
+              const atomic_int *cancel, uint8_t **body, size_t *len,
+              char *err, size_t errlen)
+{
+	return fetch_do(url, NULL, 0, NULL, max, timeout_ms, cancel, body, len,
+	                err, errlen);
+}
+
+int fetch_post(const char *url, const uint8_t *post, size_t postlen,
+               const char *ctype, size_t max, unsigned int timeout_ms,
+               uint8_t **body, size_t *len, char *err, size_t errlen)
+{
+	return fetch_do(url, post, postlen, ctype, max, timeout_ms, NULL, body,
+	                len, err, errlen);
 }

@@ -28,4 +28,10 @@ FETCH_WUR int fetch_get(const char *url, size_t max, unsigned int timeout_ms,
                         const atomic_int *cancel, uint8_t **body, size_t *len,
                         char *err, size_t errlen);
 
+/* The same as a POST of post[postlen] with Content-Type `ctype` (OCSP). */
+FETCH_WUR int fetch_post(const char *url, const uint8_t *post, size_t postlen,
+                         const char *ctype, size_t max, unsigned int timeout_ms,
+                         uint8_t **body, size_t *len, char *err,
+                         size_t errlen);
+
 #endif /* MTLS_FETCH_H */

@@ -13,6 +13,7 @@
 #include "hosts.h"
 #include "crlsrc.h"
 #include "metrics.h"
+#include "ocsp.h"
 #include "spop.h"
 
 #define METRICS_MODES (MODE_COUNT + 1)   /* the policy modes, then "none" */
@@ -461,6 +462,31 @@ static void crl_url_line(struct metrics_text *t, const char *name,
 	metrics_printf(t, "\"} %lld\n", v);
 }
 
+static void render_ocsp(struct metrics_text *t)
+{
+	struct ocsp_stats st;
+
+	ocsp_get_stats(&st);
+	family(t, "ocsp_queries_total", "counter", "Queries sent to OCSP "
+	       "responders, by outcome (good, revoked, unknown, unavailable).");
+	for (int i = 0; i < OCSP_STATUS_COUNT; i++)
+		metrics_printf(t, "mtls_spoa_ocsp_queries_total{outcome=\"%s\"} %llu\n",
+		               ocsp_status_str((enum ocsp_status)i),
+		               (unsigned long long)st.queries[i]);
+	simple(t, "ocsp_cache_hits_total", "counter", "OCSP answers taken from "
+	       "the cache.", st.hits);
+	simple(t, "ocsp_cache_misses_total", "counter", "OCSP lookups that had "
+	       "to ask the responder.", st.misses);
+	simple(t, "ocsp_cache_entries", "gauge", "OCSP answers cached now.",
+	       (uint64_t)st.entries);
+	simple(t, "ocsp_soft_failures_total", "counter", "Verifications with "
+	       "ocsp = soft and no OCSP answer: passed as without OCSP.",
+	       metrics_get(METRICS_OCSP_SOFT_FAIL));
+	simple(t, "ocsp_hard_failures_total", "counter", "Verifications with "
+	       "ocsp = hard and no OCSP answer: revocation_unknown.",
+	       metrics_get(METRICS_OCSP_HARD_FAIL));
+}
+
 static void render_crl_urls(struct metrics_text *t)
 {
 	struct crlsrc *src = atomic_load(&metrics_crlsrc);
@@ -470,6 +496,7 @@ static void render_crl_urls(struct metrics_text *t)
 	simple(t, "crl_stale_verifications_total", "counter", "Verifications "
 	       "that used a CRL past its nextUpdate (crl-grace, crl-stale = "
 	       "allow).", metrics_get(METRICS_CRL_STALE));
+	render_ocsp(t);
 	if (src == NULL)
 		return;
 	st = calloc(METRICS_MAX_CRL_URLS, sizeof(*st));

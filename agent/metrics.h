@@ -46,6 +46,8 @@ enum metrics_counter {
 	METRICS_VERIFY_INLINE,     /* pool full or absent: verified on a worker */
 	METRICS_POLICY_OVERFLOW,   /* verdicts past METRICS_MAX_POLICY_SERIES */
 	METRICS_CRL_STALE,         /* verifications that consulted a stale CRL */
+	METRICS_OCSP_SOFT_FAIL,    /* ocsp = soft, no answer: passed as without */
+	METRICS_OCSP_HARD_FAIL,    /* ocsp = hard, no answer: revocation_unknown */
 	METRICS_COUNTER_COUNT
 };
 

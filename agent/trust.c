@@ -29,7 +29,9 @@
 #include <openssl/x509v3.h>
 
 #include "policy.h"
+#include "log.h"
 #include "metrics.h"
+#include "ocsp.h"
 #include "trust.h"
 
 #define VERIFY_SHA256_LEN 32
@@ -881,6 +883,7 @@ void trust_result_reset(struct trust_result *v)
 	v->ca = NULL;
 	v->has_cert_info = 0;
 	v->revoked = TRUST_REVOKED_UNKNOWN;
+	v->ocsp = TRUST_OCSP_NONE;
 	v->crl_stale = 0;
 	v->not_before = v->not_after = 0;
 	v->valid_until = 0;
@@ -928,6 +931,54 @@ static void verify_chain_rfc9440(STACK_OF(X509) *vchain, char *out,
 		out[o++] = ':';
 		out[o] = '\0';
 		OPENSSL_free(der);
+	}
+}
+
+/* OCSP for a leaf whose chain verified, when the [ca] of its issuer
+ * asks for it (ocsp = soft or hard): RESULT_OK to go on, else the
+ * result set in v (revoked; revocation_unknown in hard mode). Bounds
+ * v->valid_until by the answer's life. Blocks for at most ocsp-timeout:
+ * called on the verify threads. */
+static enum mtls_result trust_ocsp(const struct trust_policy *p,
+                                   X509_STORE_CTX *ctx, X509 *leaf,
+                                   struct trust_result *v)
+{
+	STACK_OF(X509) *vchain = X509_STORE_CTX_get0_chain(ctx);
+	X509 *issuer = vchain != NULL && sk_X509_num(vchain) > 1 ?
+	               sk_X509_value(vchain, 1) : NULL;
+	const struct ca_entry *ca = issuer ? trust_issuer_ca(p, issuer) : NULL;
+	struct ocsp_opts o;
+	enum ocsp_status st;
+	int64_t until = 0;
+	char why[512] = "";
+
+	if (ca == NULL || ca->rev.ocsp_mode == OCSP_MODE_OFF)
+		return RESULT_OK;
+	o.url = ca->rev.ocsp_url;
+	o.timeout_ms = ca->rev.ocsp_timeout_ms;
+	o.max_age_ms = ca->rev.ocsp_max_age_ms;
+	st = ocsp_check(leaf, issuer, ca->certs, &o, &until, why, sizeof(why));
+	v->ocsp = (int)st;
+	if (until != 0 && (v->valid_until == 0 || until < v->valid_until))
+		v->valid_until = until;
+	switch (st) {
+	case OCSP_GOOD:
+		return RESULT_OK;
+	case OCSP_REVOKED:
+		v->revoked = 1;
+		v->verify_error = X509_V_ERR_CERT_REVOKED;
+		v->result = RESULT_REVOKED;
+		return RESULT_REVOKED;
+	default:
+		metrics_inc(ca->rev.ocsp_mode == OCSP_MODE_HARD ?
+		            METRICS_OCSP_HARD_FAIL : METRICS_OCSP_SOFT_FAIL);
+		log_warning("OCSP for serial %s of [ca %s]: %s: %s (ocsp = %s)",
+		            v->serial, ca->name, ocsp_status_str(st), why,
+		            ocsp_mode_str((enum ocsp_mode)ca->rev.ocsp_mode));
+		if (ca->rev.ocsp_mode != OCSP_MODE_HARD)
+			return RESULT_OK;
+		v->result = RESULT_REVOCATION_UNKNOWN;
+		return RESULT_REVOCATION_UNKNOWN;
 	}
 }
 
@@ -1016,6 +1067,8 @@ void trust_verify(const struct trust_policy *p, const uint8_t *cert,
 		if (v->ca == NULL)
 			goto done;
 	}
+	if (trust_ocsp(p, ctx, leaf, v) != RESULT_OK)
+		goto done;
 	if (p->n_identities > 0 && !verify_identity(p, leaf)) {
 		v->result = RESULT_IDENTITY_MISMATCH;
 		goto done;

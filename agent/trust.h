@@ -107,6 +107,9 @@ void trust_policy_unref(struct trust_policy *tp);
  * absent, never cut. */
 #define TRUST_CHAIN_MAX 16384
 
+/* trust_result.ocsp when OCSP was not consulted. */
+#define TRUST_OCSP_NONE (-1)
+
 /* trust_result.revoked when no CRL decided the leaf's status. */
 #define TRUST_REVOKED_UNKNOWN (-1)
 
@@ -122,6 +125,8 @@ void trust_policy_unref(struct trust_policy *tp);
 	const char *ca;              /* [ca] that anchored the chain, or NULL \
 	                                (borrowed from the policy's CAs) */ \
 	int has_cert_info;           /* the leaf parsed: fields below are set */ \
+	int ocsp;                    /* enum ocsp_status of the leaf, or \
+	                                TRUST_OCSP_NONE when not asked */ \
 	int crl_stale;               /* a CRL consulted was past its \
 	                                nextUpdate (crl-grace, crl-stale) */ \
 	int revoked;                 /* 1/0 when a current, usable CRL of the \

@@ -283,6 +283,148 @@ def check_errors(ws, pki):
                "--check: %r is refused with FILE:LINE" % line, out)
 
 
+def ocsp_conf(d, pki, mode, url, extra=""):
+    return ("[agent]\nstate-dir = %s/state\n\n[ca a]\nfile = %s\nocsp = %s\n"
+            "%s%s\n[host %s]\nca = a\n" % (
+                d, pki.ca_a.pem, mode,
+                ("ocsp-url = %s\n" % url) if url else "", extra, HOST))
+
+
+def ocsp_tests(ws, pki):
+    """Part 4: OCSP soft and hard against a responder on loopback."""
+    d = os.path.join(ws.dir, "ocsp")
+    os.mkdir(d)
+    rsp = crlsrv.OcspResponder(pki.ca_a, pki.ca_b, next_update=3)
+    down = "http://127.0.0.1:%d/" % A.free_port()   # nothing listens
+    try:
+        cases = ["good", "revoked", "unknown", "down", "other", "expired",
+                 "unauthorized", "nonce"]
+        leaves = {}
+        for i, c in enumerate(cases + ["hang", "burst", "aia", "later"]):
+            aia = rsp.url if c == "aia" else None
+            leaves[c] = crlsrv.make_leaf(d, "o-" + c, c + ".client.test",
+                                         pki.ca_a, 0x5000 + i, aia=aia)
+            rsp.add(leaves[c])
+            rsp.behave[leaves[c].serial] = c if c in (
+                "revoked", "unknown", "other", "expired", "unauthorized",
+                "nonce", "hang") else "good"
+        rsp.behave[leaves["burst"].serial] = "slow"
+        # "down" asks a port where nothing listens.
+        want = {
+            #             soft (result, ocsp)         hard
+            "good": (("ok", "good"), ("ok", "good")),
+            "revoked": (("revoked", "revoked"), ("revoked", "revoked")),
+            "unknown": (("ok", "unknown"), ("revocation_unknown", "unknown")),
+            "down": (("ok", "unavailable"), ("revocation_unknown", "unavailable")),
+            "other": (("ok", "unavailable"), ("revocation_unknown", "unavailable")),
+            "expired": (("ok", "unavailable"), ("revocation_unknown", "unavailable")),
+            "unauthorized": (("ok", "unavailable"),
+                             ("revocation_unknown", "unavailable")),
+            "nonce": (("ok", "unavailable"), ("revocation_unknown", "unavailable")),
+        }
+        ags = {}
+        for mode in ("soft", "hard"):
+            ags[mode] = start_agent(ws, d, "ocsp-" + mode, ocsp_conf(
+                d, pki, mode, rsp.url, "ocsp-timeout = 1s\n"))
+            ags[mode + "-down"] = start_agent(ws, d, "ocsp-%s-down" % mode,
+                                              ocsp_conf(d, pki, mode, down,
+                                                        "ocsp-timeout = 1s\n"))
+        for mode, idx in (("soft", 0), ("hard", 1)):
+            for c in cases:
+                ag = ags[mode + "-down"] if c == "down" else ags[mode]
+                v = verdict(ag, leaves[c])
+                r, o = want[c][idx]
+                act = "deny" if r != "ok" else "allow"
+                tap.ok(v.get("result") == r and v.get("ocsp") == o and
+                       v.get("action") == act,
+                       "ocsp %s, responder %s: %s (ocsp=%s, %s)" % (
+                           mode, c, r, o, act), repr(v))
+        log = ags["hard"].log()
+        tap.ok("OCSP for serial" in log and "ocsp = hard" in log,
+               "ocsp: a missing answer is logged with why", log[-500:])
+
+        # The AIA names the responder when ocsp-url is not set.
+        ag = start_agent(ws, d, "ocsp-aia", ocsp_conf(d, pki, "hard", None))
+        v = verdict(ag, leaves["aia"])
+        tap.ok(v.get("result") == "ok" and v.get("ocsp") == "good",
+               "ocsp: the responder from the certificate's AIA answers", repr(v))
+        v = verdict(ag, pki.alice)
+        tap.ok(v.get("result") == "revocation_unknown",
+               "ocsp hard: a certificate without AIA and no ocsp-url: "
+               "revocation_unknown", repr(v))
+        ag.stop()
+
+        # A NOTIFY waiting for a hanging responder does not hold up the
+        # others on its connection; it is answered after ocsp-timeout.
+        ag = ags["soft"]
+        verdict(ag, leaves["good"])  # cached now
+        c = S.Client(ag.addr, timeout=5)
+        c.hello()
+        t0 = time.monotonic()
+        c.send(S.notify_frame(1, 1, [S.check_cert_message(
+            cert=leaves["hang"].der, sni=HOST, host=HOST)]))
+        c.send(S.notify_frame(2, 1, [S.check_cert_message(
+            cert=leaves["good"].der, sni=HOST, host=HOST)]))
+        order = []
+        for _ in range(2):
+            f = c.recv_frame(5)
+            order.append((f.stream_id, time.monotonic() - t0,
+                          f.vars().get("result", (None,))[0]))
+        c.close()
+        tap.ok(len(order) == 2 and order[0][0] == 2 and order[0][1] < 0.5 and
+               order[1][0] == 1 and 0.9 <= order[1][1] < 3 and
+               order[1][2] == "ok",
+               "ocsp: a NOTIFY waiting for a hanging responder is answered "
+               "after ocsp-timeout (1 s, soft: ok); the next one on the "
+               "connection first", repr(order))
+
+        # 1,000 requests at once for one uncached certificate: one query.
+        burst = leaves["burst"]
+        conns = [S.Client(ag.addr, timeout=20) for _ in range(4)]
+        for cl in conns:
+            cl.hello()
+        for k, cl in enumerate(conns):
+            frames = b"".join(S.notify_frame(1000 * k + i + 1, 1, [
+                S.check_cert_message(cert=burst.der, sni=HOST, host=HOST)])
+                for i in range(250))
+            cl.send(frames)
+        got = []
+        for cl in conns:
+            for _ in range(250):
+                try:
+                    f = cl.recv_frame(20)
+                except Exception:
+                    break
+                got.append(f.vars().get("result", (None,))[0])
+            cl.close()
+        tap.ok(len(got) == 1000 and all(g == "ok" for g in got) and
+               rsp.hits.get(burst.serial) == 1,
+               "ocsp: 1,000 requests at once for one uncached certificate: "
+               "%d answered, %s OCSP query" % (len(got),
+                                               rsp.hits.get(burst.serial)),
+               repr(set(got)))
+
+        # Revoked at the responder: denied once the cached answer ends
+        # (its nextUpdate, 3 s here).
+        later = leaves["later"]
+        v = verdict(ags["hard"], later)
+        tap.ok(v.get("result") == "ok", "ocsp: a certificate good at first",
+               repr(v))
+        t0 = time.monotonic()
+        rsp.behave[later.serial] = "revoked"
+        ok, t, got = wait_result(ags["hard"], later, "revoked", 10)
+        tap.ok(ok, "ocsp: revoked at the responder: denied after the cached "
+               "answer's nextUpdate (3 s): %.2f s" % (time.monotonic() - t0),
+               repr(got))
+        tap.diag("time from revocation at the OCSP responder to first denial "
+                 "(answers with nextUpdate = thisUpdate + 3 s): %.2f s" %
+                 (time.monotonic() - t0))
+        for ag in ags.values():
+            ag.stop()
+    finally:
+        rsp.close()
+
+
 def main():
     A.require_binary(tap)
     A.arm_global_timeout(240)
@@ -299,6 +441,7 @@ def main():
             staleness(ws, pki, srv)
         finally:
             srv.close()
+        ocsp_tests(ws, pki)
         for a in ws.agents:
             errs = a.sanitizer_errors()
             tap.ok(not errs, "%s: no sanitizer errors" % a.name, "\n".join(errs[:5]))
