@@ -37,13 +37,13 @@ struct ca_revocation {
 	unsigned int crl_grace_ms;          /* crl-grace, default 0 */
 	int ocsp_mode;                      /* enum ocsp_mode (ocsp.h) */
 	char *ocsp_url;                     /* ocsp-url, NULL: the AIA's */
-	unsigned int ocsp_timeout_ms;       /* ocsp-timeout, default 2s */
+	unsigned int ocsp_timeout_ms;       /* ocsp-timeout, default 500ms */
 	unsigned int ocsp_max_age_ms;       /* ocsp-max-age, default 1h */
 };
 
 #define CA_CRL_REFRESH_MS (3600u * 1000)
 #define CA_CRL_FETCH_TIMEOUT_MS (10u * 1000)
-#define CA_OCSP_TIMEOUT_MS (2u * 1000)
+#define CA_OCSP_TIMEOUT_MS 500u
 #define CA_OCSP_MAX_AGE_MS (3600u * 1000)
 
 /* Defaults into r (no URLs). */
