@@ -405,6 +405,7 @@ static void *crlsrc_main(void *arg)
 		struct crl *have, *got = NULL;
 		enum crlsrc_outcome o;
 		int64_t next;
+		size_t n;
 
 		for (size_t i = 0; i < s->n; i++)
 			if (!s->v[i]->busy && (x == NULL || s->v[i]->due_ms < x->due_ms))
@@ -458,7 +459,10 @@ static void *crlsrc_main(void *arg)
 				x->st.failures++;
 				if (o == CRLSRC_REFUSED)
 					x->st.refused++;
-				snprintf(x->st.last_error, sizeof(x->st.last_error), "%s", err);
+				/* Cut to fit: the log has the whole message. */
+				n = strnlen(err, sizeof(x->st.last_error) - 1);
+				memcpy(x->st.last_error, err, n);
+				x->st.last_error[n] = '\0';
 				next = crlsrc_next_fail(s, ca, x->st.failing, now);
 			}
 			if (got != NULL) {
@@ -553,6 +557,20 @@ size_t crlsrc_wait_initial(struct crlsrc *s, unsigned int max_ms)
 	before = s->written - before;
 	pthread_mutex_unlock(&s->lock);
 	return before;
+}
+
+int crlsrc_stat_of(struct crlsrc *s, const char *path, struct crlsrc_stat *out)
+{
+	struct src *x;
+
+	if (s == NULL)
+		return -1;
+	pthread_mutex_lock(&s->lock);
+	x = crlsrc_find(s, path);
+	if (x != NULL)
+		*out = x->st;
+	pthread_mutex_unlock(&s->lock);
+	return x != NULL ? 0 : -1;
 }
 
 size_t crlsrc_stats(struct crlsrc *s, struct crlsrc_stat *out, size_t max)

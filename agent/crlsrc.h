@@ -62,6 +62,10 @@ struct crlsrc_stat {
 /* Up to `max` sources into out; returns how many there are. */
 size_t crlsrc_stats(struct crlsrc *s, struct crlsrc_stat *out, size_t max);
 
+/* The counters of the source whose copy is `path` (a crl_files path):
+ * 0, or -1 when s is NULL or has no such source. */
+int crlsrc_stat_of(struct crlsrc *s, const char *path, struct crlsrc_stat *out);
+
 /* Stop the thread (a fetch in progress ends at its timeout) and free. */
 void crlsrc_free(struct crlsrc *s);
 

@@ -449,6 +449,11 @@ void metrics_set_crlsrc(struct crlsrc *s)
 	atomic_store(&metrics_crlsrc, s);
 }
 
+struct crlsrc *metrics_get_crlsrc(void)
+{
+	return atomic_load(&metrics_crlsrc);
+}
+
 #define METRICS_MAX_CRL_URLS 4096
 
 /* One crl-url series line: `name{ca="..",url=".."} value`. */
@@ -462,23 +467,58 @@ static void crl_url_line(struct metrics_text *t, const char *name,
 	metrics_printf(t, "\"} %lld\n", v);
 }
 
+/* The OCSP families, one pass over the [ca] counters each. */
+enum ocsp_family { OCSP_F_QUERIES = 0, OCSP_F_HITS, OCSP_F_MISSES, OCSP_F_ENTRIES };
+
+struct ocsp_render {
+	struct metrics_text *t;
+	enum ocsp_family f;
+};
+
+static void ocsp_ca_line(void *ctx, const char *ca, const struct ocsp_stats *st)
+{
+	static const char *const names[] = {
+		"ocsp_queries_total", "ocsp_cache_hits_total",
+		"ocsp_cache_misses_total", "ocsp_cache_entries",
+	};
+	struct ocsp_render *r = ctx;
+	uint64_t v = r->f == OCSP_F_HITS ? st->hits :
+	             r->f == OCSP_F_MISSES ? st->misses : (uint64_t)st->entries;
+
+	if (r->f == OCSP_F_QUERIES) {
+		for (int i = 0; i < OCSP_STATUS_COUNT; i++) {
+			metrics_printf(r->t, "mtls_spoa_ocsp_queries_total{ca=\"");
+			metrics_put_label(r->t, ca);
+			metrics_printf(r->t, "\",outcome=\"%s\"} %llu\n",
+			               ocsp_status_str((enum ocsp_status)i),
+			               (unsigned long long)st->queries[i]);
+		}
+		return;
+	}
+	metrics_printf(r->t, "mtls_spoa_%s{ca=\"", names[r->f]);
+	metrics_put_label(r->t, ca);
+	metrics_printf(r->t, "\"} %llu\n", (unsigned long long)v);
+}
+
 static void render_ocsp(struct metrics_text *t)
 {
-	struct ocsp_stats st;
+	static const char *const fam[][3] = {
+		{ "ocsp_queries_total", "counter", "Queries sent to OCSP "
+		  "responders per [ca], by outcome (good, revoked, unknown, "
+		  "unavailable)." },
+		{ "ocsp_cache_hits_total", "counter", "OCSP answers taken from "
+		  "the cache, per [ca]." },
+		{ "ocsp_cache_misses_total", "counter", "OCSP lookups that had to "
+		  "ask the responder, per [ca]." },
+		{ "ocsp_cache_entries", "gauge", "OCSP answers cached now, per [ca]." },
+	};
 
-	ocsp_get_stats(&st);
-	family(t, "ocsp_queries_total", "counter", "Queries sent to OCSP "
-	       "responders, by outcome (good, revoked, unknown, unavailable).");
-	for (int i = 0; i < OCSP_STATUS_COUNT; i++)
-		metrics_printf(t, "mtls_spoa_ocsp_queries_total{outcome=\"%s\"} %llu\n",
-		               ocsp_status_str((enum ocsp_status)i),
-		               (unsigned long long)st.queries[i]);
-	simple(t, "ocsp_cache_hits_total", "counter", "OCSP answers taken from "
-	       "the cache.", st.hits);
-	simple(t, "ocsp_cache_misses_total", "counter", "OCSP lookups that had "
-	       "to ask the responder.", st.misses);
-	simple(t, "ocsp_cache_entries", "gauge", "OCSP answers cached now.",
-	       (uint64_t)st.entries);
+	for (int f = OCSP_F_QUERIES; f <= OCSP_F_ENTRIES; f++) {
+		struct ocsp_render r = { t, (enum ocsp_family)f };
+
+		family(t, fam[f][0], fam[f][1], fam[f][2]);
+		ocsp_foreach_ca(ocsp_ca_line, &r);
+	}
 	simple(t, "ocsp_soft_failures_total", "counter", "Verifications with "
 	       "ocsp = soft and no OCSP answer: passed as without OCSP.",
 	       metrics_get(METRICS_OCSP_SOFT_FAIL));

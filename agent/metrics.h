@@ -118,5 +118,6 @@ void metrics_reset(void);
  * Its owner clears it before freeing it. */
 struct crlsrc;
 void metrics_set_crlsrc(struct crlsrc *s);
+struct crlsrc *metrics_get_crlsrc(void);
 
 #endif /* MTLS_METRICS_H */

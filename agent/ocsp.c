@@ -149,7 +149,15 @@ out:
 
 /* ---- the cache --------------------------------------------------------- */
 
+/* Counters of one [ca] name (never freed: names are few). */
+struct ocsp_ca_ctr {
+	char *name;
+	struct ocsp_stats st;
+	UT_hash_handle hh;
+};
+
 struct ocsp_entry {
+	struct ocsp_ca_ctr *ctr;   /* whose entry it is, may be NULL */
 	uint8_t key[32];        /* SHA-256 of issuer key hash, name hash, serial */
 	enum ocsp_status status;
 	int64_t expires;        /* unix seconds; 0 while in flight */
@@ -163,6 +171,50 @@ static struct ocsp_entry *ocsp_cache;
 static size_t ocsp_entries;
 static atomic_uint_fast64_t ocsp_queries[OCSP_STATUS_COUNT];
 static atomic_uint_fast64_t ocsp_hits, ocsp_misses;
+static struct ocsp_ca_ctr *ocsp_cas;
+static size_t ocsp_n_cas;
+
+/* The counters of [ca] `name` (lock held), NULL past the limit. */
+static struct ocsp_ca_ctr *ocsp_ctr(const char *name)
+{
+	struct ocsp_ca_ctr *c;
+
+	if (name == NULL)
+		return NULL;
+	HASH_FIND_STR(ocsp_cas, name, c);
+	if (c != NULL || ocsp_n_cas >= OCSP_MAX_CA_COUNTERS)
+		return c;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL || (c->name = strdup(name)) == NULL) {
+		free(c);
+		return NULL;
+	}
+	HASH_ADD_KEYPTR(hh, ocsp_cas, c->name, strlen(c->name), c);
+	ocsp_n_cas++;
+	return c;
+}
+
+void ocsp_ca_stats(const char *ca, struct ocsp_stats *st)
+{
+	struct ocsp_ca_ctr *c;
+
+	memset(st, 0, sizeof(*st));
+	pthread_mutex_lock(&ocsp_lock);
+	HASH_FIND_STR(ocsp_cas, ca, c);
+	if (c != NULL)
+		*st = c->st;
+	pthread_mutex_unlock(&ocsp_lock);
+}
+
+void ocsp_foreach_ca(ocsp_ca_fn fn, void *ctx)
+{
+	struct ocsp_ca_ctr *c, *tmp;
+
+	pthread_mutex_lock(&ocsp_lock);
+	HASH_ITER(hh, ocsp_cas, c, tmp)
+		fn(ctx, c->name, &c->st);
+	pthread_mutex_unlock(&ocsp_lock);
+}
 
 static void ocsp_key(OCSP_CERTID *id, uint8_t key[32])
 {
@@ -193,6 +245,8 @@ static void ocsp_prune(int64_t now)
 
 	HASH_ITER(hh, ocsp_cache, e, tmp) {
 		if (!e->inflight && e->expires <= now) {
+			if (e->ctr != NULL)
+				e->ctr->st.entries--;
 			HASH_DEL(ocsp_cache, e);
 			free(e);
 			ocsp_entries--;
@@ -301,6 +355,7 @@ enum ocsp_status ocsp_check(X509 *leaf, X509 *issuer, STACK_OF(X509) *ca_certs,
 	time_t nu = 0;
 	struct timespec ts;
 	int waited = 0;
+	struct ocsp_ca_ctr *ctr;
 
 	*valid_until = now + OCSP_RETRY_SECONDS;
 	if (id == NULL) {
@@ -312,11 +367,14 @@ enum ocsp_status ocsp_check(X509 *leaf, X509 *issuer, STACK_OF(X509) *ca_certs,
 	clock_gettime(CLOCK_REALTIME, &ts);
 	deadline = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + o->timeout_ms;
 	pthread_mutex_lock(&ocsp_lock);
+	ctr = ocsp_ctr(o->ca);
 	for (;;) {
 		HASH_FIND(hh, ocsp_cache, key, 32, e);
 		if (e != NULL && !e->inflight && e->expires > now) {
 			st = e->status;
 			*valid_until = e->expires;
+			if (ctr != NULL)
+				ctr->st.hits++;
 			pthread_mutex_unlock(&ocsp_lock);
 			atomic_fetch_add(&ocsp_hits, 1);
 			OCSP_CERTID_free(id);
@@ -345,6 +403,8 @@ enum ocsp_status ocsp_check(X509 *leaf, X509 *issuer, STACK_OF(X509) *ca_certs,
 		return OCSP_UNAVAILABLE;
 	}
 	atomic_fetch_add(&ocsp_misses, 1);
+	if (ctr != NULL)
+		ctr->st.misses++;
 	if (e == NULL) {
 		if (ocsp_entries >= OCSP_CACHE_MAX)
 			ocsp_prune(now);
@@ -353,6 +413,9 @@ enum ocsp_status ocsp_check(X509 *leaf, X509 *issuer, STACK_OF(X509) *ca_certs,
 			memcpy(e->key, key, 32);
 			HASH_ADD(hh, ocsp_cache, key, 32, e);
 			ocsp_entries++;
+			e->ctr = ctr;
+			if (ctr != NULL)
+				ctr->st.entries++;
 		}
 	}
 	if (e != NULL)
@@ -369,6 +432,8 @@ enum ocsp_status ocsp_check(X509 *leaf, X509 *issuer, STACK_OF(X509) *ca_certs,
 		*valid_until = until;
 	}
 	pthread_mutex_lock(&ocsp_lock);
+	if (ctr != NULL)
+		ctr->st.queries[st]++;
 	if (e != NULL) {
 		e->inflight = 0;
 		e->status = st;
@@ -376,6 +441,8 @@ enum ocsp_status ocsp_check(X509 *leaf, X509 *issuer, STACK_OF(X509) *ca_certs,
 		 * verification (the verdict cache holds it OCSP_RETRY_SECONDS). */
 		e->expires = st == OCSP_GOOD || st == OCSP_REVOKED ? *valid_until : 0;
 		if (e->expires == 0) {
+			if (e->ctr != NULL)
+				e->ctr->st.entries--;
 			HASH_DEL(ocsp_cache, e);
 			free(e);
 			ocsp_entries--;

@@ -59,6 +59,7 @@ enum ocsp_status ocsp_response_status(const uint8_t *der, size_t len,
                                       char *why, size_t whylen);
 
 struct ocsp_opts {
+	const char *ca;         /* the [ca] name, for the per-CA counters */
 	const char *url;        /* ocsp-url, NULL: the certificate's AIA */
 	unsigned int timeout_ms;
 	unsigned int max_age_ms;
@@ -81,6 +82,17 @@ struct ocsp_stats {
 };
 
 void ocsp_get_stats(struct ocsp_stats *st);
+
+/* Most [ca] names counted apart; the others count in the totals only. */
+#define OCSP_MAX_CA_COUNTERS 4096
+
+/* fn(ctx, name, stats) for every [ca] that asked OCSP since the start
+ * (under the cache lock: fn must not call back into ocsp). */
+typedef void (*ocsp_ca_fn)(void *ctx, const char *ca, const struct ocsp_stats *st);
+void ocsp_foreach_ca(ocsp_ca_fn fn, void *ctx);
+
+/* The counters of [ca] `ca` into st (zero when it never asked). */
+void ocsp_ca_stats(const char *ca, struct ocsp_stats *st);
 
 /* Forget every cached answer (tests). */
 void ocsp_cache_clear(void);

@@ -954,6 +954,7 @@ static enum mtls_result trust_ocsp(const struct trust_policy *p,
 
 	if (ca == NULL || ca->rev.ocsp_mode == OCSP_MODE_OFF)
 		return RESULT_OK;
+	o.ca = ca->name;
 	o.url = ca->rev.ocsp_url;
 	o.timeout_ms = ca->rev.ocsp_timeout_ms;
 	o.max_age_ms = ca->rev.ocsp_max_age_ms;
