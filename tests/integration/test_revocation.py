@@ -310,7 +310,7 @@ def ocsp_tests(ws, pki):
         cases = ["good", "revoked", "unknown", "down", "other", "expired",
                  "unauthorized", "nonce"]
         leaves = {}
-        for i, c in enumerate(cases + ["hang", "burst", "aia", "later"]):
+        for i, c in enumerate(cases + ["hang", "burst", "aia", "later", "cached"]):
             aia = rsp.url if c == "aia" else None
             leaves[c] = crlsrv.make_leaf(d, "o-" + c, c + ".client.test",
                                          pki.ca_a, 0x5000 + i, aia=aia)
@@ -365,6 +365,26 @@ def ocsp_tests(ws, pki):
         tap.ok(v.get("result") == "revocation_unknown",
                "ocsp hard: a certificate without AIA and no ocsp-url: "
                "revocation_unknown", repr(v))
+        ag.stop()
+
+        # A cached good answer holds while the responder is down: a second
+        # host (another trust policy, so the verdict cache does not
+        # answer) gets it from the OCSP cache without asking.
+        cached = leaves["cached"]
+        ag = start_agent(ws, d, "ocsp-cached", ocsp_conf(
+            d, pki, "hard", rsp.url, "ocsp-timeout = 1s\n") +
+            "\n[host t2.test]\nca = a\nallow-identity = cached.client.test\n")
+        v1 = verdict(ag, cached)
+        rsp.behave[cached.serial] = "hang"
+        t0 = time.monotonic()
+        v2 = verdict(ag, cached, host="t2.test")
+        took = time.monotonic() - t0
+        tap.ok(v1.get("ocsp") == "good" and v2.get("result") == "ok" and
+               v2.get("ocsp") == "good" and took < 0.5 and
+               rsp.hits.get(cached.serial) == 1,
+               "ocsp: a cached good answer is used while the responder hangs "
+               "(second host answered in %.3f s, %s query)" % (
+                   took, rsp.hits.get(cached.serial)), repr((v1, v2)))
         ag.stop()
 
         # A NOTIFY waiting for a hanging responder does not hold up the
