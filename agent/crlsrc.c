@@ -32,6 +32,7 @@
  * the CRL is already within its margin (the CA publishes late). */
 #define CRLSRC_MIN_AFTER_SUCCESS_MS (60u * 1000)
 #define CRLSRC_FIRST_BACKOFF_MS 1000u
+#define CRLSRC_MAX_BACKOFF_NEEDY_MS (60u * 1000)
 
 struct src {
 	char *path;             /* the copy in state-dir: the source's key */
@@ -324,16 +325,24 @@ static int64_t crlsrc_next_ok(struct crlsrc *s, const struct ca_entry *ca,
 	return now + wait - (int64_t)(wait * 0.1 * crlsrc_rand(s));
 }
 
-/* After a failure: 1 s, 2 s, 4 s ... up to crl-refresh, +-10 %. */
+/* After a failure: 1 s, 2 s, 4 s ... up to crl-refresh, or up to
+ * CRLSRC_MAX_BACKOFF_NEEDY_MS while there is no CRL or the one in use is
+ * past its nextUpdate (certificates are crl_error or unchecked until a
+ * fetch succeeds), +-10 %. */
 static int64_t crlsrc_next_fail(struct crlsrc *s, const struct ca_entry *ca,
-                                unsigned int failing, int64_t now)
+                                const struct crl *have, unsigned int failing,
+                                int64_t now)
 {
-	int64_t wait = CRLSRC_FIRST_BACKOFF_MS;
+	int64_t wait = CRLSRC_FIRST_BACKOFF_MS, cap = ca->rev.crl_refresh_ms;
 
-	for (unsigned int i = 1; i < failing && wait < ca->rev.crl_refresh_ms; i++)
+	if ((have == NULL || (crl_next_update(have) != 0 &&
+	                      (int64_t)crl_next_update(have) * 1000 <= now)) &&
+	    cap > CRLSRC_MAX_BACKOFF_NEEDY_MS)
+		cap = CRLSRC_MAX_BACKOFF_NEEDY_MS;
+	for (unsigned int i = 1; i < failing && wait < cap; i++)
 		wait *= 2;
-	if (wait > ca->rev.crl_refresh_ms)
-		wait = ca->rev.crl_refresh_ms;
+	if (wait > cap)
+		wait = cap;
 	return now + wait + (int64_t)(wait * 0.2 * (crlsrc_rand(s) - 0.5));
 }
 
@@ -463,7 +472,7 @@ static void *crlsrc_main(void *arg)
 				n = strnlen(err, sizeof(x->st.last_error) - 1);
 				memcpy(x->st.last_error, err, n);
 				x->st.last_error[n] = '\0';
-				next = crlsrc_next_fail(s, ca, x->st.failing, now);
+				next = crlsrc_next_fail(s, ca, x->have, x->st.failing, now);
 			}
 			if (got != NULL) {
 				crl_unref(x->have);
