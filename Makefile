@@ -17,7 +17,7 @@ WERROR     ?= 1
 BUILD      ?= build
 FUZZ_SECONDS ?= 10
 
-PKGS       := openssl inih libmicrohttpd jansson
+PKGS       := openssl inih libmicrohttpd jansson libcurl
 WARN       := -Wall -Wextra -Wshadow -Wformat=2 -Wundef -Wstrict-prototypes \
               -Wmissing-prototypes -Wpointer-arith -Wvla
 ifeq ($(WERROR),1)
@@ -31,7 +31,7 @@ override CFLAGS += -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(HARDEN) \
               $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDFLAGS    ?=
 override LDFLAGS += -pie -Wl,-z,relro,-z,now
-LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lssl -lcrypto -linih -lmicrohttpd -ljansson) \
+LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lssl -lcrypto -linih -lmicrohttpd -ljansson -lcurl) \
               -lev -lpthread
 
 AGENT_SRCS := $(wildcard agent/*.c)
@@ -50,10 +50,11 @@ BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 # Debian 12 packages: what building needs, and what the tests, the demo,
 # the hardening targets and the benchmarks need on top.
 BUILD_PKGS := build-essential pkg-config libev-dev libssl-dev libinih-dev uthash-dev \
-              libmicrohttpd-dev libjansson-dev
+              libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev
 TEST_PKGS  := libcmocka-dev haproxy curl openssl python3 clang valgrind \
               shellcheck docker-compose wrk jq linux-perf \
-              nginx python3-h2 libjansson-dev systemd prometheus
+              nginx python3-h2 libjansson-dev systemd prometheus \
+              python3-cryptography
 DEBIAN_PKGS := $(BUILD_PKGS) $(TEST_PKGS)
 
 .SECONDARY:

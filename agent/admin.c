@@ -18,10 +18,12 @@
 #include "admin.h"
 #include "api.h"
 #include "config.h"
+#include "crlsrc.h"
 #include "log.h"
 #include "metrics.h"
 #include "listen.h"
 #include "tokens.h"
+#include "ocsp.h"
 
 #ifndef MTLS_VERSION
 #define MTLS_VERSION "dev"
@@ -71,6 +73,49 @@ static void note_cb(void *ctx, int crl_file, const char *msg)
 	json_array_append_new(ctx, json_string(msg));
 }
 
+/* What the crl-url fetcher knows of the copy f (a crl-url's), and the
+ * OCSP settings and counters of a [ca]: added to the status objects. */
+static void crl_fetch_json(json_t *o, const struct ca_crl_file *f)
+{
+	struct crlsrc_stat st;
+
+	if (f->url == NULL)
+		return;
+	json_object_set_new(o, "url", json_string(f->url));
+	if (crlsrc_stat_of(metrics_get_crlsrc(), f->path, &st) != 0)
+		return;
+	json_object_set_new(o, "fetch", json_pack(
+		"{s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:s}",
+		"last_success", (json_int_t)st.last_success,
+		"last_success_iso", iso_time((int64_t)st.last_success),
+		"last_attempt", (json_int_t)st.last_attempt,
+		"next_fetch", (json_int_t)st.next_fetch,
+		"fetches", (json_int_t)st.fetches,
+		"failures", (json_int_t)st.failures,
+		"refused", (json_int_t)st.refused,
+		"unchanged", (json_int_t)st.unchanged,
+		"failing", (int)st.failing, "last_error", st.last_error));
+}
+
+static json_t *ocsp_json(const struct ca_entry *ca)
+{
+	struct ocsp_stats st;
+	json_t *q = json_object();
+
+	ocsp_ca_stats(ca->name, &st);
+	for (int i = 0; i < OCSP_STATUS_COUNT; i++)
+		json_object_set_new(q, ocsp_status_str((enum ocsp_status)i),
+		                    json_integer((json_int_t)st.queries[i]));
+	return json_pack("{s:s, s:s?, s:i, s:i, s:o, s:I, s:I, s:I}",
+	                 "mode", ocsp_mode_str((enum ocsp_mode)ca->rev.ocsp_mode),
+	                 "url", ca->rev.ocsp_url,
+	                 "timeout_ms", (int)ca->rev.ocsp_timeout_ms,
+	                 "max_age_ms", (int)ca->rev.ocsp_max_age_ms,
+	                 "queries", q, "cache_hits", (json_int_t)st.hits,
+	                 "cache_misses", (json_int_t)st.misses,
+	                 "cache_entries", (json_int_t)st.entries);
+}
+
 /* One `crl =` file of a [ca]: every CRL in it with its nextUpdate and
  * flags (stale: past nextUpdate; expiring: within CA_WARN_CRL_SECONDS). */
 static json_t *crl_file_json(const struct ca_crl_file *f, int64_t now)
@@ -94,8 +139,11 @@ static json_t *crl_file_json(const struct ca_crl_file *f, int64_t now)
 			"stale", nu != 0 && nu <= now,
 			"expiring", nu != 0 && nu > now && nu - now <= CA_WARN_CRL_SECONDS));
 	}
-	return json_pack("{s:s, s:o, s:o}", "file", f->path, "sha256",
-	                 hex32(f->digest), "crls", crls);
+	json_t *o = json_pack("{s:s, s:o, s:o}", "file", f->path, "sha256",
+	                      hex32(f->digest), "crls", crls);
+
+	crl_fetch_json(o, f);
+	return o;
 }
 
 static json_t *ca_json(const struct ca_entry *ca, int64_t now)
@@ -105,7 +153,7 @@ static json_t *ca_json(const struct ca_entry *ca, int64_t now)
 
 	for (size_t f = 0; f < ca->n_crl_files; f++)
 		json_array_append_new(files, crl_file_json(&ca->crl_files[f], now));
-	return json_pack("{s:s, s:s, s:o, s:i, s:I, s:o, s:b, s:b, s:o}",
+	return json_pack("{s:s, s:s, s:o, s:i, s:I, s:o, s:b, s:b, s:o, s:o}",
 	                 "name", ca->name, "file", ca->file,
 	                 "sha256", hex32(ca->digest),
 	                 "certificates", sk_X509_num(ca->certs),
@@ -114,7 +162,7 @@ static json_t *ca_json(const struct ca_entry *ca, int64_t now)
 	                 "expired", na != 0 && na <= now,
 	                 "expiring", na != 0 && na > now &&
 	                             na - now <= CA_WARN_CERT_SECONDS,
-	                 "crl_files", files);
+	                 "crl_files", files, "ocsp", ocsp_json(ca));
 }
 
 /* See admin.h. */

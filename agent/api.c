@@ -797,6 +797,7 @@ static void api_write_ca(struct api_write *w)
 {
 	static const char *const keys[] = {
 		"name", "certificates", "crls", "details", "hosts", "source",
+		"crl_files",
 	};
 	const char *name = w->arg, *key;
 	char tag[40], msg[APIOBJ_ERR_LEN], rel[STORE_PEM_NAME_MAX];
@@ -813,7 +814,7 @@ static void api_write_ca(struct api_write *w)
 
 		for (k = 0; k < sizeof(keys) / sizeof(keys[0]) && strcmp(keys[k], key) != 0; k++)
 			;
-		if (k == sizeof(keys) / sizeof(keys[0])) {
+		if (k == sizeof(keys) / sizeof(keys[0]) && !api_ca_rev_field(key)) {
 			api_set_error(w->rs, 400, key, "unknown field \"%s\"", key);
 			return;
 		}
@@ -894,6 +895,15 @@ static void api_write_ca(struct api_write *w)
 		api_ca_free(&c);
 		api_set_error(w->rs, 500, NULL, "out of memory");
 		goto out;
+	}
+	{
+		const char *field = NULL;
+
+		if (api_ca_rev_from_json(w->body, &c, &field, msg, sizeof(msg)) != 0) {
+			api_ca_free(&c);
+			api_set_error(w->rs, field != NULL ? 400 : 500, field, "%s", msg);
+			goto out;
+		}
 	}
 	at = api_state_find_ca(&w->st, name);
 	if (api_state_put_ca(&w->st, at, &c) != 0) {

@@ -17,6 +17,7 @@
 #include <openssl/x509v3.h>
 
 #include "apiobj.h"
+#include "ocsp.h"
 #include "fileio.h"
 #include "hosts.h"
 #include "policy.h"
@@ -51,6 +52,115 @@ static void apiobj_hex(const unsigned char *p, size_t n, char *out)
 	}
 	out[2 * n] = '\0';
 }
+
+/* The revocation fields of a CA object: JSON name, [ca] key, whether the
+ * value is a duration (written back in the largest whole unit). */
+static const struct {
+	const char *field, *key;
+	int duration;
+} apiobj_rev[] = {
+	{ "crl_refresh", "crl-refresh", 1 },
+	{ "crl_refresh_margin", "crl-refresh-margin", 1 },
+	{ "crl_fetch_timeout", "crl-fetch-timeout", 1 },
+	{ "crl_stale", "crl-stale", 0 },
+	{ "crl_grace", "crl-grace", 1 },
+	{ "ocsp", "ocsp", 0 },
+	{ "ocsp_url", "ocsp-url", 0 },
+	{ "ocsp_timeout", "ocsp-timeout", 1 },
+	{ "ocsp_max_age", "ocsp-max-age", 1 },
+};
+#define APIOBJ_NREV (sizeof(apiobj_rev) / sizeof(apiobj_rev[0]))
+
+static void apiobj_duration(unsigned int ms, char *buf, size_t len)
+{
+	if (ms != 0 && ms % 3600000u == 0)
+		snprintf(buf, len, "%uh", ms / 3600000u);
+	else if (ms != 0 && ms % 60000u == 0)
+		snprintf(buf, len, "%um", ms / 60000u);
+	else if (ms != 0 && ms % 1000u == 0)
+		snprintf(buf, len, "%us", ms / 1000u);
+	else
+		snprintf(buf, len, "%ums", ms);
+}
+
+/* Field k of `r` as the file writes it into buf; 0 when it is the default
+ * (nothing to write), 1 otherwise. */
+static int apiobj_rev_value(const struct ca_revocation *r, size_t k, char *buf,
+                            size_t len)
+{
+	struct ca_revocation d;
+	unsigned int v = 0, dv = 0;
+
+	ca_revocation_defaults(&d);
+	switch (k) {
+	case 0: v = r->crl_refresh_ms; dv = d.crl_refresh_ms; break;
+	case 1: v = r->crl_refresh_margin_ms; dv = d.crl_refresh_margin_ms; break;
+	case 2: v = r->crl_fetch_timeout_ms; dv = d.crl_fetch_timeout_ms; break;
+	case 3:
+		snprintf(buf, len, "%s", r->crl_stale_allow ? "allow" : "deny");
+		return r->crl_stale_allow != d.crl_stale_allow;
+	case 4: v = r->crl_grace_ms; dv = d.crl_grace_ms; break;
+	case 5:
+		snprintf(buf, len, "%s", ocsp_mode_str((enum ocsp_mode)r->ocsp_mode));
+		return r->ocsp_mode != d.ocsp_mode;
+	case 6:
+		snprintf(buf, len, "%s", r->ocsp_url != NULL ? r->ocsp_url : "");
+		return r->ocsp_url != NULL;
+	case 7: v = r->ocsp_timeout_ms; dv = d.ocsp_timeout_ms; break;
+	case 8: v = r->ocsp_max_age_ms; dv = d.ocsp_max_age_ms; break;
+	default: return 0;
+	}
+	apiobj_duration(v, buf, len);
+	return v != dv;
+}
+
+int api_ca_rev_field(const char *key)
+{
+	if (strcmp(key, "crl_urls") == 0)
+		return 1;
+	for (size_t k = 0; k < APIOBJ_NREV; k++)
+		if (strcmp(apiobj_rev[k].field, key) == 0)
+			return 1;
+	return 0;
+}
+
+/* The JSON name of a [ca] revocation key (for errors). */
+static const char *apiobj_rev_field_of(const char *key)
+{
+	if (strcmp(key, "crl-url") == 0)
+		return "crl_urls";
+	for (size_t k = 0; k < APIOBJ_NREV; k++)
+		if (strcmp(apiobj_rev[k].key, key) == 0)
+			return apiobj_rev[k].field;
+	return NULL;
+}
+
+static int apiobj_rev_add(struct api_ca *c, const char *key, const char *val)
+{
+	char **k = realloc(c->rev_keys, (c->n_rev + 1) * sizeof(*k)), **v;
+
+	if (k == NULL)
+		return -1;
+	c->rev_keys = k;
+	v = realloc(c->rev_vals, (c->n_rev + 1) * sizeof(*v));
+	if (v == NULL)
+		return -1;
+	c->rev_vals = v;
+	c->rev_keys[c->n_rev] = strdup(key);
+	c->rev_vals[c->n_rev] = strdup(val);
+	if (c->rev_keys[c->n_rev] == NULL || c->rev_vals[c->n_rev] == NULL) {
+		free(c->rev_keys[c->n_rev]);
+		free(c->rev_vals[c->n_rev]);
+		return -1;
+	}
+	c->n_rev++;
+	return 0;
+}
+
+static int apiobj_fail(const char **field, const char *f, char *msg,
+                       size_t msglen, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+static int apiobj_ini_safe(const char *s);
 
 /* ---- finding objects -------------------------------------------------- */
 
@@ -175,6 +285,8 @@ static json_t *apiobj_crls_pem(const struct ca_entry *ca)
 	for (size_t i = 0; i < ca->n_crl_files; i++) {
 		char *grown;
 
+		if (ca->crl_files[i].url != NULL)
+			continue;   /* a crl-url's copy: not part of the object */
 		if (file_read(ca->crl_files[i].path, 64 * 1024 * 1024, &text, &n) != 0)
 			continue;
 		grown = realloc(all, len + n + 1);
@@ -225,16 +337,31 @@ static json_t *apiobj_ca_base(const struct config *cfg, size_t i)
 	}
 	json_object_set_new(o, "name", json_string(ca->name));
 	json_object_set_new(o, "certificates", apiobj_certs_pem(ca));
+	{
+		json_t *urls = json_array();
+		char v[CA_MAX_URL + 16];
+
+		for (size_t k = 0; urls != NULL && k < ca->rev.n_crl_urls; k++)
+			json_array_append_new(urls, json_string(ca->rev.crl_urls[k]));
+		json_object_set_new(o, "crl_urls", urls);
+		for (size_t k = 0; k < APIOBJ_NREV; k++)
+			if (apiobj_rev_value(&ca->rev, k, v, sizeof(v)) ||
+			    strcmp(apiobj_rev[k].field, "ocsp") == 0)
+				json_object_set_new(o, apiobj_rev[k].field, json_string(v));
+	}
 	if (apiobj_ca_is_api(cfg, i)) {
-		if (ca->n_crl_files > 0)
-			json_object_set_new(o, "crls", apiobj_crls_pem(ca));
+		json_t *crls = apiobj_crls_pem(ca);
+
+		if (crls != NULL)
+			json_object_set_new(o, "crls", crls);
 		json_object_set_new(o, "source", json_string("api"));
 	} else {
 		json_t *files = json_array();
 
 		for (size_t k = 0; files != NULL && k < ca->n_crl_files; k++)
-			json_array_append_new(files, json_string(ca->crl_files[k].path));
-		if (ca->n_crl_files > 0)
+			if (ca->crl_files[k].url == NULL)
+				json_array_append_new(files, json_string(ca->crl_files[k].path));
+		if (files != NULL && json_array_size(files) > 0)
 			json_object_set_new(o, "crl_files", files);
 		else
 			json_decref(files);
@@ -412,6 +539,12 @@ void apiobj_etag(const json_t *obj, char buf[40])
 
 void api_ca_free(struct api_ca *c)
 {
+	for (size_t i = 0; i < c->n_rev; i++) {
+		free(c->rev_keys[i]);
+		free(c->rev_vals[i]);
+	}
+	free(c->rev_keys);
+	free(c->rev_vals);
 	free(c->name);
 	free(c->file);
 	for (size_t i = 0; i < c->n_crls; i++)
@@ -466,11 +599,82 @@ static int apiobj_ca_from_config(const struct config *cfg, size_t i,
 	if (c->name == NULL || c->file == NULL || c->crls == NULL)
 		return -1;
 	for (size_t k = 0; k < ca->n_crl_files; k++) {
-		if ((c->crls[k] = apiobj_rel(cfg, ca->crl_files[k].path)) == NULL)
+		if (ca->crl_files[k].url != NULL)
+			continue;   /* from crl-url, below */
+		if ((c->crls[c->n_crls] = apiobj_rel(cfg, ca->crl_files[k].path)) == NULL)
 			return -1;
 		c->n_crls++;
 	}
+	for (size_t k = 0; k < ca->rev.n_crl_urls; k++)
+		if (apiobj_rev_add(c, "crl-url", ca->rev.crl_urls[k]) != 0)
+			return -1;
+	for (size_t k = 0; k < APIOBJ_NREV; k++) {
+		char v[CA_MAX_URL + 16];
+
+		if (apiobj_rev_value(&ca->rev, k, v, sizeof(v)) &&
+		    apiobj_rev_add(c, apiobj_rev[k].key, v) != 0)
+			return -1;
+	}
 	return 0;
+}
+
+int api_ca_rev_from_json(const json_t *body, struct api_ca *c,
+                         const char **field, char *msg, size_t msglen)
+{
+	struct ca_revocation r;
+	const json_t *urls = json_object_get(body, "crl_urls"), *e;
+	size_t i;
+	int rc = -1;
+
+	*field = NULL;
+	ca_revocation_defaults(&r);
+	if (urls != NULL && !json_is_null(urls) && !json_is_array(urls)) {
+		apiobj_fail(field, "crl_urls", msg, msglen, "crl_urls must be an array "
+		            "of http(s) URLs");
+		goto out;
+	}
+	json_array_foreach(urls, i, e) {
+		const char *u = json_string_value(e);
+
+		if (u == NULL || !apiobj_ini_safe(u)) {
+			apiobj_fail(field, "crl_urls", msg, msglen, "crl_urls: each an "
+			            "http(s) URL without spaces, ';' or '#'");
+			goto out;
+		}
+		if (ca_revocation_set(&r, "crl-url", u, msg, msglen) != 0) {
+			*field = "crl_urls";
+			goto out;
+		}
+		if (apiobj_rev_add(c, "crl-url", u) != 0)
+			goto oom;
+	}
+	for (size_t k = 0; k < APIOBJ_NREV; k++) {
+		const json_t *v = json_object_get(body, apiobj_rev[k].field);
+		const char *sv = json_string_value(v);
+
+		if (v == NULL || json_is_null(v))
+			continue;
+		if (sv == NULL || !apiobj_ini_safe(sv)) {
+			apiobj_fail(field, apiobj_rev[k].field, msg, msglen, "%s must be "
+			            "a string as the [ca] key %s takes%s", apiobj_rev[k].field,
+			            apiobj_rev[k].key, apiobj_rev[k].duration ?
+			            " (a duration: 500ms, 30s, 2m, 1h)" : "");
+			goto out;
+		}
+		if (ca_revocation_set(&r, apiobj_rev[k].key, sv, msg, msglen) != 0) {
+			*field = apiobj_rev[k].field;
+			goto out;
+		}
+		if (apiobj_rev_add(c, apiobj_rev[k].key, sv) != 0)
+			goto oom;
+	}
+	rc = 0;
+	goto out;
+oom:
+	apiobj_fail(field, NULL, msg, msglen, "out of memory");
+out:
+	ca_revocation_clear(&r);
+	return rc;
 }
 
 static int apiobj_host_from_config(const struct config *cfg, size_t i,
@@ -709,6 +913,9 @@ char *api_state_render(const struct api_state *st, uint64_t generation,
 		apiobj_line(&o, 0, i, "certificates", "file = %s", c->file);
 		for (size_t k = 0; k < c->n_crls; k++)
 			apiobj_line(&o, 0, i, "crls", "crl = %s", c->crls[k]);
+		for (size_t k = 0; k < c->n_rev; k++)
+			apiobj_line(&o, 0, i, apiobj_rev_field_of(c->rev_keys[k]), "%s = %s",
+			            c->rev_keys[k], c->rev_vals[k]);
 	}
 	for (size_t i = 0; i < st->n_hosts; i++) {
 		const struct api_host *h = &st->hosts[i];
@@ -748,10 +955,6 @@ char *api_state_render(const struct api_state *st, uint64_t generation,
 }
 
 /* ---- input ------------------------------------------------------------ */
-
-static int apiobj_fail(const char **field, const char *f, char *msg,
-                       size_t msglen, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
 
 static int apiobj_fail(const char **field, const char *f, char *msg,
                        size_t msglen, const char *fmt, ...)

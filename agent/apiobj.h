@@ -64,7 +64,19 @@ struct api_ca {
 	char *file;         /* "pem/<hex>.pem", relative to the state dir */
 	char **crls;        /* the same, n_crls */
 	size_t n_crls;
+	char **rev_keys;    /* revocation keys as the file writes them */
+	char **rev_vals;    /* ("crl-url", "ocsp", ...) and their values */
+	size_t n_rev;
 };
+
+/* The revocation fields of a CA object (crl_urls, ocsp, crl_refresh...)
+ * from a PUT body into c (the [ca] keys and values they are). 0, or -1
+ * with the field at fault and the file's message. */
+APIOBJ_WUR int api_ca_rev_from_json(const json_t *body, struct api_ca *c,
+                                    const char **field, char *msg,
+                                    size_t msglen);
+/* Whether `key` is one of those fields. */
+int api_ca_rev_field(const char *key);
 
 struct api_host {
 	char *pattern;      /* normalized: "*.example.com", "api.example.com" */

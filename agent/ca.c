@@ -7,10 +7,12 @@
  * entry is reused as it is and nothing is parsed.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -21,6 +23,7 @@
 
 #include "ca.h"
 #include "fileio.h"
+#include "settings.h"
 
 static atomic_uint_fast64_t ca_next_id = 1;
 
@@ -168,6 +171,191 @@ static int ca_digest_file(const char *path, size_t max, uint8_t digest[32],
 	return 0;
 }
 
+void ca_revocation_defaults(struct ca_revocation *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->crl_refresh_ms = CA_CRL_REFRESH_MS;
+	r->crl_fetch_timeout_ms = CA_CRL_FETCH_TIMEOUT_MS;
+	r->ocsp_timeout_ms = CA_OCSP_TIMEOUT_MS;
+	r->ocsp_max_age_ms = CA_OCSP_MAX_AGE_MS;
+}
+
+void ca_revocation_clear(struct ca_revocation *r)
+{
+	for (size_t i = 0; i < r->n_crl_urls; i++)
+		free(r->crl_urls[i]);
+	free(r->ocsp_url);
+	ca_revocation_defaults(r);
+}
+
+static int ca_revocation_same(const struct ca_revocation *a,
+                              const struct ca_revocation *b)
+{
+	if (a->n_crl_urls != b->n_crl_urls ||
+	    a->crl_refresh_ms != b->crl_refresh_ms ||
+	    a->crl_refresh_margin_ms != b->crl_refresh_margin_ms ||
+	    a->crl_fetch_timeout_ms != b->crl_fetch_timeout_ms ||
+	    a->crl_stale_allow != b->crl_stale_allow ||
+	    a->crl_grace_ms != b->crl_grace_ms ||
+	    a->ocsp_mode != b->ocsp_mode ||
+	    a->ocsp_timeout_ms != b->ocsp_timeout_ms ||
+	    a->ocsp_max_age_ms != b->ocsp_max_age_ms ||
+	    (a->ocsp_url == NULL) != (b->ocsp_url == NULL) ||
+	    (a->ocsp_url != NULL && strcmp(a->ocsp_url, b->ocsp_url) != 0))
+		return 0;
+	for (size_t i = 0; i < a->n_crl_urls; i++)
+		if (strcmp(a->crl_urls[i], b->crl_urls[i]) != 0)
+			return 0;
+	return 1;
+}
+
+static int ca_revocation_copy(struct ca_revocation *dst,
+                              const struct ca_revocation *src)
+{
+	*dst = *src;
+	for (size_t i = 0; i < src->n_crl_urls; i++)
+		dst->crl_urls[i] = NULL;
+	dst->n_crl_urls = 0;
+	dst->ocsp_url = NULL;
+	if (src->ocsp_url != NULL && (dst->ocsp_url = strdup(src->ocsp_url)) == NULL)
+		return -1;
+	for (size_t i = 0; i < src->n_crl_urls; i++) {
+		dst->crl_urls[i] = strdup(src->crl_urls[i]);
+		if (dst->crl_urls[i] == NULL)
+			return -1;
+		dst->n_crl_urls++;
+	}
+	return 0;
+}
+
+/* A duration key of [ca]: `zero_ok` allows 0. */
+static int ca_duration(const char *key, const char *v, int zero_ok,
+                       unsigned int *ms, char *err, size_t errlen)
+{
+	if (config_parse_duration(v, ms) == -1 || (!zero_ok && *ms == 0)) {
+		snprintf(err, errlen, "bad %s \"%s\" (a duration%s: 500ms, 30s, "
+		         "2m, 1h)", key, v, zero_ok ? "" : " > 0");
+		return -1;
+	}
+	return 0;
+}
+
+/* An http(s) URL of at most CA_MAX_URL bytes without spaces. */
+static int ca_url(const char *key, const char *v, char *err, size_t errlen)
+{
+	if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0) {
+		snprintf(err, errlen, "bad %s \"%s\" (http:// or https://)", key, v);
+		return -1;
+	}
+	if (strlen(v) > CA_MAX_URL || strpbrk(v, " \t\r\n") != NULL) {
+		snprintf(err, errlen, "bad %s (at most %d bytes, no spaces)", key,
+		         CA_MAX_URL);
+		return -1;
+	}
+	return 0;
+}
+
+int ca_revocation_set(struct ca_revocation *r, const char *key, const char *v,
+                      char *err, size_t errlen)
+{
+	if (strcmp(key, "ocsp") == 0) {
+		int m = strcmp(v, "off") == 0 ? 0 : strcmp(v, "soft") == 0 ? 1 :
+		        strcmp(v, "hard") == 0 ? 2 : -1;
+
+		if (m < 0) {
+			snprintf(err, errlen, "bad ocsp \"%s\" (off, soft, hard)", v);
+			return -1;
+		}
+		r->ocsp_mode = m;
+		return 0;
+	}
+	if (strcmp(key, "ocsp-url") == 0) {
+		if (ca_url(key, v, err, errlen) == -1)
+			return -1;
+		free(r->ocsp_url);
+		r->ocsp_url = strdup(v);
+		if (r->ocsp_url == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		return 0;
+	}
+	if (strcmp(key, "ocsp-timeout") == 0)
+		return ca_duration(key, v, 0, &r->ocsp_timeout_ms, err, errlen);
+	if (strcmp(key, "ocsp-max-age") == 0)
+		return ca_duration(key, v, 0, &r->ocsp_max_age_ms, err, errlen);
+	if (strcmp(key, "crl-url") == 0) {
+		if (ca_url(key, v, err, errlen) == -1)
+			return -1;
+		if (r->n_crl_urls >= CA_MAX_CRL_URLS) {
+			snprintf(err, errlen, "too many crl-url in one [ca] (at most %d)",
+			         CA_MAX_CRL_URLS);
+			return -1;
+		}
+		for (size_t i = 0; i < r->n_crl_urls; i++) {
+			if (strcmp(r->crl_urls[i], v) == 0) {
+				snprintf(err, errlen, "crl-url %s listed twice", v);
+				return -1;
+			}
+		}
+		r->crl_urls[r->n_crl_urls] = strdup(v);
+		if (r->crl_urls[r->n_crl_urls] == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		r->n_crl_urls++;
+		return 0;
+	}
+	if (strcmp(key, "crl-refresh") == 0)
+		return ca_duration(key, v, 0, &r->crl_refresh_ms, err, errlen);
+	if (strcmp(key, "crl-refresh-margin") == 0)
+		return ca_duration(key, v, 0, &r->crl_refresh_margin_ms, err, errlen);
+	if (strcmp(key, "crl-fetch-timeout") == 0)
+		return ca_duration(key, v, 0, &r->crl_fetch_timeout_ms, err, errlen);
+	if (strcmp(key, "crl-grace") == 0)
+		return ca_duration(key, v, 1, &r->crl_grace_ms, err, errlen);
+	if (strcmp(key, "crl-stale") == 0) {
+		if (strcmp(v, "deny") != 0 && strcmp(v, "allow") != 0) {
+			snprintf(err, errlen, "bad crl-stale \"%s\" (deny, allow)", v);
+			return -1;
+		}
+		r->crl_stale_allow = v[0] == 'a';
+		return 0;
+	}
+	return 1;
+}
+
+void ca_crl_state_path(const char *state_dir, const char *name,
+                       const char *url, char *buf, size_t len)
+{
+	uint8_t md[32];
+	char hex[33];
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+
+	memset(md, 0, sizeof(md));
+	if (c != NULL && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1) {
+		/* The NUL separates name and URL: no two pairs hash alike. */
+		(void)EVP_DigestUpdate(c, name, strlen(name) + 1);
+		(void)EVP_DigestUpdate(c, url, strlen(url));
+		(void)EVP_DigestFinal_ex(c, md, NULL);
+	}
+	EVP_MD_CTX_free(c);
+	ERR_clear_error();
+	for (int i = 0; i < 16; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	snprintf(buf, len, "%s/crl/%s.crl", state_dir, hex);
+}
+
+int ca_crl_pending(const struct ca_entry *ca)
+{
+	if (ca->rev.n_crl_urls == 0)
+		return 0;
+	for (size_t i = 0; i < ca->n_crl_files; i++)
+		if (ca->crl_files[i].url != NULL && ca->crl_files[i].n_crls > 0)
+			return 0;
+	return 1;
+}
+
 static void ca_free(struct ca_entry *ca)
 {
 	free(ca->name);
@@ -182,6 +370,7 @@ static void ca_free(struct ca_entry *ca)
 		free(f->path);
 	}
 	free(ca->crl_files);
+	ca_revocation_clear(&ca->rev);
 	free(ca);
 }
 
@@ -192,7 +381,8 @@ static int ca_same(const struct ca_entry *prev, const struct ca_entry *ca)
 	if (prev == NULL || strcmp(prev->name, ca->name) != 0 ||
 	    strcmp(prev->file, ca->file) != 0 ||
 	    memcmp(prev->digest, ca->digest, 32) != 0 ||
-	    prev->n_crl_files != ca->n_crl_files)
+	    prev->n_crl_files != ca->n_crl_files ||
+	    !ca_revocation_same(&prev->rev, &ca->rev))
 		return 0;
 	for (size_t i = 0; i < ca->n_crl_files; i++) {
 		if (strcmp(prev->crl_files[i].path, ca->crl_files[i].path) != 0 ||
@@ -216,13 +406,115 @@ static int ca_same_names(const struct ca_entry *prev, const struct ca_spec *spec
 	return 1;
 }
 
+static void ca_time_str(time_t t, char *buf, size_t len);
+
+/* The newest (by lastUpdate) CRL of `e` whose issuer is `name`, or NULL. */
+static struct crl *ca_newest_crl(const struct ca_entry *e, const X509_NAME *name)
+{
+	struct crl *best = NULL;
+
+	for (size_t i = 0; i < ca_crl_count(e); i++) {
+		struct crl *r = ca_crl_at(e, i);
+
+		if (X509_NAME_cmp(crl_issuer(r), name) == 0 &&
+		    (best == NULL || crl_last_update(r) > crl_last_update(best)))
+			best = r;
+	}
+	return best;
+}
+
+/* 1 if a certificate of `e` issued `r` (names and signature). */
+static int ca_signed_crl(const struct ca_entry *e, struct crl *r)
+{
+	for (int i = 0; i < sk_X509_num(e->certs); i++)
+		if (crl_issued_by(r, sk_X509_value(e->certs, i)))
+			return 1;
+	return 0;
+}
+
+/* A cRLNumber in decimal. */
+static void ca_number_str(const ASN1_INTEGER *n, char *buf, size_t len)
+{
+	BIGNUM *bn = ASN1_INTEGER_to_BN(n, NULL);
+	char *d = bn != NULL ? BN_bn2dec(bn) : NULL;
+
+	snprintf(buf, len, "%s", d != NULL ? d : "?");
+	OPENSSL_free(d);
+	BN_free(bn);
+	ERR_clear_error();
+}
+
+int ca_crl_successor(const struct ca_entry *signer, struct crl *old,
+                     struct crl *r, int need_signed, char *err, size_t errlen)
+{
+	const ASN1_INTEGER *on = old != NULL ? crl_number(old) : NULL;
+	const ASN1_INTEGER *nn = crl_number(r);
+	char a[64], b[64];
+
+	if (need_signed && !ca_signed_crl(signer, r)) {
+		snprintf(err, errlen, "the CRL is not signed by a certificate of "
+		         "[ca %s]", signer->name);
+		return -1;
+	}
+	if (old == NULL)
+		return 0;
+	if (on != NULL && nn != NULL && ASN1_INTEGER_cmp(nn, on) < 0) {
+		ca_number_str(nn, a, sizeof(a));
+		ca_number_str(on, b, sizeof(b));
+		snprintf(err, errlen, "the new CRL's number %s is lower than the "
+		         "loaded CRL's %s", a, b);
+		return -1;
+	}
+	if (crl_last_update(r) < crl_last_update(old)) {
+		ca_time_str(crl_last_update(r), a, sizeof(a));
+		ca_time_str(crl_last_update(old), b, sizeof(b));
+		snprintf(err, errlen, "the new CRL's thisUpdate %s is older than "
+		         "the loaded CRL's %s", a, b);
+		return -1;
+	}
+	return 0;
+}
+
+/* A changed `crl =` file must not take revocation backwards: for every
+ * issuer the previous entry had a CRL of, the newest new CRL of that
+ * issuer must be signed by the CA when the old one was (by a certificate
+ * of this section), and must not have a lower cRLNumber or an older
+ * thisUpdate. An issuer no longer listed is the operator's choice. */
+static int ca_check_successors(const struct ca_entry *prev, struct ca_entry *ca,
+                               int *which, char *err, size_t errlen)
+{
+	char why[256];
+
+	for (size_t f = 0; f < ca->n_crl_files; f++) {
+		const struct ca_crl_file *cf = &ca->crl_files[f];
+
+		for (size_t j = 0; j < cf->n_crls; j++) {
+			struct crl *r = cf->crls[j], *old, *mine;
+
+			old = ca_newest_crl(prev, crl_issuer(r));
+			mine = ca_newest_crl(ca, crl_issuer(r));
+			if (old == NULL || mine != r ||
+			    memcmp(crl_digest(old), crl_digest(r), 32) == 0)
+				continue;
+			if (ca_crl_successor(ca, old, r, ca_signed_crl(prev, old),
+			                     why, sizeof(why)) == -1) {
+				*which = (int)f;
+				snprintf(err, errlen, "%s: refused, the loaded CRL stays: %s",
+				         cf->path, why);
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
 int ca_load(const struct ca_spec *spec, struct ca_entry *prev,
             struct ca_entry **out, int *reused, int *which, char *err,
             size_t errlen)
 {
 	struct ca_entry *ca = calloc(1, sizeof(*ca));
 	char *data = NULL;
-	size_t len = 0;
+	size_t len = 0, n_urls;
 
 	*out = NULL;
 	*reused = 0;
@@ -242,8 +534,12 @@ int ca_load(const struct ca_spec *spec, struct ca_entry *prev,
 	atomic_init(&ca->refs, 1);
 	ca->name = strdup(spec->name);
 	ca->file = strdup(spec->file);
-	ca->crl_files = calloc(spec->n_crl_files + 1, sizeof(*ca->crl_files));
-	if (ca->name == NULL || ca->file == NULL || ca->crl_files == NULL) {
+	ca_revocation_defaults(&ca->rev);
+	n_urls = spec->rev != NULL ? spec->rev->n_crl_urls : 0;
+	ca->crl_files = calloc(spec->n_crl_files + n_urls + 1,
+	                       sizeof(*ca->crl_files));
+	if (ca->name == NULL || ca->file == NULL || ca->crl_files == NULL ||
+	    (spec->rev != NULL && ca_revocation_copy(&ca->rev, spec->rev) == -1)) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -268,6 +564,28 @@ int ca_load(const struct ca_spec *spec, struct ca_entry *prev,
 		free(cdata);
 	}
 	*which = -1;
+	for (size_t i = 0; i < n_urls; i++) {
+		struct ca_crl_file *f = &ca->crl_files[ca->n_crl_files];
+		char path[PATH_MAX], *cdata = NULL;
+		size_t clen = 0;
+
+		ca_crl_state_path(spec->state_dir != NULL ? spec->state_dir : ".",
+		                  ca->name, ca->rev.crl_urls[i], path, sizeof(path));
+		f->url = ca->rev.crl_urls[i];
+		f->path = strdup(path);
+		ca->n_crl_files++;
+		if (f->path == NULL) {
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+		/* Not fetched yet: no CRL, and the all-zero digest says so. */
+		if (access(path, F_OK) == -1 && errno == ENOENT)
+			continue;
+		if (ca_digest_file(f->path, CRL_MAX_FILE, f->digest, &cdata, &clen,
+		                   err, errlen) == -1)
+			goto fail;
+		free(cdata);
+	}
 	if (ca_same(prev, ca)) {
 		free(data);
 		ca_free(ca);
@@ -281,9 +599,20 @@ int ca_load(const struct ca_spec *spec, struct ca_entry *prev,
 		struct ca_crl_file *f = &ca->crl_files[i];
 
 		*which = (int)i;
+		if (f->url != NULL) {
+			static const uint8_t zero[32];
+
+			*which = -1;
+			if (memcmp(f->digest, zero, 32) == 0)
+				continue;
+		}
 		if (crl_load_file(f->path, &f->crls, &f->n_crls, err, errlen) == -1)
 			goto fail;
 	}
+	if (prev != NULL && strcmp(prev->name, ca->name) == 0 &&
+	    ca_check_successors(prev, ca, which, err, errlen) == -1)
+		goto fail;
+	*which = -1;
 	free(data);
 	ca->id = atomic_fetch_add(&ca_next_id, 1);
 	*out = ca;

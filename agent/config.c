@@ -197,6 +197,7 @@ struct ca_draft {
 	size_t n_crls;
 	struct crl **eff;       /* every CRL describing its certificates */
 	size_t n_eff;
+	struct ca_revocation rev; /* crl-url and the other revocation keys */
 	size_t index;           /* in load_ctx.cas and cfg->cas */
 	size_t src_i;           /* cfg->sources index of `src` */
 	UT_hash_handle hh;      /* load_ctx.ca_set, keyed by name */
@@ -431,6 +432,7 @@ static void cfg_section_ca(struct load_ctx *c, const char *name)
 		cfg_err(c, c->line, "out of memory");
 		return;
 	}
+	ca_revocation_defaults(&ca->rev);
 	c->cas[c->n_cas++] = ca;
 	ca->src = c->path;
 	ca->src_i = c->cfg->n_sources - 1;
@@ -766,7 +768,14 @@ static void cfg_key_ca(struct load_ctx *c, const char *key, const char *v)
 		ca->crls[ca->n_crls] = path;
 		ca->crl_lines[ca->n_crls++] = c->line;
 	} else {
-		cfg_err(c, c->line, "unknown key \"%s\" in [ca %s]", key, ca->name);
+		char why[CONFIG_ERR_LEN];
+		int rc = ca_revocation_set(&ca->rev, key, v, why, sizeof(why));
+
+		if (rc == 1)
+			cfg_err(c, c->line, "unknown key \"%s\" in [ca %s]", key,
+			        ca->name);
+		else if (rc == -1)
+			cfg_err(c, c->line, "%s", why);
 	}
 }
 
@@ -1051,9 +1060,11 @@ static void cfg_note(void *ctx, int crl_file, const char *msg)
 {
 	struct cfg_note_ctx *n = ctx;
 
+	/* Files past the `crl =` lines are crl-url copies: the section. */
 	cfg_warn(n->c, n->d->src,
-	         crl_file < 0 ? n->d->file_line : n->d->crl_lines[crl_file],
-	         "%s", msg);
+	         crl_file < 0 ? n->d->file_line :
+	         (size_t)crl_file < n->d->n_crls ? n->d->crl_lines[crl_file] :
+	         n->d->line, "%s", msg);
 }
 
 /* What will stop working soon, or already has: CRLs past or within a day
@@ -1118,8 +1129,11 @@ static void cfg_build_cas(struct load_ctx *c)
 			.name = d->name, .file = d->file,
 			.crl_files = (const char *const *)d->crls,
 			.n_crl_files = d->n_crls,
-			/* The API names its PEM files by their digest. */
-			.immutable = d->src_i == cfg->api_source,
+			/* The API names its PEM files by their digest; a crl-url
+			 * copy changes under its name, so is read every time. */
+			.immutable = d->src_i == cfg->api_source && d->rev.n_crl_urls == 0,
+			.rev = &d->rev,
+			.state_dir = cfg->state_dir,
 		};
 		int reused, which;
 
@@ -1320,7 +1334,7 @@ static void cfg_build_host(struct load_ctx *c, struct host_draft *hd,
 	size_t n_cas, n_crls = 0;
 	struct trust_policy *tp = NULL;
 	struct host_policy *h, *dup;
-	int auto_crl = 0;
+	int auto_crl = 0, fetched = 0;
 
 	n_cas = cfg_host_cas(c, hd, cas, &crls, &n_crls);
 	if (c->failed)
@@ -1331,11 +1345,14 @@ static void cfg_build_host(struct load_ctx *c, struct host_draft *hd,
 		        "mode = off or deny)", hd->pattern);
 		goto out;
 	}
+	/* A CA with a crl-url has CRLs, fetched or due. */
+	for (size_t i = 0; i < n_cas && n_crls == 0; i++)
+		fetched |= cas[i]->rev.n_crl_urls > 0;
 	if (hd->crl_check == CRL_CHECK_DEFAULT) {
-		hd->crl_check = n_crls > 0 ? CRL_CHECK_LEAF : CRL_CHECK_NONE;
+		hd->crl_check = n_crls > 0 || fetched ? CRL_CHECK_LEAF : CRL_CHECK_NONE;
 		/* "leaf when the CA has CRLs": per CA, not per host. */
 		auto_crl = 1;
-	} else if (hd->crl_check != CRL_CHECK_NONE && n_crls == 0) {
+	} else if (hd->crl_check != CRL_CHECK_NONE && n_crls == 0 && !fetched) {
 		/* It would turn every certificate into crl_error. */
 		cfg_err_at(c, hd->src, hd->crl_line, "crl-check = %s but none of the host's "
 		        "CAs has a crl", crl_check_names[hd->crl_check]);
@@ -1453,6 +1470,7 @@ static void cfg_ctx_free(struct load_ctx *c)
 			free(d->crls[r]);
 		free(d->crls);
 		free(d->crl_lines);
+		ca_revocation_clear(&d->rev);
 		free(d->eff);
 		free(d->name);
 		free(d->file);
@@ -2011,7 +2029,13 @@ static int cfg_file_differs(const char *path, size_t max,
 {
 	uint8_t d[32];
 
+	static const uint8_t absent[32];
+
 	if (cfg_file_sha256(path, max, d) == -1) {
+		/* A crl-url copy not fetched yet: still absent, no change. */
+		if (memcmp(digest, absent, 32) == 0 && access(path, F_OK) == -1 &&
+		    errno == ENOENT)
+			return 0;
 		snprintf(why, whylen, "%s cannot be read", path);
 		return 1;
 	}

@@ -99,6 +99,7 @@ struct crl {
 	int has_next, next_bad;
 	int unusable;             /* X509_V_ERR_*, 0 if usable */
 	int idp_only_user, idp_only_ca, idp_only_attr;
+	ASN1_INTEGER *number;     /* cRLNumber, NULL when absent */
 	ISSUING_DIST_POINT *idp;  /* kept only when it names distribution points */
 	uint8_t digest[CRL_SHA256_LEN];
 
@@ -783,6 +784,7 @@ static int crl_time(const ASN1_TIME *t, time_t *out)
 static void crl_free(struct crl *c)
 {
 	X509_NAME_free(c->issuer);
+	ASN1_INTEGER_free(c->number);
 	ISSUING_DIST_POINT_free(c->idp);
 	free(c->serials);
 	free(c->longs);
@@ -823,6 +825,16 @@ static int crl_fill(struct crl *c, const X509_CRL *x, const uint8_t *der,
 		return -1;
 	}
 	crl_check_exts(c, x);
+	/* RFC 5280 5.2.3: a non-negative integer of at most 20 octets; one
+	 * that does not decode is as good as absent (nothing to order by). */
+	c->number = X509_CRL_get_ext_d2i(x, NID_crl_number, NULL, NULL);
+	if (c->number != NULL &&
+	    (ASN1_STRING_type(c->number) == V_ASN1_NEG_INTEGER ||
+	     ASN1_STRING_length(c->number) > 20)) {
+		ASN1_INTEGER_free(c->number);
+		c->number = NULL;
+	}
+	ERR_clear_error();
 	if (crl_setup_idp(c, x) == -1 || crl_sig_setup(&c->sig, x, &pt) == -1) {
 		crl_errmsg(err, errlen, "out of memory");
 		return -1;
@@ -959,46 +971,39 @@ fail:
 	return -1;
 }
 
-int crl_load_file(const char *path, struct crl ***out, size_t *n, char *err,
-                  size_t errlen)
+int crl_load_mem(const char *name, const uint8_t *data, size_t len,
+                 struct crl ***out, size_t *n, char *err, size_t errlen)
 {
-	uint8_t *data = NULL;
-	size_t len = 0;
 	struct crl **v;
 	int count, not_crl;
 	char why[256];
 
 	*out = NULL;
 	*n = 0;
-	if (file_read(path, CRL_MAX_FILE, (char **)&data, &len) == -1) {
-		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+	if (len > CRL_MAX_FILE) {
+		snprintf(err, errlen, "%s: larger than %d bytes", name, CRL_MAX_FILE);
 		return -1;
 	}
 	v = calloc(CRL_MAX_PER_FILE, sizeof(*v));
 	if (v == NULL) {
-		free(data);
-		snprintf(err, errlen, "%s: out of memory", path);
+		snprintf(err, errlen, "%s: out of memory", name);
 		return -1;
 	}
-	count = len > 0 ? crl_load_pem(path, data, len, v, err, errlen) : 0;
+	count = len > 0 ? crl_load_pem(name, data, len, v, err, errlen) : 0;
 	if (count == 0) {
 		/* Not PEM: one DER CRL spanning the whole file. */
 		v[0] = crl_build(data, len, &not_crl, why, sizeof(why));
 		if (v[0] == NULL) {
 			if (not_crl)
-				snprintf(err, errlen, "%s: not a PEM or DER CRL", path);
+				snprintf(err, errlen, "%s: not a PEM or DER CRL", name);
 			else
 				snprintf(err, errlen, "%s: CRL 1 does not parse: %s",
-				         path, why);
+				         name, why);
 			count = -1;
 		} else {
 			count = 1;
 		}
 	}
-	free(data);
-	/* The file and PEM-decoded buffers are freed only now: trim again. */
-	if (len >= CRL_TRIM_BYTES)
-		malloc_trim(0);
 	if (count < 0) {
 		free(v);
 		return -1;
@@ -1006,6 +1011,27 @@ int crl_load_file(const char *path, struct crl ***out, size_t *n, char *err,
 	*out = v;
 	*n = (size_t)count;
 	return 0;
+}
+
+int crl_load_file(const char *path, struct crl ***out, size_t *n, char *err,
+                  size_t errlen)
+{
+	uint8_t *data = NULL;
+	size_t len = 0;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if (file_read(path, CRL_MAX_FILE, (char **)&data, &len) == -1) {
+		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+		return -1;
+	}
+	rc = crl_load_mem(path, data, len, out, n, err, errlen);
+	free(data);
+	/* The file and PEM-decoded buffers are freed only now: trim again. */
+	if (len >= CRL_TRIM_BYTES)
+		malloc_trim(0);
+	return rc;
 }
 
 /* ---- queries ----------------------------------------------------------- */
@@ -1032,6 +1058,11 @@ const X509_NAME *crl_issuer(const struct crl *c)
 time_t crl_last_update(const struct crl *c)
 {
 	return c->last_update;
+}
+
+const ASN1_INTEGER *crl_number(const struct crl *c)
+{
+	return c->number;
 }
 
 time_t crl_next_update(const struct crl *c)

@@ -44,6 +44,12 @@ CRL_WUR struct crl *crl_new(const uint8_t *der, size_t len, char *err,
 CRL_WUR int crl_load_file(const char *path, struct crl ***out, size_t *n,
                           char *err, size_t errlen);
 
+/* The same from bytes in memory (`name` is used in messages only): what
+ * crl_load_file() does after reading the file. */
+CRL_WUR int crl_load_mem(const char *name, const uint8_t *data, size_t len,
+                         struct crl ***out, size_t *n, char *err,
+                         size_t errlen);
+
 struct crl *crl_ref(struct crl *c);   /* returns c */
 void crl_unref(struct crl *c);         /* NULL is fine */
 
@@ -53,6 +59,9 @@ const X509_NAME *crl_issuer(const struct crl *c);
 /* lastUpdate, and nextUpdate (0 when the CRL has none). */
 time_t crl_last_update(const struct crl *c);
 time_t crl_next_update(const struct crl *c);
+
+/* The cRLNumber (RFC 5280 5.2.3), NULL when absent or malformed. */
+const ASN1_INTEGER *crl_number(const struct crl *c);
 
 /* Number of revoked entries: distinct serials (a serial listed twice
  * counts once), entries with reason removeFromCRL not counted. */

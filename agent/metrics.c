@@ -11,7 +11,9 @@
 
 #include "config.h"
 #include "hosts.h"
+#include "crlsrc.h"
 #include "metrics.h"
+#include "ocsp.h"
 #include "spop.h"
 
 #define METRICS_MODES (MODE_COUNT + 1)   /* the policy modes, then "none" */
@@ -506,6 +508,143 @@ static time_t file_next_update(const struct ca_crl_file *f)
 	return best;
 }
 
+static _Atomic(struct crlsrc *) metrics_crlsrc;
+
+void metrics_set_crlsrc(struct crlsrc *s)
+{
+	atomic_store(&metrics_crlsrc, s);
+}
+
+struct crlsrc *metrics_get_crlsrc(void)
+{
+	return atomic_load(&metrics_crlsrc);
+}
+
+#define METRICS_MAX_CRL_URLS 4096
+
+/* One crl-url series line: `name{ca="..",url=".."} value`. */
+static void crl_url_line(struct metrics_text *t, const char *name,
+                         const struct crlsrc_stat *st, long long v)
+{
+	metrics_printf(t, "mtls_spoa_%s{ca=\"", name);
+	metrics_put_label(t, st->ca);
+	metrics_printf(t, "\",url=\"");
+	metrics_put_label(t, st->url);
+	metrics_printf(t, "\"} %lld\n", v);
+}
+
+/* The OCSP families, one pass over the [ca] counters each. */
+enum ocsp_family { OCSP_F_QUERIES = 0, OCSP_F_HITS, OCSP_F_MISSES, OCSP_F_ENTRIES };
+
+struct ocsp_render {
+	struct metrics_text *t;
+	enum ocsp_family f;
+};
+
+static void ocsp_ca_line(void *ctx, const char *ca, const struct ocsp_stats *st)
+{
+	static const char *const names[] = {
+		"ocsp_queries_total", "ocsp_cache_hits_total",
+		"ocsp_cache_misses_total", "ocsp_cache_entries",
+	};
+	struct ocsp_render *r = ctx;
+	uint64_t v = r->f == OCSP_F_HITS ? st->hits :
+	             r->f == OCSP_F_MISSES ? st->misses : (uint64_t)st->entries;
+
+	if (r->f == OCSP_F_QUERIES) {
+		for (int i = 0; i < OCSP_STATUS_COUNT; i++) {
+			metrics_printf(r->t, "mtls_spoa_ocsp_queries_total{ca=\"");
+			metrics_put_label(r->t, ca);
+			metrics_printf(r->t, "\",outcome=\"%s\"} %llu\n",
+			               ocsp_status_str((enum ocsp_status)i),
+			               (unsigned long long)st->queries[i]);
+		}
+		return;
+	}
+	metrics_printf(r->t, "mtls_spoa_%s{ca=\"", names[r->f]);
+	metrics_put_label(r->t, ca);
+	metrics_printf(r->t, "\"} %llu\n", (unsigned long long)v);
+}
+
+static void render_ocsp(struct metrics_text *t)
+{
+	static const char *const fam[][3] = {
+		{ "ocsp_queries_total", "counter", "Queries sent to OCSP "
+		  "responders per [ca], by outcome (good, revoked, unknown, "
+		  "unavailable)." },
+		{ "ocsp_cache_hits_total", "counter", "OCSP answers taken from "
+		  "the cache, per [ca]." },
+		{ "ocsp_cache_misses_total", "counter", "OCSP lookups that had to "
+		  "ask the responder, per [ca]." },
+		{ "ocsp_cache_entries", "gauge", "OCSP answers cached now, per [ca]." },
+	};
+
+	for (int f = OCSP_F_QUERIES; f <= OCSP_F_ENTRIES; f++) {
+		struct ocsp_render r = { t, (enum ocsp_family)f };
+
+		family(t, fam[f][0], fam[f][1], fam[f][2]);
+		ocsp_foreach_ca(ocsp_ca_line, &r);
+	}
+	simple(t, "ocsp_soft_failures_total", "counter", "Verifications with "
+	       "ocsp = soft and no OCSP answer: passed as without OCSP.",
+	       metrics_get(METRICS_OCSP_SOFT_FAIL));
+	simple(t, "ocsp_hard_failures_total", "counter", "Verifications with "
+	       "ocsp = hard and no OCSP answer: revocation_unknown.",
+	       metrics_get(METRICS_OCSP_HARD_FAIL));
+}
+
+static void render_crl_urls(struct metrics_text *t)
+{
+	struct crlsrc *src = atomic_load(&metrics_crlsrc);
+	struct crlsrc_stat *st;
+	size_t n;
+
+	simple(t, "crl_stale_verifications_total", "counter", "Verifications "
+	       "that used a CRL past its nextUpdate (crl-grace, crl-stale = "
+	       "allow).", metrics_get(METRICS_CRL_STALE));
+	render_ocsp(t);
+	if (src == NULL)
+		return;
+	st = calloc(METRICS_MAX_CRL_URLS, sizeof(*st));
+	if (st == NULL) {
+		t->err = 1;
+		return;
+	}
+	n = crlsrc_stats(src, st, METRICS_MAX_CRL_URLS);
+	if (n > METRICS_MAX_CRL_URLS)
+		n = METRICS_MAX_CRL_URLS;
+	family(t, "crl_fetch_last_success_timestamp_seconds", "gauge",
+	       "Last successful fetch of each crl-url (0: never), unix seconds.");
+	for (size_t i = 0; i < n; i++)
+		crl_url_line(t, "crl_fetch_last_success_timestamp_seconds", &st[i],
+		             (long long)st[i].last_success);
+	family(t, "crl_fetch_next_update_timestamp_seconds", "gauge",
+	       "nextUpdate of the CRL in use from each crl-url (0: none yet), "
+	       "unix seconds.");
+	for (size_t i = 0; i < n; i++)
+		crl_url_line(t, "crl_fetch_next_update_timestamp_seconds", &st[i],
+		             (long long)st[i].next_update);
+	family(t, "crl_fetches_total", "counter", "Fetches of each crl-url.");
+	for (size_t i = 0; i < n; i++)
+		crl_url_line(t, "crl_fetches_total", &st[i], (long long)st[i].fetches);
+	family(t, "crl_fetch_failures_total", "counter", "Fetches of each crl-url "
+	       "that failed or were refused (the last good CRL stayed).");
+	for (size_t i = 0; i < n; i++)
+		crl_url_line(t, "crl_fetch_failures_total", &st[i],
+		             (long long)st[i].failures);
+	family(t, "crl_fetch_refused_total", "counter", "Of those, answers that "
+	       "arrived but were refused (not a CRL, not signed by the section, "
+	       "older than the CRL in use).");
+	for (size_t i = 0; i < n; i++)
+		crl_url_line(t, "crl_fetch_refused_total", &st[i],
+		             (long long)st[i].refused);
+	family(t, "crl_fetch_failing", "gauge", "Consecutive failed fetches of "
+	       "each crl-url now (0: the last one succeeded).");
+	for (size_t i = 0; i < n; i++)
+		crl_url_line(t, "crl_fetch_failing", &st[i], (long long)st[i].failing);
+	free(st);
+}
+
 static void render_trust(struct metrics_text *t, const struct config *cfg)
 {
 	family(t, "ca_not_after_timestamp_seconds", "gauge",
@@ -595,6 +734,7 @@ int metrics_render(const struct metrics_view *v, struct metrics_text *t)
 	               "%.3f\n", v->loaded_at);
 	render_trust(t, v->cfg);
 	render_api(t);
+	render_crl_urls(t);
 	simple(t, "metrics_policy_overflow_total", "counter", "Verdicts counted "
 	       "with policy=\"(other)\": the per-policy series bound was reached.",
 	       metrics_get(METRICS_POLICY_OVERFLOW));

@@ -45,6 +45,9 @@ enum metrics_counter {
 	METRICS_POOL_DONE,         /* back from it */
 	METRICS_VERIFY_INLINE,     /* pool full or absent: verified on a worker */
 	METRICS_POLICY_OVERFLOW,   /* verdicts past METRICS_MAX_POLICY_SERIES */
+	METRICS_CRL_STALE,         /* verifications that consulted a stale CRL */
+	METRICS_OCSP_SOFT_FAIL,    /* ocsp = soft, no answer: passed as without */
+	METRICS_OCSP_HARD_FAIL,    /* ocsp = hard, no answer: revocation_unknown */
 	METRICS_COUNTER_COUNT
 };
 
@@ -115,5 +118,11 @@ METRICS_WUR int metrics_render(const struct metrics_view *v,
 /* Zero every counter and forget the policy series (tests only: not safe
  * while other threads count). */
 void metrics_reset(void);
+
+/* The crl-url fetcher whose per-URL series /metrics shows (NULL: none).
+ * Its owner clears it before freeing it. */
+struct crlsrc;
+void metrics_set_crlsrc(struct crlsrc *s);
+struct crlsrc *metrics_get_crlsrc(void);
 
 #endif /* MTLS_METRICS_H */

@@ -36,6 +36,7 @@
 #include "api.h"
 #include "cache.h"
 #include "conn.h"
+#include "crlsrc.h"
 #include "handler.h"
 #include "listen.h"
 #include "log.h"
@@ -788,6 +789,8 @@ struct server {
 	                            a reload keeps it */
 	struct api *api;         /* the tenant API, served by the admin threads */
 	ev_async call_wake;      /* main_call queued */
+	struct crlsrc *crlsrc;   /* crl-url fetches; NULL without a file */
+	ev_async crl_wake;       /* crlsrc wrote a new CRL copy */
 };
 
 /* Readiness, for /readyz: the SPOP listeners accept (set once they are
@@ -1026,6 +1029,29 @@ static void watch_cb(void *ctx)
 static int server_adopt(struct server *s, struct config *cfg, const char *why,
                         int reload);
 
+/* On the fetch thread: a crl-url copy changed. */
+static void crl_changed(void *ctx)
+{
+	struct server *s = ctx;
+
+	ev_async_send(s->loop, &s->crl_wake);
+}
+
+/* A new CRL copy in state-dir: reload (whatever `watch` says: it is not an
+ * operator's edit), which rebuilds only the [ca] concerned. */
+static void crl_wake_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+	struct server *s = ev_userdata(loop);
+	char why[CONFIG_ERR_LEN];
+
+	(void)a; (void)revents;
+	if (cfg_live->cfg == NULL || !config_changed(cfg_live->cfg, why, sizeof(why)))
+		return;
+	log_info("%s: reloading", why);
+	server_reload_file(s);
+	server_watch_update(s);
+}
+
 /* Load the file beside the live configuration and install it, or log why
  * not and keep the live one. */
 static void server_reload_file(struct server *s)
@@ -1120,7 +1146,35 @@ static int server_adopt(struct server *s, struct config *cfg, const char *why,
 	         cfg->n_trusts, cfg->stats.trusts_built, cfg->stats.trusts_reused,
 	         cfg->stats.load_ms, (unsigned long long)cfg->generation);
 	notify_serving(cfg, cfg->generation);
+	if (s->crlsrc != NULL)
+		crlsrc_sync(s->crlsrc, cfg);
 	return 0;
+}
+
+/* Start fetching the crl-url CRLs of the live configuration. Those with
+ * no copy in state-dir yet are fetched before the agent reports ready,
+ * for at most their crl-fetch-timeout. */
+static void server_crl_start(struct server *s)
+{
+	unsigned int budget;
+
+	ev_async_init(&s->crl_wake, crl_wake_cb);
+	ev_async_start(s->loop, &s->crl_wake);
+	s->crlsrc = crlsrc_new(crl_changed, s);
+	if (s->crlsrc == NULL) {
+		log_error("cannot start the CRL fetch thread: crl-url CRLs are not "
+		          "refreshed");
+		return;
+	}
+	crlsrc_sync(s->crlsrc, cfg_live->cfg);
+	metrics_set_crlsrc(s->crlsrc);
+	budget = crlsrc_initial_budget(s->crlsrc);
+	if (budget == 0)
+		return;
+	log_info("fetching the CRLs of crl-url with no copy in state-dir (up to "
+	         "%u ms) before reporting ready", budget);
+	if (crlsrc_wait_initial(s->crlsrc, budget + 500) > 0)
+		crl_wake_cb(s->loop, &s->crl_wake, 0);
 }
 
 /* ---- the tenant API's host side --------------------------------------- */
@@ -1448,6 +1502,7 @@ int server_run(const struct server_opts *o, struct config *cfg)
 			log_warning("cannot watch the configuration files: %s; reload "
 			            "with SIGHUP", strerror(errno));
 		server_watch_update(&s);
+		server_crl_start(&s);
 	}
 	for (j = 0; j < s.nls; j++) {
 		ev_io_start(s.loop, &s.ls[j].io);
@@ -1472,6 +1527,11 @@ out:
 	 * them before the live one goes. */
 	admin_stop(s.admin);
 	s.admin = NULL;
+	/* After the admin threads, which render its series. */
+	metrics_set_crlsrc(NULL);
+	crlsrc_free(s.crlsrc);
+	if (s.crlsrc != NULL)
+		ev_async_stop(s.loop, &s.crl_wake);
 	for (j = 0; j < s.n_admin; j++)
 		free(s.admin_addrs[j]);
 	api_free(s.api);

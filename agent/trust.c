@@ -29,6 +29,9 @@
 #include <openssl/x509v3.h>
 
 #include "policy.h"
+#include "log.h"
+#include "metrics.h"
+#include "ocsp.h"
 #include "trust.h"
 
 #define VERIFY_SHA256_LEN 32
@@ -65,6 +68,7 @@ struct trust_run {
 	const struct trust_policy *tp;
 	time_t now;
 	int leaf_revoked;   /* trust_result.revoked */
+	int crl_stale;      /* trust_result.crl_stale */
 };
 
 static void trust_key_add(EVP_MD_CTX *md, const void *p, size_t n)
@@ -131,11 +135,49 @@ static struct crl *trust_best_crl(const struct trust_policy *tp, X509 *x,
 	return best;
 }
 
+/* The [ca] of `tp` that holds `issuer`, or NULL. */
+static const struct ca_entry *trust_issuer_ca(const struct trust_policy *tp,
+                                              X509 *issuer)
+{
+	for (size_t k = 0; k < tp->n_cas; k++) {
+		STACK_OF(X509) *certs = tp->cas[k]->certs;
+
+		for (int i = 0; i < sk_X509_num(certs); i++)
+			if (X509_cmp(sk_X509_value(certs, i), issuer) == 0)
+				return tp->cas[k];
+	}
+	return NULL;
+}
+
+/* A CRL past its nextUpdate, of a [ca] with crl-grace or crl-stale =
+ * allow: X509_V_OK (still used) within the grace period, else the
+ * expiry unless stale CRLs are allowed (then *skip: as without CRL).
+ * Sets *stale whenever such a policy was consulted. */
+static int trust_stale_crl(const struct trust_policy *tp, const struct crl *c,
+                           X509 *issuer, time_t now, int *skip, int *stale)
+{
+	const struct ca_entry *ca = trust_issuer_ca(tp, issuer);
+	int64_t nu_ms = (int64_t)crl_next_update(c) * 1000;
+
+	if (ca == NULL || (ca->rev.crl_grace_ms == 0 && !ca->rev.crl_stale_allow))
+		return X509_V_ERR_CRL_HAS_EXPIRED;
+	*stale = 1;
+	if ((int64_t)now * 1000 < nu_ms + (int64_t)ca->rev.crl_grace_ms)
+		return X509_V_OK;
+	if (ca->rev.crl_stale_allow) {
+		*skip = 1;
+		return X509_V_OK;
+	}
+	return X509_V_ERR_CRL_HAS_EXPIRED;
+}
+
 /* X509_V_OK, or why `x` (issued by `issuer`) fails revocation checking.
  * Sets *skip when crl-check is automatic and the issuer publishes no CRL
- * in the configuration: only a missing CRL is forgiven, and only then. */
+ * in the configuration (and none is due from a crl-url): only a missing
+ * CRL is forgiven, and only then; or when crl-stale = allow lets a stale
+ * CRL go unchecked. */
 static int trust_cert_status(const struct trust_policy *tp, X509 *x,
-                             X509 *issuer, time_t now, int *skip)
+                             X509 *issuer, time_t now, int *skip, int *stale)
 {
 	struct crl *c;
 	int any, e;
@@ -153,8 +195,13 @@ static int trust_cert_status(const struct trust_policy *tp, X509 *x,
 	}
 	c = trust_best_crl(tp, x, issuer, now, &any);
 	if (!any && tp->crl_check_auto) {
-		*skip = 1;
-		return X509_V_OK;
+		const struct ca_entry *ca = trust_issuer_ca(tp, issuer);
+
+		/* A crl-url not fetched yet: the CRL is due, not absent. */
+		if (ca == NULL || !ca_crl_pending(ca)) {
+			*skip = 1;
+			return X509_V_OK;
+		}
 	}
 	if (c == NULL)
 		return X509_V_ERR_UNABLE_TO_GET_CRL;
@@ -164,7 +211,9 @@ static int trust_cert_status(const struct trust_policy *tp, X509 *x,
 	    (X509_get_key_usage(issuer) & KU_CRL_SIGN) == 0)
 		return X509_V_ERR_KEYUSAGE_NO_CRL_SIGN;
 	e = crl_time_check(c, now);
-	if (e != X509_V_OK)
+	if (e == X509_V_ERR_CRL_HAS_EXPIRED)
+		e = trust_stale_crl(tp, c, issuer, now, skip, stale);
+	if (e != X509_V_OK || *skip)
 		return e;
 	e = crl_unusable(c);
 	if (e != X509_V_OK)
@@ -191,7 +240,8 @@ static int trust_check_revocation(X509_STORE_CTX *ctx)
 	for (int i = 0; i <= last; i++) {
 		X509 *x = sk_X509_value(chain, i);
 		X509 *issuer = sk_X509_value(chain, i + 1 < n ? i + 1 : i);
-		int skip, e = trust_cert_status(run->tp, x, issuer, run->now, &skip);
+		int skip, e = trust_cert_status(run->tp, x, issuer, run->now, &skip,
+		                                &run->crl_stale);
 
 		/* Only a current, usable CRL gets this far without an error
 		 * other than "revoked": the leaf's status is then known. */
@@ -236,8 +286,13 @@ static int trust_copy_params(struct trust_policy *tp,
 	if (tp->cas == NULL || tp->crls == NULL || tp->identities == NULL ||
 	    tp->pins == NULL)
 		return -1;
-	for (; tp->n_cas < p->n_cas; tp->n_cas++)
+	for (; tp->n_cas < p->n_cas; tp->n_cas++) {
+		int64_t g = ((int64_t)p->cas[tp->n_cas]->rev.crl_grace_ms + 999) / 1000;
+
 		tp->cas[tp->n_cas] = ca_ref(p->cas[tp->n_cas]);
+		if (g > tp->crl_grace_s)
+			tp->crl_grace_s = g;
+	}
 	for (; tp->n_crls < p->n_crls; tp->n_crls++) {
 		time_t nu = crl_next_update(p->crls[tp->n_crls]);
 
@@ -812,6 +867,9 @@ static int64_t verify_valid_until(const struct trust_policy *p, X509_STORE_CTX *
 		for (j = 0; j < p->n_crls; j++) {
 			b = (int64_t)crl_next_update(p->crls[j]);
 			VERIFY_BOUND(b);
+			/* Stale within crl-grace, then past it. */
+			if (b != 0 && p->crl_grace_s > 0)
+				VERIFY_BOUND(b + p->crl_grace_s);
 		}
 	}
 #undef VERIFY_BOUND
@@ -825,6 +883,8 @@ void trust_result_reset(struct trust_result *v)
 	v->ca = NULL;
 	v->has_cert_info = 0;
 	v->revoked = TRUST_REVOKED_UNKNOWN;
+	v->ocsp = TRUST_OCSP_NONE;
+	v->crl_stale = 0;
 	v->not_before = v->not_after = 0;
 	v->valid_until = 0;
 	v->subject[0] = v->issuer[0] = v->serial[0] = '\0';
@@ -871,6 +931,55 @@ static void verify_chain_rfc9440(STACK_OF(X509) *vchain, char *out,
 		out[o++] = ':';
 		out[o] = '\0';
 		OPENSSL_free(der);
+	}
+}
+
+/* OCSP for a leaf whose chain verified, when the [ca] of its issuer
+ * asks for it (ocsp = soft or hard): RESULT_OK to go on, else the
+ * result set in v (revoked; revocation_unknown in hard mode). Bounds
+ * v->valid_until by the answer's life. Blocks for at most ocsp-timeout:
+ * called on the verify threads. */
+static enum mtls_result trust_ocsp(const struct trust_policy *p,
+                                   X509_STORE_CTX *ctx, X509 *leaf,
+                                   struct trust_result *v)
+{
+	STACK_OF(X509) *vchain = X509_STORE_CTX_get0_chain(ctx);
+	X509 *issuer = vchain != NULL && sk_X509_num(vchain) > 1 ?
+	               sk_X509_value(vchain, 1) : NULL;
+	const struct ca_entry *ca = issuer ? trust_issuer_ca(p, issuer) : NULL;
+	struct ocsp_opts o;
+	enum ocsp_status st;
+	int64_t until = 0;
+	char why[512] = "";
+
+	if (ca == NULL || ca->rev.ocsp_mode == OCSP_MODE_OFF)
+		return RESULT_OK;
+	o.ca = ca->name;
+	o.url = ca->rev.ocsp_url;
+	o.timeout_ms = ca->rev.ocsp_timeout_ms;
+	o.max_age_ms = ca->rev.ocsp_max_age_ms;
+	st = ocsp_check(leaf, issuer, ca->certs, &o, &until, why, sizeof(why));
+	v->ocsp = (int)st;
+	if (until != 0 && (v->valid_until == 0 || until < v->valid_until))
+		v->valid_until = until;
+	switch (st) {
+	case OCSP_GOOD:
+		return RESULT_OK;
+	case OCSP_REVOKED:
+		v->revoked = 1;
+		v->verify_error = X509_V_ERR_CERT_REVOKED;
+		v->result = RESULT_REVOKED;
+		return RESULT_REVOKED;
+	default:
+		metrics_inc(ca->rev.ocsp_mode == OCSP_MODE_HARD ?
+		            METRICS_OCSP_HARD_FAIL : METRICS_OCSP_SOFT_FAIL);
+		log_warning("OCSP for serial %s of [ca %s]: %s: %s (ocsp = %s)",
+		            v->serial, ca->name, ocsp_status_str(st), why,
+		            ocsp_mode_str((enum ocsp_mode)ca->rev.ocsp_mode));
+		if (ca->rev.ocsp_mode != OCSP_MODE_HARD)
+			return RESULT_OK;
+		v->result = RESULT_REVOCATION_UNKNOWN;
+		return RESULT_REVOCATION_UNKNOWN;
 	}
 }
 
@@ -927,11 +1036,15 @@ void trust_verify(const struct trust_policy *p, const uint8_t *cert,
 	run.tp = p;
 	run.now = now;
 	run.leaf_revoked = TRUST_REVOKED_UNKNOWN;
+	run.crl_stale = 0;
 	X509_STORE_CTX_set_app_data(ctx, &run);
 	X509_VERIFY_PARAM_set_time(X509_STORE_CTX_get0_param(ctx), now);
 	atomic_fetch_add_explicit(&trust_verify_count, 1, memory_order_relaxed);
 	if (X509_verify_cert(ctx) != 1) {
 		v->revoked = run.leaf_revoked;
+		v->crl_stale = run.crl_stale;
+		if (run.crl_stale)
+			metrics_inc(METRICS_CRL_STALE);
 		v->valid_until = verify_valid_until(p, ctx, leaf, now);
 		v->verify_error = X509_STORE_CTX_get_error(ctx);
 		v->result = v->verify_error == X509_V_OK ? RESULT_INTERNAL_ERROR :
@@ -940,6 +1053,9 @@ void trust_verify(const struct trust_policy *p, const uint8_t *cert,
 	}
 
 	v->revoked = run.leaf_revoked;
+	v->crl_stale = run.crl_stale;
+	if (run.crl_stale)
+		metrics_inc(METRICS_CRL_STALE);
 	v->valid_until = verify_valid_until(p, ctx, leaf, now);
 	{
 		STACK_OF(X509) *vchain = X509_STORE_CTX_get0_chain(ctx);
@@ -952,6 +1068,8 @@ void trust_verify(const struct trust_policy *p, const uint8_t *cert,
 		if (v->ca == NULL)
 			goto done;
 	}
+	if (trust_ocsp(p, ctx, leaf, v) != RESULT_OK)
+		goto done;
 	if (p->n_identities > 0 && !verify_identity(p, leaf)) {
 		v->result = RESULT_IDENTITY_MISMATCH;
 		goto done;

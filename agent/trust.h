@@ -79,6 +79,8 @@ struct trust_policy {
 	size_t n_pins;
 	X509_STORE *store;          /* the CA certificates only */
 	time_t crl_next_update;     /* earliest nextUpdate of `crls`, 0 if none */
+	int64_t crl_grace_s;        /* longest crl-grace of `cas`, seconds
+	                               (rounded up) */
 	uint8_t key[32];            /* SHA-256 of what it was built from */
 };
 
@@ -105,6 +107,9 @@ void trust_policy_unref(struct trust_policy *tp);
  * absent, never cut. */
 #define TRUST_CHAIN_MAX 16384
 
+/* trust_result.ocsp when OCSP was not consulted. */
+#define TRUST_OCSP_NONE (-1)
+
 /* trust_result.revoked when no CRL decided the leaf's status. */
 #define TRUST_REVOKED_UNKNOWN (-1)
 
@@ -120,6 +125,10 @@ void trust_policy_unref(struct trust_policy *tp);
 	const char *ca;              /* [ca] that anchored the chain, or NULL \
 	                                (borrowed from the policy's CAs) */ \
 	int has_cert_info;           /* the leaf parsed: fields below are set */ \
+	int ocsp;                    /* enum ocsp_status of the leaf, or \
+	                                TRUST_OCSP_NONE when not asked */ \
+	int crl_stale;               /* a CRL consulted was past its \
+	                                nextUpdate (crl-grace, crl-stale) */ \
 	int revoked;                 /* 1/0 when a current, usable CRL of the \
 	                                leaf's issuer was consulted, else \
 	                                TRUST_REVOKED_UNKNOWN */ \

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "ocsp.h"
 #include "policy.h"
 #include "spop.h"
 #include "verdict.h"
@@ -35,6 +36,7 @@ static const char *const result_names[] = {
 	[RESULT_NOT_YET_VALID] = "not_yet_valid",
 	[RESULT_REVOKED] = "revoked",
 	[RESULT_CRL_ERROR] = "crl_error",
+	[RESULT_REVOCATION_UNKNOWN] = "revocation_unknown",
 	[RESULT_BAD_PURPOSE] = "bad_purpose",
 	[RESULT_IDENTITY_MISMATCH] = "identity_mismatch",
 	[RESULT_PIN_MISMATCH] = "pin_mismatch",
@@ -322,6 +324,16 @@ void verdict_encode_cert(const struct trust_result *v, struct spop_wr *w,
 	VERDICT_FIELD(w, v, fingerprint_sha1);
 	VERDICT_FIELD(w, v, ski);
 	VERDICT_FIELD(w, v, issuer_ski);
+	if (v->ocsp != TRUST_OCSP_NONE) {
+		const char *o = ocsp_status_str((enum ocsp_status)v->ocsp);
+
+		d = spop_str(o, strlen(o));
+		spop_put_set_var(w, SPOP_SCOPE_TXN, "ocsp", &d);
+	}
+	if (v->crl_stale) {
+		d = spop_bool(1);
+		spop_put_set_var(w, SPOP_SCOPE_TXN, "crl_stale", &d);
+	}
 	if (v->revoked != TRUST_REVOKED_UNKNOWN) {
 		d = spop_bool(v->revoked);
 		spop_put_set_var(w, SPOP_SCOPE_TXN, "revoked", &d);

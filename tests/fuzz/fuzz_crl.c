@@ -4,6 +4,9 @@
  * a loaded CRL must answer every query: lookups of serials taken from the
  * input (each a few bytes, with either sign), the scope and time checks,
  * and a signature check against a fixed key (which never verifies).
+ * The same bytes also go through crl_load_mem(), what a fetched crl-url
+ * answer goes through (PEM blocks, else one DER CRL), and the cRLNumber
+ * of what loads is compared as a refresh compares it.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -67,12 +70,37 @@ static void fuzz_lookups(const struct crl *c, const uint8_t *data, size_t size)
 	ASN1_INTEGER_free(neg);
 }
 
+/* The fetched-answer path: every outcome is CRLs or a message. */
+static void fuzz_mem(const uint8_t *data, size_t size)
+{
+	char err[256] = "";
+	struct crl **v = NULL;
+	size_t n = 0;
+
+	if (crl_load_mem("fuzz", data, size, &v, &n, err, sizeof(err)) == -1) {
+		if (err[0] == '\0' || v != NULL || n != 0)
+			abort();
+		return;
+	}
+	if (n == 0 || n > CRL_MAX_PER_FILE)
+		abort();
+	for (size_t i = 0; i < n; i++) {
+		const ASN1_INTEGER *a = crl_number(v[i]), *b = crl_number(v[0]);
+
+		if (a != NULL && b != NULL)
+			(void)ASN1_INTEGER_cmp(a, b);
+		crl_unref(v[i]);
+	}
+	free(v);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char err[256];
 	struct crl *c;
 	X509 *ca = fuzz_ca();
 
+	fuzz_mem(data, size);
 	err[0] = '\0';
 	c = crl_new(data, size, err, sizeof(err));
 	if (c == NULL) {

@@ -480,6 +480,57 @@ static void test_verify_answers_the_variables(void **state)
 	free(pem);
 }
 
+static void test_ca_revocation_fields(void **state)
+{
+	struct reply r, g;
+	json_t *b;
+	FILE *f;
+	char text[4096];
+	size_t n;
+
+	(void)state;
+	b = ca_body("fetched", ca_a);
+	json_object_set_new(b, "crl_urls", json_pack("[s]", "http://127.0.0.1:9/a.crl"));
+	json_object_set_new(b, "ocsp", json_string("soft"));
+	json_object_set_new(b, "crl_refresh", json_string("1800s"));
+	json_object_set_new(b, "crl_stale", json_string("allow"));
+	r = call("PUT", "/v1/cas/fetched", NULL, b);
+	assert_int_equal(r.status, 201);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(r.doc,
+		"crl_urls"), 0)), "http://127.0.0.1:9/a.crl");
+	assert_string_equal(json_string_value(json_object_get(r.doc, "ocsp")), "soft");
+	/* Normalized: the largest whole unit. */
+	assert_string_equal(json_string_value(json_object_get(r.doc, "crl_refresh")), "30m");
+	assert_string_equal(json_string_value(json_object_get(r.doc, "crl_stale")), "allow");
+	/* Stored as the file's keys. */
+	f = fopen(at("state/api.conf"), "r");
+	assert_non_null(f);
+	n = fread(text, 1, sizeof(text) - 1, f);
+	text[n] = '\0';
+	fclose(f);
+	assert_non_null(strstr(text, "crl-url = http://127.0.0.1:9/a.crl\n"));
+	assert_non_null(strstr(text, "ocsp = soft\n"));
+	/* A GET body PUT back is the same object. */
+	g = call("PUT", "/v1/cas/fetched", NULL, json_copy(r.doc));
+	assert_int_equal(g.status, 200);
+	assert_string_equal(g.etag, r.etag);
+	json_decref(g.doc);
+	json_decref(r.doc);
+
+	b = ca_body("fetched", ca_a);
+	json_object_set_new(b, "ocsp", json_string("maybe"));
+	r = call("PUT", "/v1/cas/fetched", NULL, b);
+	assert_int_equal(r.status, 400);
+	assert_string_equal(err_field(&r), "ocsp");
+	json_decref(r.doc);
+	b = ca_body("fetched", ca_a);
+	json_object_set_new(b, "crl_urls", json_pack("[s]", "ftp://x/a.crl"));
+	r = call("PUT", "/v1/cas/fetched", NULL, b);
+	assert_int_equal(r.status, 400);
+	assert_string_equal(err_field(&r), "crl_urls");
+	json_decref(r.doc);
+}
+
 static void test_routes_and_methods(void **state)
 {
 	struct reply r;
@@ -514,6 +565,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_refused_writes_change_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_log_then_enforce, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify_answers_the_variables, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ca_revocation_fields, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_routes_and_methods, setup, teardown),
 	};
 

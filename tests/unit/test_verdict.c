@@ -42,6 +42,7 @@ static const enum mtls_action action_table[RESULT_COUNT][MODE_COUNT] = {
 	[RESULT_NOT_YET_VALID]     = { D, D, L, A, D },
 	[RESULT_REVOKED]           = { D, D, L, A, D },
 	[RESULT_CRL_ERROR]         = { D, D, L, A, D },
+	[RESULT_REVOCATION_UNKNOWN] = { D, D, L, A, D },
 	[RESULT_BAD_PURPOSE]       = { D, D, L, A, D },
 	[RESULT_IDENTITY_MISMATCH] = { D, D, L, A, D },
 	[RESULT_PIN_MISMATCH]      = { D, D, L, A, D },
@@ -84,7 +85,7 @@ static void test_strings(void **state)
 	static const char *const results[RESULT_COUNT] = {
 		"ok", "no_cert", "no_policy", "host_mismatch", "malformed",
 		"untrusted", "expired", "not_yet_valid", "revoked", "crl_error",
-		"bad_purpose", "identity_mismatch", "pin_mismatch", "chain_error",
+		"revocation_unknown", "bad_purpose", "identity_mismatch", "pin_mismatch", "chain_error",
 		"internal_error",
 	};
 
