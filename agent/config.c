@@ -2086,12 +2086,12 @@ int config_changed(const struct config *cfg, char *why, size_t whylen)
 	for (size_t i = 0; i < cfg->n_cas && !changed; i++) {
 		const struct ca_entry *ca = cfg->cas[i];
 
-		/* The state's PEM files are named by their digest. */
-		if (cfg->api_source != SIZE_MAX && cfg->ca_origin != NULL &&
-		    cfg->ca_origin[i].source == cfg->api_source)
-			continue;
-		changed = cfg_file_differs(ca->file, CA_MAX_FILE, ca->digest, why,
-		                           whylen);
+		/* The state's PEM files are named by their digest (its crl-url
+		 * copies are not, and are compared below). */
+		if (cfg->api_source == SIZE_MAX || cfg->ca_origin == NULL ||
+		    cfg->ca_origin[i].source != cfg->api_source)
+			changed = cfg_file_differs(ca->file, CA_MAX_FILE, ca->digest, why,
+			                           whylen);
 		for (size_t k = 0; k < ca->n_crl_files && !changed; k++)
 			changed = cfg_file_differs(ca->crl_files[k].path, CRL_MAX_FILE,
 			                           ca->crl_files[k].digest, why, whylen);
