@@ -182,7 +182,13 @@ def ca_problems(obj, name, pem_path, source="api", hosts=(), crl_path=None):
         want_crl = A._ossl(["crl", "-in", crl_path], b"")
         if obj.get("crls") != want_crl:
             p.append("crls %r, want %r" % (obj.get("crls"), want_crl))
-    unknown = set(obj) - {"name", "certificates", "crls", "details", "hosts", "source"}
+    # The revocation keys: crl_urls and ocsp always, the others only when
+    # set to something else than their default (none of these objects does).
+    if obj.get("crl_urls") != [] or obj.get("ocsp") != "off":
+        p.append("revocation fields: crl_urls %r, ocsp %r (want [] and off)" % (
+            obj.get("crl_urls"), obj.get("ocsp")))
+    unknown = set(obj) - {"name", "certificates", "crls", "details", "hosts", "source",
+                          "crl_urls", "ocsp"}
     if unknown:
         p.append("unexpected fields %s" % sorted(unknown))
     return p

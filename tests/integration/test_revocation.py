@@ -17,6 +17,7 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import agentctl as A  # noqa: E402
+import apilib  # noqa: E402
 import certs  # noqa: E402
 import crlsrv  # noqa: E402
 import spoplib as S  # noqa: E402
@@ -77,8 +78,10 @@ def start_agent(ws, d, name, conf, extra=()):
     path = os.path.join(d, name + ".conf")
     with open(path, "w") as f:
         f.write(conf)
+    # state_dir=None: the configuration's state-dir (every configuration
+    # here names its own), so that a restarted agent finds the copies.
     ag = ws.agent(name=name, extra_args=["-c", path, "--log-level", "debug"] +
-                  list(extra))
+                  list(extra), state_dir=None)
     ag.start()
     return ag
 
@@ -129,9 +132,12 @@ def file_refresh(ws, pki):
 
 
 def url_conf(d, pki, url, extra=""):
-    return ("[agent]\nstate-dir = %s/state\n\n[ca a]\nfile = %s\n"
+    # /v1/status needs a token on a TCP admin listener.
+    apilib.write_tokens(os.path.join(d, "tokens"))
+    return ("[agent]\nstate-dir = %s/state\nadmin-token-file = %s/tokens\n\n"
+            "[ca a]\nfile = %s\n"
             "crl-url = %s\ncrl-refresh = 1s\ncrl-fetch-timeout = 1s\n%s\n"
-            "[host %s]\nca = a\n" % (d, pki.ca_a.pem, url, extra, HOST))
+            "[host %s]\nca = a\n" % (d, d, pki.ca_a.pem, url, extra, HOST))
 
 
 def quick_verdict(ag, leaf):
@@ -207,8 +213,9 @@ def url_refresh(ws, pki, srv):
            "url: /metrics counts fetches, failures and refusals per crl-url",
            repr(series))
     import json
-    st = json.loads(urllib.request.urlopen(
-        "http://127.0.0.1:%d/v1/status" % admin, timeout=5).read())
+    st = json.loads(urllib.request.urlopen(urllib.request.Request(
+        "http://127.0.0.1:%d/v1/status" % admin,
+        headers={"Authorization": "Bearer " + apilib.TOKEN}), timeout=5).read())
     files = [f for c in st["cas"] if c["name"] == "a" for f in c["crl_files"]]
     fetch = files[0].get("fetch", {}) if files else {}
     tap.ok(len(files) == 1 and files[0].get("url") == srv.url("a.crl") and
