@@ -121,6 +121,7 @@ t_finish() {
 # t_python_h2: T_PY_H2 = a Python that has the h2 module (Debian's
 # python3-h2 lives in /usr/bin/python3, which a pyenv or venv python3
 # earlier in PATH does not see); not_ok and non-zero if there is none.
+# shellcheck disable=SC2034 # T_PY_H2 is the caller's
 t_python_h2() {
 	local p
 	T_PY_H2=

@@ -13,6 +13,9 @@ client's side (driven by test_memo.sh; needs Debian's python3-h2).
   memo_client.py expiry OPTS --agent-pid PID --agent-conf FILE --agent-log FILE
       a reload that changes a verdict reaches an open keep-alive
       connection within memo_ttl
+  memo_client.py agentdown OPTS --agent-pid PID
+      the agent killed: an open connection keeps its memoized verdict for
+      at most memo_ttl, then fails closed
   memo_client.py disabled OPTS
       memo-ttl = 0: no answer comes from a memo
 OPTS: --port N --pki DIR --sni NAME --cert NAME
@@ -377,6 +380,44 @@ def cmd_expiry(a):
         "keep-alive connection within memo_ttl (%.0f ms <= %d + 50 ms)" % (took, ttl))
 
 
+def cmd_agentdown(a):
+    c = H1Conn(a)
+    req = h1_req("a.example.com")
+    # A fresh memo: the first answer that came from the agent.
+    end = time.monotonic() + DEADLINE
+    while True:
+        st, hd, _ = c.request(req)
+        if st == "200" and not memo_hit(hd):
+            break
+        if time.monotonic() > end:
+            tap(False, "a verdict from the agent on the keep-alive connection")
+            return
+    ttl = int(header(hd, "x-mtls-memo-ttl") or 0)
+    os.kill(a.agent_pid, signal.SIGKILL)
+    t_kill = time.monotonic()
+    hits, late_200, first_503 = 0, 0, None
+    while time.monotonic() - t_kill < ttl / 1000 + 3:
+        sent = time.monotonic()
+        st, hd, _ = c.request(req)
+        if st == "200":
+            hits += memo_hit(hd)
+            # Its memo expired before this request was sent.
+            late_200 += sent - t_kill > ttl / 1000 + 0.02
+        elif st == "503":
+            first_503 = first_503 or (sent - t_kill) * 1000
+            break
+        elif st == "000":
+            c = H1Conn(a)
+        time.sleep(0.01)
+    c.close()
+    diag("agent killed: %d memo hits, first 503 for a request sent %s ms later"
+         % (hits, "%.0f" % first_503 if first_503 is not None else "never"))
+    tap(hits > 0 and late_200 == 0 and first_503 is not None and
+        first_503 <= ttl + 50,
+        "agent killed: the open connection keeps its memo for at most "
+        "memo_ttl (%d ms), then fails closed (503)" % ttl)
+
+
 def cmd_disabled(a):
     c = H1Conn(a)
     req = h1_req("a.example.com")
@@ -389,7 +430,8 @@ def cmd_disabled(a):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("cmd", choices=["interleave", "variants", "expiry", "disabled"])
+    p.add_argument("cmd", choices=["interleave", "variants", "expiry", "agentdown",
+                                  "disabled"])
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--pki", required=True)
     p.add_argument("--sni", required=True)

@@ -10,6 +10,8 @@
 #   memoized: each gets the answer of a fresh connection;
 # - a reload that changes a verdict reaches an open keep-alive connection
 #   within memo_ttl (polled);
+# - with the agent killed, an open connection keeps its memo for at most
+#   memo_ttl, then fails closed;
 # - memo-ttl = 0 turns the memo off.
 # Honours HAPROXY= (the version matrix runs it on every version).
 set -u
@@ -69,6 +71,14 @@ else
 fi
 memo_client expiry --agent-pid "$T_AGENT_PID" --agent-conf "$T_AGENT_CONF" \
 	--agent-log "$T_WORK/agent.log"
+
+# The agent killed: the memo lasts memo_ttl at most, then 503. Restarted
+# on the same port for what follows.
+memo_client agentdown --agent-pid "$T_AGENT_PID"
+wait "$T_AGENT_PID" 2>/dev/null
+T_AGENT_PID=
+t_restart_agent || not_ok "agent restarts"
+t_wait_agent_state UP 10 || not_ok "restarted agent UP in HAProxy"
 
 # memo-ttl = 0: nothing is memoized.
 sed -i 's/^\[agent\]$/[agent]\nmemo-ttl = 0/' "$T_AGENT_CONF"
