@@ -9,8 +9,11 @@
 #
 # Systems under test (both run at the same time, on their own ports):
 #   mtls-spoa  haproxy-conf/haproxy.cfg unchanged (verify optional with a
-#              placeholder CA, SPOE check-client-cert on every request) and
-#              the agent (-t 1) with [host api.example.com] ca = tenant-a
+#              placeholder CA, SPOE check-client-cert on every request the
+#              per-connection memo does not answer) and the agent (-t 1)
+#              with [host api.example.com] ca = tenant-a (memo-ttl 1s, the
+#              default); each run reports the agent messages per request
+#              (its mtls_spoa_notify_messages_total)
 #   native     bind ... crt-list, the api.example.com line carrying
 #              [ca-file tenant-a-ca.pem verify required]
 # Neither checks CRLs (HAProxy's crl-file checks every level of the chain,
