@@ -635,7 +635,7 @@ static const char *const agent_once_keys[] = {
 	"threads", "verify-threads", "verify-nice", "max-frame-size", "idle-timeout",
 	"log-level", "max-connections", "max-output", "cache-entries",
 	"cache-ttl", "log-format", "watch", "metrics-policy-label",
-	"admin-max-body", "state-dir", "admin-token-file",
+	"admin-max-body", "state-dir", "admin-token-file", "memo-ttl",
 };
 
 /* `include = GLOB`: resolved now, read once the main file is parsed. */

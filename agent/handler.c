@@ -3,6 +3,7 @@
  */
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -92,6 +93,27 @@ int64_t handler_cache_until(const struct trust_result *t, int64_t now_ms,
 	return until > now_ms ? until : 0;
 }
 
+unsigned int handler_memo_ttl(const struct verdict *v, int64_t now_ms,
+                              int64_t until, unsigned int ttl_ms)
+{
+	int64_t end = now_ms + ttl_ms;
+
+	if (ttl_ms == 0 || v->result == RESULT_INTERNAL_ERROR)
+		return 0;
+	if (until < end)
+		end = until;
+	return end > now_ms ? (unsigned int)(end - now_ms) : 0;
+}
+
+/* v->memo_ttl_ms for a trust result decided at now_ms. */
+static void memo_trust(const struct handler_env *env, struct verdict *v,
+                       int64_t now_ms)
+{
+	int64_t until = handler_cache_until(&v->trust, now_ms, env->memo_ttl_ms);
+
+	v->memo_ttl_ms = handler_memo_ttl(v, now_ms, until, env->memo_ttl_ms);
+}
+
 static int64_t handler_now_ms(void)
 {
 	struct timespec ts;
@@ -127,6 +149,8 @@ struct cached_head {
 	int32_t verify_error;
 	const char *ca;         /* lives as long as the trust policy, and the
 	                           entry is only found under that policy's id */
+	int64_t until;          /* the entry's expiry (unix ms), which bounds
+	                           the memo_ttl of the answers it gives */
 	uint8_t has_cert_info;
 	uint32_t ends[DETAIL_COUNT]; /* verdict_encode_cert() levels */
 };
@@ -154,6 +178,7 @@ static void cache_store(const struct handler_env *env,
 
 	if (env->cache == NULL)
 		return;
+	h.until = handler_cache_until(t, now_ms, env->cache_ttl_ms);
 	spop_wr_init(&w, buf + sizeof(h), sizeof(buf) - sizeof(h));
 	verdict_encode_cert(t, &w, DETAIL_ALL, ends);
 	if (w.err)
@@ -161,9 +186,7 @@ static void cache_store(const struct handler_env *env,
 	for (int i = 0; i < DETAIL_COUNT; i++)
 		h.ends[i] = (uint32_t)ends[i];
 	memcpy(buf, &h, sizeof(h));
-	cache_put(env->cache, hash, k,
-	          handler_cache_until(t, now_ms, env->cache_ttl_ms),
-	          buf, (size_t)(w.p - buf));
+	cache_put(env->cache, hash, k, h.until, buf, (size_t)(w.p - buf));
 }
 
 /* Encode the ACK payload for `v` into w at the richest level that fits:
@@ -241,6 +264,9 @@ static int answer(const struct handler_env *env, const struct spop_frame *f,
 
 	p = verdict_select(env->cfg, req, v);
 	if (p == NULL) {
+		/* Decided by the names and the configuration alone. */
+		v->memo_ttl_ms = handler_memo_ttl(v, now_ms, INT64_MAX,
+		                                  env->memo_ttl_ms);
 		count_verdict(v);
 		encode_answer(v, NULL, NULL, w);
 		return 0;
@@ -262,6 +288,8 @@ static int answer(const struct handler_env *env, const struct spop_frame *f,
 			v->ca = h.ca;
 			v->has_cert_info = h.has_cert_info;
 			verdict_finish(v, p, &v->trust);
+			v->memo_ttl_ms = handler_memo_ttl(v, now_ms, h.until,
+			                                  env->memo_ttl_ms);
 			metrics_inc(METRICS_CACHE_HITS);
 			count_verdict(v);
 			/* Levels beyond what was stored are not trusted. */
@@ -308,6 +336,7 @@ static int answer(const struct handler_env *env, const struct spop_frame *f,
 	timed_verify(p->trust, &k, (time_t)(now_ms / 1000), &v->trust);
 	cache_store(env, &k, hash, &v->trust, now_ms);
 	verdict_finish(v, p, &v->trust);
+	memo_trust(env, v, handler_now_ms());
 	count_verdict(v);
 	log_debug("verdict host=\"%.*s\" sni=\"%.*s\" result=%s action=%s policy=%s",
 	          (int)(req->host_len > 64 ? 64 : req->host_len),
@@ -338,6 +367,8 @@ int handler_job_finish(const struct handler_env *env, struct handler_job *j,
 		cache_store(env, &j->key, cache_hash(env->cache, &j->key),
 		            &j->v.trust, j->now_ms);
 	verdict_finish(&j->v, j->policy, &j->v.trust);
+	/* From now, not from the submission: the answer leaves now. */
+	memo_trust(env, &j->v, handler_now_ms());
 	count_verdict(&j->v);
 	if (!w->err) {
 		struct spop_wr aw;

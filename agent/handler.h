@@ -33,6 +33,8 @@ struct handler_env {
 	struct cache *cache;        /* may be NULL: no caching */
 	uint64_t gen;               /* configuration generation (for logs) */
 	unsigned int cache_ttl_ms;  /* how long a result may be reused */
+	unsigned int memo_ttl_ms;   /* [agent] memo-ttl: the longest memo_ttl
+	                               sent (0: never sent) */
 	handler_submit_fn submit;   /* NULL: verify inline */
 	void *submit_ctx;
 };
@@ -101,6 +103,15 @@ void handler_job_adopt(struct handler_job *dst, const struct handler_job *src);
 /* A copy of a finished job that keeps its result (and what the result
  * borrows) alive, or NULL when out of memory. */
 struct handler_job *handler_job_clone(const struct handler_job *j);
+
+/* The memo_ttl of verdict `v` decided at `now_ms` (unix ms): how long
+ * HAProxy may reuse it for later requests with the same Host on the same
+ * TLS connection. At most `ttl_ms` ([agent] memo-ttl) and never past
+ * `until` (unix ms: when the verdict could change; INT64_MAX when only a
+ * reload can change it); 0 (not reusable) for an internal error, when
+ * `ttl_ms` is 0 or when `until` has passed. */
+unsigned int handler_memo_ttl(const struct verdict *v, int64_t now_ms,
+                              int64_t until, unsigned int ttl_ms);
 
 /* How long the trust result `t` may be reused, as an absolute time in
  * unix milliseconds: the earliest of now + ttl and the moment the result

@@ -367,6 +367,7 @@ static void worker_env(struct worker *w, struct handler_env *env)
 	env->gen = w->cfg->gen;
 	env->cache = w->cache;
 	env->cache_ttl_ms = w->cfg->settings.cache_ttl_ms;
+	env->memo_ttl_ms = w->cfg->settings.memo_ttl_ms;
 	env->submit = NULL;
 	env->submit_ctx = NULL;
 }

@@ -169,6 +169,7 @@ void config_agent_defaults(struct agent_settings *s)
 	s->max_output_bytes = 256 * 1024;
 	s->cache_entries = 10000;
 	s->cache_ttl_ms = 60000;
+	s->memo_ttl_ms = SETTINGS_MEMO_TTL_MS;
 	s->verify_nice = 10;
 	s->watch = 1;
 	s->admin_max_body = 1024 * 1024;
@@ -264,6 +265,14 @@ int settings_set_agent(struct agent_settings *a, const char *key,
 			return -1;
 		}
 		a->cache_ttl_ms = ms;
+	} else if (strcmp(key, "memo-ttl") == 0) {
+		if (config_parse_duration(v, &ms) == -1 ||
+		    ms > SETTINGS_MEMO_TTL_MAX_MS) {
+			snprintf(why, whylen, "bad memo-ttl \"%s\" (a duration up to "
+			         "1h: 500ms, 1s, 10s; 0 disables the memo)", v);
+			return -1;
+		}
+		a->memo_ttl_ms = ms;
 	} else if (strcmp(key, "watch") == 0) {
 		if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0) {
 			snprintf(why, whylen, "bad watch \"%s\" (on, off)", v);

@@ -42,6 +42,8 @@ struct agent_settings {
 	size_t max_output_bytes;            /* per connection, default 256 KiB */
 	unsigned int cache_entries;         /* 0 disables the verdict cache */
 	unsigned int cache_ttl_ms;
+	unsigned int memo_ttl_ms;           /* memo_ttl sent to HAProxy, default
+	                                       1000; 0: never sent */
 	int watch;                          /* reload on file changes, default 1 */
 	char *admin_listen[CONFIG_MAX_LISTEN]; /* admin HTTP: same syntax as listen */
 	size_t n_admin_listen;
@@ -55,6 +57,10 @@ struct agent_settings {
 };
 
 #define SETTINGS_STATE_DIR "/var/lib/mtls-spoa"
+
+/* memo-ttl: the default, and the longest accepted (README: memo-ttl). */
+#define SETTINGS_MEMO_TTL_MS 1000
+#define SETTINGS_MEMO_TTL_MAX_MS (3600 * 1000)
 
 /* The state directory of `s`: state_dir, else SETTINGS_STATE_DIR. */
 const char *settings_state_dir(const struct agent_settings *s);

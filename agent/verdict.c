@@ -275,6 +275,10 @@ void verdict_encode_head(const struct verdict *v, struct spop_wr *w,
 		verdict_put_str(w, "ca", v->ca);
 	d = spop_int32(v->verify_error);
 	spop_put_set_var(w, SPOP_SCOPE_TXN, "verify_error", &d);
+	if (v->memo_ttl_ms > 0) {
+		d = spop_sint(v->memo_ttl_ms);
+		spop_put_set_var(w, SPOP_SCOPE_TXN, "memo_ttl", &d);
+	}
 }
 
 /* A text field if not empty; bounded by its buffer in case one were left

@@ -53,6 +53,10 @@ struct verdict {
 	int has_policy;              /* mode/policy are meaningful */
 	enum policy_mode mode;
 	const char *policy;          /* matched pattern (borrowed from config) */
+	unsigned int memo_ttl_ms;    /* > 0: sent as memo_ttl, how long HAProxy
+	                                may reuse this verdict for later requests
+	                                with the same Host on the same TLS
+	                                connection (0: not sent, no reuse) */
 	union {
 		struct trust_result trust;
 		struct { TRUST_RESULT_FIELDS };
@@ -103,8 +107,9 @@ void verdict_encode(const struct verdict *v, struct spop_wr *w,
                     int with_cert_info);
 
 /* The two halves of verdict_encode(): action, result, present, verified,
- * mode, policy, ca, verify_error (with `minimal`: action and result only,
- * for a frame too small for the rest); then the certificate details up
+ * mode, policy, ca, verify_error, memo_ttl (with `minimal`: action and
+ * result only, for a frame too small for the rest, and never reused
+ * since memo_ttl is left out); then the certificate details up
  * to `upto`. When `ends` is not NULL, ends[d] receives how many bytes the
  * details up to level d take (ends[DETAIL_NONE] = 0), so that one
  * encoding serves every level (the cache keeps it so). */

@@ -238,28 +238,76 @@ REC_WORK=$WORK MTLS_BUILD="$MTLS_BUILD" "$ROOT/tests/bench/api-bench.sh" --pki "
 cat "$WORK/api-out/commands.txt" >>"$CMDS"
 
 # --- end to end ------------------------------------------------------------------------------
-log "end to end (about $((E2E_SECS * E2E_ROUNDS * 4 + 10)) s)"
-record MTLS_BUILD="$MTLS_BUILD" tests/bench/e2e.sh -d "$E2E_SECS" -r "$E2E_ROUNDS" --pki \$WORK/pki
-E2E_PROFILE=1 MTLS_BUILD="$MTLS_BUILD" "$ROOT/tests/bench/e2e.sh" -d "$E2E_SECS" -r "$E2E_ROUNDS" \
-	--pki "$PKI" >"$WORK/e2e.txt" 2>&1 || die "e2e.sh failed: $(cat "$WORK/e2e.txt")"
-sed -n 's/^E2E //p' "$WORK/e2e.txt" >"$WORK/e2e.json"
-e2e_rps() { jq -s "map(select(.system == \"$1\" and .mode == \"$2\") | .rps) | add / length | floor" "$WORK/e2e.json"; }
-e2e_field() { jq -s -r "map(select(.system == \"$1\" and .mode == \"$2\"))[0].$3" "$WORK/e2e.json"; }
-E_NK=$(e2e_rps native keepalive)
-E_SK=$(e2e_rps mtls-spoa keepalive)
-E_NN=$(e2e_rps native newconn)
-E_SN=$(e2e_rps mtls-spoa newconn)
-e2e_cpu() { jq -s "map(select(.system == \"$1\" and .mode == \"$2\") | .sut_cpu_us_per_req) | add / length | floor" "$WORK/e2e.json"; }
-C_NK=$(e2e_cpu native keepalive)
-C_SK=$(e2e_cpu mtls-spoa keepalive)
-C_NN=$(e2e_cpu native newconn)
-C_SN=$(e2e_cpu mtls-spoa newconn)
-C_RK=$(calc "%.2f" "$C_NK / $C_SK")
-C_RN=$(calc "%.2f" "$C_NN / $C_SN")
-E_RK=$(calc "%.2f" "$E_SK / $E_NK")
-E_RN=$(calc "%.2f" "$E_SN / $E_NN")
-E2E_LINES=$(grep -E '^(check:|idle:|native|mtls-spoa|          CPU)' "$WORK/e2e.txt" || true)
-E2E_PROF=$(sed -n '/^PROFILE-BEGIN/,/^PROFILE-END/p' "$WORK/e2e.txt" | grep -v '^PROFILE-' || true)
+# e2e_run TAG [HAPROXY]: e2e.sh with the HAProxy on PATH (2.6) or HAPROXY;
+# its output in $WORK/e2e-TAG.txt, one JSON line per run in .json.
+e2e_run() {
+	local out=$WORK/e2e-$1.txt env=()
+	[ -z "${2:-}" ] || env=(HAPROXY="$2")
+	record "${env[@]}" MTLS_BUILD="$MTLS_BUILD" tests/bench/e2e.sh -d "$E2E_SECS" -r "$E2E_ROUNDS" --pki \$WORK/pki
+	env "${env[@]}" E2E_PROFILE=1 MTLS_BUILD="$MTLS_BUILD" "$ROOT/tests/bench/e2e.sh" -d "$E2E_SECS" \
+		-r "$E2E_ROUNDS" --pki "$PKI" >"$out" 2>&1 || die "e2e.sh ($1) failed: $(cat "$out")"
+	sed -n 's/^E2E //p' "$out" >"$WORK/e2e-$1.json"
+}
+# e2e_avg TAG SYSTEM MODE FIELD: the mean over the rounds, floored.
+e2e_avg() { jq -s "map(select(.system == \"$2\" and .mode == \"$3\") | .$4) | add / length | floor" "$WORK/e2e-$1.json"; }
+e2e_msgs() { jq -s -r "map(select(.system == \"mtls-spoa\" and .mode == \"$2\")) | (map(.agent_messages) | add) / (map(.requests) | add) | . * 10000 | round / 10000" "$WORK/e2e-$1.json"; }
+# e2e_figures TAG S: from run TAG, for keep-alive (K) and new connections
+# (N), E<S>_N? / E<S>_S? native / mtls-spoa req/s, C<S>_N? / C<S>_S? µs
+# CPU per request, E<S>_R? / C<S>_R? their ratios (mtls-spoa / native
+# throughput, native / mtls-spoa CPU) and M<S>_? agent messages per request.
+e2e_figures() {
+	local tag=$1 s=$2 m mode k
+	for m in keepalive:K newconn:N; do
+		mode=${m%:*} k=${m#*:}
+		printf -v "E${s}_N$k" %s "$(e2e_avg "$tag" native "$mode" rps)"
+		printf -v "E${s}_S$k" %s "$(e2e_avg "$tag" mtls-spoa "$mode" rps)"
+		printf -v "C${s}_N$k" %s "$(e2e_avg "$tag" native "$mode" sut_cpu_us_per_req)"
+		printf -v "C${s}_S$k" %s "$(e2e_avg "$tag" mtls-spoa "$mode" sut_cpu_us_per_req)"
+		local en="E${s}_N$k" es="E${s}_S$k" cn="C${s}_N$k" cs="C${s}_S$k"
+		printf -v "E${s}_R$k" %s "$(calc "%.2f" "${!es} / ${!en}")"
+		printf -v "C${s}_R$k" %s "$(calc "%.2f" "${!cn} / ${!cs}")"
+		printf -v "M${s}_$k" %s "$(e2e_msgs "$tag" "$mode")"
+	done
+}
+e2e_lines() { grep -E '^(check:|idle:|native|mtls-spoa|          CPU)' "$WORK/e2e-$1.txt" || true; }
+e2e_prof() { sed -n '/^PROFILE-BEGIN/,/^PROFILE-END/p' "$WORK/e2e-$1.txt" | grep -v '^PROFILE-' || true; }
+
+log "end to end, HAProxy $(haproxy -v | awk 'NR == 1 { print $3 }') (about $((E2E_SECS * E2E_ROUNDS * 4 + 10)) s)"
+e2e_run 26
+e2e_figures 26 ""
+E2E_LINES=$(e2e_lines 26)
+E2E_PROF=$(e2e_prof 26)
+
+# The same on HAProxy 3.4 (the rewritten SPOE), when its build is there.
+HAPROXY_34=${BENCH_HAPROXY_34:-/var/cache/haproxy-builds/3.4.0/haproxy}
+if [ -x "$HAPROXY_34" ]; then
+	M_HAPROXY_34=$("$HAPROXY_34" -v | head -n 1)
+	log "end to end, HAProxy 3.4 ($HAPROXY_34)"
+	e2e_run 34 "$HAPROXY_34"
+	e2e_figures 34 34
+	E34_ROW="$E34_RK × ($E34_SK vs $E34_NK req/s); CPU per request: $C34_RK × ($C34_SK vs $C34_NK µs); $M34_K agent messages per request | $(met2 "$E34_RK" "$C34_RK" 0.95)"
+	E34_SECTION="HAProxy under test: $M_HAPROXY_34 (\`HAPROXY=$HAPROXY_34\`).
+
+| mode | native req/s | mtls-spoa req/s | ratio | native µs CPU/request | mtls-spoa µs CPU/request | efficiency ratio | agent messages per request |
+|---|---|---|---|---|---|---|---|
+| keep-alive | $E34_NK | $E34_SK | $E34_RK | $C34_NK | $C34_SK | $C34_RK | $M34_K |
+| new TLS connection per request | $E34_NN | $E34_SN | $E34_RN | $C34_NN | $C34_SN | $C34_RN | $M34_N |
+
+Per run:
+
+\`\`\`
+$(e2e_lines 34)
+\`\`\`
+
+CPU profile of the keep-alive runs:
+
+\`\`\`
+$(e2e_prof 34)
+\`\`\`"
+else
+	E34_ROW="not measured: no HAProxy 3.4 binary at $HAPROXY_34 (build it with ../shared/haproxy/build.sh 3.4.0, or set BENCH_HAPROXY_34) | **not measured**"
+	E34_SECTION="Skipped: no HAProxy 3.4 binary at \`$HAPROXY_34\` (build it with \`../shared/haproxy/build.sh 3.4.0\`, or set \`BENCH_HAPROXY_34\`)."
+fi
 
 T_TOTAL=$(( $(date +%s) - T_START ))
 M_LOAD1=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -315,6 +363,17 @@ $(cat "$WORK/api-out/summary.md")
 
 The figures behind the first rows are in the "Trust engine" sections
 below, the last four in the sections of issue 6.
+
+## Summary: targets of issue 17
+
+| target | measured | |
+|---|---|---|
+| end to end, keep-alive ≥ 0.95 × native, HAProxy 2.6 | $E_RK × ($E_SK vs $E_NK req/s); CPU per request: $C_RK × ($C_SK vs $C_NK µs); $M_K agent messages per request | $(met2 "$E_RK" "$C_RK" 0.95) |
+| end to end, keep-alive ≥ 0.95 × native, HAProxy 3.4 | $E34_ROW |
+
+With keep-alive, most requests are answered by the connection's verdict
+memo (README "Per-connection verdict memo"), without an agent round trip:
+"agent messages per request" counts the round trips that remained.
 
 ## Summary: targets of issue 6
 
@@ -484,6 +543,9 @@ user+system time from /proc, averaged over the rounds) is steadier:
 | keep-alive | $C_NK | $C_SK | $C_RK |
 | new TLS connection per request | $C_NN | $C_SN | $C_RN |
 
+Agent messages per request (mtls-spoa; from the agent's
+\`mtls_spoa_notify_messages_total\`): keep-alive $M_K, new connection $M_N.
+
 Per run:
 
 \`\`\`
@@ -496,6 +558,10 @@ of all samples per process, then the top symbols of the HAProxy under test):
 \`\`\`
 $E2E_PROF
 \`\`\`
+
+### The same on HAProxy 3.4
+
+$E34_SECTION
 
 ## Commands
 

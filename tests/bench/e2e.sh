@@ -9,8 +9,11 @@
 #
 # Systems under test (both run at the same time, on their own ports):
 #   mtls-spoa  haproxy-conf/haproxy.cfg unchanged (verify optional with a
-#              placeholder CA, SPOE check-client-cert on every request) and
-#              the agent (-t 1) with [host api.example.com] ca = tenant-a
+#              placeholder CA, SPOE check-client-cert on every request the
+#              per-connection memo does not answer) and the agent (-t 1)
+#              with [host api.example.com] ca = tenant-a (memo-ttl 1s, the
+#              default); each run reports the agent messages per request
+#              (its mtls_spoa_notify_messages_total)
 #   native     bind ... crt-list, the api.example.com line carrying
 #              [ca-file tenant-a-ca.pem verify required]
 # Neither checks CRLs (HAProxy's crl-file checks every level of the chain,
@@ -89,6 +92,12 @@ wait_port() { # PORT: up to 5 s
 	return 1
 }
 
+# The check-client-cert messages the agent has answered (its /metrics).
+agent_messages() {
+	curl -s --max-time 3 "http://127.0.0.1:$AGENT_ADMIN_PORT/metrics" |
+		awk '$1 == "mtls_spoa_notify_messages_total" { print $2 }'
+}
+
 # show_info SOCKET FIELD
 show_info() {
 	python3 - "$1" "$2" <<'EOF'
@@ -125,6 +134,7 @@ cat "$PKI/rogue.pem" "$PKI/rogue.key" >"$WORK/rogue.pem"
 chmod 600 "$WORK/client.pem" "$WORK/rogue.pem"
 
 AGENT_PORT=$(free_port)
+AGENT_ADMIN_PORT=$(free_port)
 SPOA_PORT=$(free_port)
 NATIVE_PORT=$(free_port)
 SPOA_BACKEND_PORT=$(free_port)
@@ -150,7 +160,8 @@ file = $PKI/tenant-a-ca.pem
 ca = tenant-a
 mode = enforce
 EOF
-"$AGENT" -c "$WORK/agent.conf" -l "127.0.0.1:$AGENT_PORT" -t 1 --admin-listen none >"$WORK/agent.log" 2>&1 &
+"$AGENT" -c "$WORK/agent.conf" -l "127.0.0.1:$AGENT_PORT" -t 1 \
+	--admin-listen "127.0.0.1:$AGENT_ADMIN_PORT" >"$WORK/agent.log" 2>&1 &
 PIDS+=($!)
 ROLE[$!]="mtls-spoa agent"
 wait_port "$AGENT_PORT" || die "agent did not start: $(cat "$WORK/agent.log")"
@@ -312,6 +323,8 @@ run() {
 	sock=$WORK/native.sock
 	[ "$sys" = mtls-spoa ] && sock=$WORK/spoa.sock
 	ssl0=$(show_info "$sock" CumSslConns)
+	local m0 m1
+	m0=$(agent_messages)
 	local -A c0
 	local p t0 t1 cpu=
 	for p in "${!ROLE[@]}"; do c0[$p]=$(ticks "$p"); done
@@ -342,9 +355,10 @@ run() {
 	done
 	ssl1=$(show_info "$sock" CumSslConns)
 	reuse=$(show_info "$sock" SslFrontendSessionReuse_pct)
-	python3 - "$out" "$sys" "$mode" "$round" "$((ssl1 - ssl0))" "$reuse" "$sut" <<'EOF'
+	m1=$(agent_messages)
+	python3 - "$out" "$sys" "$mode" "$round" "$((ssl1 - ssl0))" "$reuse" "$sut" "$((m1 - m0))" <<'EOF'
 import json, re, sys
-path, system, mode, rnd, ssl, reuse, sut = sys.argv[1:]
+path, system, mode, rnd, ssl, reuse, sut, msgs = sys.argv[1:]
 text = open(path).read()
 def dur_ms(s):
     m = re.match(r"([\d.]+)(us|ms|s|m)$", s)
@@ -367,14 +381,19 @@ r = {
     "tls_handshakes": int(ssl), "session_reuse_pct": int(reuse or 0),
 }
 r["handshakes_per_request"] = round(r["tls_handshakes"] / r["requests"], 3) if r["requests"] else None
+# Agent round trips per request: 1 without the memo, less with it (the
+# native system never asks the agent: 0).
+r["agent_messages"] = int(msgs)
+r["agent_messages_per_request"] = round(int(msgs) / r["requests"], 4) if r["requests"] else None
 # CPU seconds of the system under test per request: less sensitive than
 # req/s to other work sharing the machine.
 r["sut_cpu_us_per_req"] = round(float(sut) * 1e6 / r["requests"], 1) if r["requests"] else None
 print("%-9s %-9s round %s: %8.0f req/s  p50 %s ms  p99 %s ms  non-2xx %d  socket errors %d  "
-      "TLS handshakes %d (%.3f per request, session reuse %s%%)  system CPU %s us/request" % (
+      "TLS handshakes %d (%.3f per request, session reuse %s%%)  system CPU %s us/request  "
+      "agent messages %d (%.4f per request)" % (
       system, mode, rnd, r["rps"], r["p50_ms"], r["p99_ms"], r["non2xx"], r["socket_errors"],
       r["tls_handshakes"], r["handshakes_per_request"] or 0, r["session_reuse_pct"],
-      r["sut_cpu_us_per_req"]))
+      r["sut_cpu_us_per_req"], r["agent_messages"], r["agent_messages_per_request"] or 0))
 print("E2E " + json.dumps(r))
 if r["requests"] == 0 or r["non2xx"] or r["socket_errors"]:
     print("e2e.sh: %s %s: failed requests, see %s" % (system, mode, path), file=sys.stderr)

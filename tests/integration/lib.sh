@@ -122,6 +122,20 @@ t_finish() {
 	[ "$T_FAIL" -eq 0 ]
 }
 
+# t_python_h2: T_PY_H2 = a Python that has the h2 module (Debian's
+# python3-h2 lives in /usr/bin/python3, which a pyenv or venv python3
+# earlier in PATH does not see); not_ok and non-zero if there is none.
+# shellcheck disable=SC2034 # T_PY_H2 is the caller's
+t_python_h2() {
+	local p
+	T_PY_H2=
+	for p in python3 /usr/bin/python3; do
+		if "$p" -c 'import h2' 2>/dev/null; then T_PY_H2=$p; return 0; fi
+	done
+	not_ok "python3 with the h2 module (Debian python3-h2) is installed"
+	return 1
+}
+
 # Skip-as-failure guard: the agent binary must exist (make builds it).
 t_need_agent() {
 	if [ ! -x "$T_AGENT_BIN" ]; then

@@ -188,7 +188,11 @@ agent_log_from() { tail -n "+$(($1 + 1))" "$T_WORK/agent.log"; }
 agent_log_lines() { wc -l <"$T_WORK/agent.log"; }
 
 # ---------------------------------------------------------------------------
-t_start_agent || { not_ok "agent starts"; exit 1; }
+# These faults are the agent's: every request must ask it, so the
+# per-connection memo is off (with it, an open connection keeps its
+# verdicts for up to memo-ttl after the agent dies: test_memo.sh).
+sed 's/^\[agent\]$/[agent]\nmemo-ttl = 0/' "$T_ROOT/haproxy-conf/mtls-spoa.conf" >"$T_WORK/faults.conf"
+t_start_agent "$T_WORK/faults.conf" || { not_ok "agent starts"; exit 1; }
 t_start_haproxy || { not_ok "haproxy (master-worker) starts"; exit 1; }
 if t_wait_agent_state UP 15; then
 	ok "setup: agent UP in HAProxy (master-worker mode)"

@@ -47,16 +47,8 @@ t_need_agent
 t_pki
 diag "$("$T_HAPROXY" -v 2>&1 | head -n 1)"
 
-# A Python that has h2 (Debian's python3-h2 lives in /usr/bin/python3,
-# which a pyenv or venv python3 earlier in PATH does not see).
-SEC_PY=
-for p in python3 /usr/bin/python3; do
-	if "$p" -c 'import h2' 2>/dev/null; then SEC_PY=$p; break; fi
-done
-if [ -z "$SEC_PY" ]; then
-	not_ok "python3 with the h2 module (Debian python3-h2) is installed"
-	exit 1
-fi
+t_python_h2 || exit 1
+SEC_PY=$T_PY_H2
 if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
 	not_ok "nginx (Debian nginx) is installed"
 	exit 1

@@ -527,6 +527,7 @@ static void test_agent_defaults(void **state)
 	assert_int_equal(d.max_output_bytes, 256 * 1024);
 	assert_int_equal(d.cache_entries, 10000);
 	assert_int_equal(d.cache_ttl_ms, 60000);
+	assert_int_equal(d.memo_ttl_ms, 1000);
 
 	cfg = load_ok(CA_A "[host *]\nca = a\n");
 	assert_memory_equal(&cfg->agent, &d, sizeof(d));
@@ -555,6 +556,13 @@ static void test_agent_defaults(void **state)
 	assert_int_equal(cfg->agent.cache_ttl_ms, 3600000);
 	assert_int_equal(cfg->agent.max_connections, 1000000);
 	assert_int_equal(cfg->agent.cache_entries, 10000000);
+	config_free(cfg);
+	/* memo-ttl: 0 turns the memo off, up to 1h. */
+	cfg = load_ok("[agent]\nmemo-ttl = 0\n");
+	assert_int_equal(cfg->agent.memo_ttl_ms, 0);
+	config_free(cfg);
+	cfg = load_ok("[agent]\nmemo-ttl = 1h\n");
+	assert_int_equal(cfg->agent.memo_ttl_ms, 3600000);
 	config_free(cfg);
 	cfg = load_ok("[agent]\nthreads = 64\nmax-frame-size = 1048576\n"
 	              "max-output = 64m\nlog-level = error\nlog-format = json\n");
@@ -991,6 +999,9 @@ static const struct err_case err_cases[] = {
 	{ "[agent]\nidle-timeout = 5000000h\n", 2, "bad idle-timeout" },
 	{ "[agent]\ncache-ttl = 0\n", 2, "bad cache-ttl" },
 	{ "[agent]\ncache-ttl = s\n", 2, "bad cache-ttl" },
+	{ "[agent]\nmemo-ttl = 3600001\n", 2, "bad memo-ttl" },
+	{ "[agent]\nmemo-ttl = 1s\nmemo-ttl = 2s\n", 3, "duplicate key \"memo-ttl\"" },
+	{ "[agent]\nmemo-ttl = -1\n", 2, "bad memo-ttl" },
 	{ "[agent]\nthreads = 65\n", 2, "bad threads" },
 	{ "[agent]\nthreads = -1\n", 2, "bad threads" },
 	{ "[agent]\nthreads = 2x\n", 2, "bad threads" },

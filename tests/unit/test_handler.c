@@ -157,10 +157,10 @@ static size_t ack(const struct handler_env *env, const struct spop_frame *f,
 	return (size_t)(w.p - out);
 }
 
-/* The value of `result` in an ACK, for readable failures. */
-static const char *result_of(const uint8_t *ackbuf, size_t len)
+/* Find variable `want` in an ACK: 1 and its value in *d, or 0. */
+static int ack_find(const uint8_t *ackbuf, size_t len, const char *want,
+                    struct spop_data *d)
 {
-	static char res[32];
 	const uint8_t *p = ackbuf, *end = ackbuf + len;
 	struct spop_frame fr;
 
@@ -170,18 +170,34 @@ static const char *result_of(const uint8_t *ackbuf, size_t len)
 	while (p < end) {
 		const uint8_t *name;
 		size_t nlen;
-		struct spop_data d;
 
 		p += 3;
 		assert_int_equal(spop_bytes_decode(&p, end, &name, &nlen), SPOP_RC_OK);
-		assert_int_equal(spop_data_decode(&p, end, &d), SPOP_RC_OK);
-		if (nlen == 6 && memcmp(name, "result", 6) == 0) {
-			snprintf(res, sizeof(res), "%.*s", (int)d.u.buf.len,
-			         (const char *)d.u.buf.ptr);
-			return res;
-		}
+		assert_int_equal(spop_data_decode(&p, end, d), SPOP_RC_OK);
+		if (nlen == strlen(want) && memcmp(name, want, nlen) == 0)
+			return 1;
 	}
-	return "";
+	return 0;
+}
+
+/* The value of `result` in an ACK, for readable failures. */
+static const char *result_of(const uint8_t *ackbuf, size_t len)
+{
+	static char res[32];
+	struct spop_data d;
+
+	if (!ack_find(ackbuf, len, "result", &d))
+		return "";
+	snprintf(res, sizeof(res), "%.*s", (int)d.u.buf.len, (const char *)d.u.buf.ptr);
+	return res;
+}
+
+/* The value of integer variable `want` in an ACK; -1 when absent. */
+static int64_t ack_int(const uint8_t *ackbuf, size_t len, const char *want)
+{
+	struct spop_data d;
+
+	return ack_find(ackbuf, len, want, &d) ? d.u.sint : -1;
 }
 
 static void test_cache_does_not_change_answers(void **state)
@@ -658,6 +674,59 @@ static void test_cache_large_values(void **state)
 		pki_free(certs[i]);
 }
 
+/* memo_ttl: [agent] memo-ttl for every verdict HAProxy may reuse,
+ * whether decided by the names alone, verified or from the cache; never
+ * past the moment the verdict could change; none for an internal error
+ * or with memo-ttl = 0. */
+static void test_memo_ttl(void **state)
+{
+	struct verdict v = { .result = RESULT_OK };
+	struct cache *cache = cache_new(64);
+	struct handler_env env = { .cfg = fx.cfg, .gen = 1, .cache = cache,
+	                           .cache_ttl_ms = 60000, .memo_ttl_ms = 1500 };
+	struct handler_env off = env;
+	static uint8_t in[16384], out[16384];
+	struct spop_frame f;
+	size_t n;
+	int64_t ttl;
+
+	(void)state;
+	assert_non_null(cache);
+	assert_int_equal(handler_memo_ttl(&v, 1000, INT64_MAX, 1500), 1500);
+	assert_int_equal(handler_memo_ttl(&v, 1000, 1600, 1500), 600);
+	assert_int_equal(handler_memo_ttl(&v, 1000, 1000, 1500), 0);
+	assert_int_equal(handler_memo_ttl(&v, 1000, 0, 1500), 0);
+	assert_int_equal(handler_memo_ttl(&v, 1000, INT64_MAX, 0), 0);
+	v.result = RESULT_INTERNAL_ERROR;
+	assert_int_equal(handler_memo_ttl(&v, 1000, INT64_MAX, 1500), 0);
+
+	/* Verified (miss), then from the cache (hit): both reusable. */
+	f = notify(in, sizeof(in), fx.valid, 1, "enforce.example", "enforce.example");
+	for (int i = 0; i < 2; i++) {
+		n = ack(&env, &f, out, sizeof(out));
+		assert_string_equal(result_of(out, n), "ok");
+		ttl = ack_int(out, n, "memo_ttl");
+		assert_true(ttl > 1400 && ttl <= 1500);
+	}
+	/* Failures are verdicts too. */
+	f = notify(in, sizeof(in), fx.expired, 1, "enforce.example", "enforce.example");
+	n = ack(&env, &f, out, sizeof(out));
+	assert_string_equal(result_of(out, n), "expired");
+	assert_true(ack_int(out, n, "memo_ttl") > 0);
+	/* Decided by the names alone. */
+	f = notify(in, sizeof(in), fx.valid, 1, "enforce.example", "off.example");
+	n = ack(&env, &f, out, sizeof(out));
+	assert_string_equal(result_of(out, n), "host_mismatch");
+	assert_int_equal(ack_int(out, n, "memo_ttl"), 1500);
+	/* memo-ttl = 0: never sent. */
+	off.memo_ttl_ms = 0;
+	f = notify(in, sizeof(in), fx.valid, 1, "enforce.example", "enforce.example");
+	n = ack(&off, &f, out, sizeof(out));
+	assert_string_equal(result_of(out, n), "ok");
+	assert_int_equal(ack_int(out, n, "memo_ttl"), -1);
+	cache_free(cache);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -670,6 +739,7 @@ int main(void)
 		cmocka_unit_test(test_ack_too_big_keeps_action_and_result),
 		cmocka_unit_test(test_drop_ladder),
 		cmocka_unit_test(test_cache_large_values),
+		cmocka_unit_test(test_memo_ttl),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
