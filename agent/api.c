@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <jansson.h>
 #include <openssl/bio.h>
@@ -19,6 +20,7 @@
 
 #include "api.h"
 #include "apiobj.h"
+#include "handler.h"
 #include "log.h"
 #include "metrics.h"
 #include "policy.h"
@@ -483,6 +485,19 @@ static void api_verify(struct api *a, const struct api_request *rq,
 	}
 	cfg = a->ops->acquire(a->ctx, &ref, &gen);
 	verdict_evaluate(cfg, &req, vd);
+	if (cfg != NULL) {
+		/* The memo_ttl the SPOP answer would carry, as the handler
+		 * computes it. */
+		struct timespec ts;
+		int64_t now_ms;
+		unsigned int ttl = cfg->agent.memo_ttl_ms;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+		vd->memo_ttl_ms = handler_memo_ttl(vd, now_ms,
+		                                   handler_cache_until(&vd->trust, now_ms, ttl),
+		                                   ttl);
+	}
 	spop_wr_init(&w, buf, API_VERIFY_BUF);
 	verdict_encode(vd, &w, 1);
 	a->ops->release(a->ctx, ref);
