@@ -277,6 +277,12 @@ def run(s, P, extra, ws):
     r = a.api("GET", host_path("file.example.com"))
     tap.ok(r.status == 200 and r.json == want and ETAG_RE.match(r.hdr("etag") or ""),
            "GET /v1/hosts/file.example.com: 200, the host, an ETag", repr(r))
+    g = a.api("GET", "/v1/cas/file-ca")
+    r = a.api("HEAD", "/v1/cas/file-ca")
+    tap.ok(r.status == 200 and r.body == b"" and r.hdr("etag") == g.hdr("etag"),
+           "HEAD /v1/cas/file-ca: 200, no body, the GET's ETag", repr(r))
+    s.refused("OPTIONS /v1/cas (a method the admin listener does not implement)", "OPTIONS", "/v1/cas",
+              status=501)
 
     for path in ("/v1/nothing", "/v1/cas/nope", "/v1/cas/file-ca/nothing",
                  "/v1/hosts/nope.example.com", "/v1/cas/nope/hostnames", "/v2/cas"):
