@@ -177,6 +177,11 @@ class ApiAgent(agentctl.Agent):
                 if "in use" in str(e).lower():
                     continue
                 raise
+            if self.port == self.admin_port:
+                # free_port() handed out the same port twice: the SPOP
+                # listener cannot bind, what answered was the admin one.
+                self.kill()
+                continue
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline and self.alive():
                 try:

@@ -795,12 +795,11 @@ def unix_checks(ws, P):
     listeners only (the audit names the caller "unix"); TCP gets 403."""
     sock = os.path.join(ws.dir, "admin.sock")
     state = os.path.join(ws.dir, "unix-state")
-    port = agentctl.free_port()
-    b = agentctl.Agent(ws.dir, config="[agent]\nstate-dir = %s\n" % state, name="unix-agent",
-                       state_dir=None, extra_args=["--admin-listen", "unix:" + sock,
-                                                   "--admin-listen", "127.0.0.1:%d" % port])
+    b = A.ApiAgent(ws.dir, "[agent]\nstate-dir = %s\n" % state, name="unix-agent",
+                   extra_args=["--admin-listen", "unix:" + sock])
     ws.agents.append(b)
     b.start()
+    port = b.admin_port
     if not wait_for(lambda: os.path.exists(sock)):
         tap.ok(False, "the unix admin socket appears", b.log()[-1000:])
         return
