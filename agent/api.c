@@ -543,7 +543,7 @@ static void api_load_error(struct api_write *w, const char *err,
                            const struct api_line *lines, size_t n_lines)
 {
 	const char *path = w->cfg != NULL ? w->cfg->api_path : NULL;
-	char msg[CONFIG_ERR_LEN + 64], pemdir[PATH_MAX + 8];
+	char msg[CONFIG_ERR_LEN + PATH_MAX + 64], pemdir[PATH_MAX + 8];
 	const char *field = NULL, *rest = err;
 	size_t plen = path != NULL ? strlen(path) : 0;
 	char *at;
