@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -68,9 +69,24 @@ class Resp:
 _DEFAULT = object()
 
 
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over a unix socket (the admin listener's unix: form)."""
+
+    def __init__(self, path, timeout):
+        super().__init__("admin", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        s.connect(self.unix_path)
+        self.sock = s
+
+
 def request(port, method, path, body=None, token=_DEFAULT, headers=None,
             ctype=_DEFAULT, raw=None, chunked=False, timeout=15):
-    """One request on a new connection. `body`: a Python value sent as
+    """One request on a new connection to 127.0.0.1:port, or to the unix
+    socket when port is a path. `body`: a Python value sent as
     JSON; `raw`: bytes sent as they are. `ctype` defaults to
     application/json when there is a body; None sends no Content-Type.
     `token` None sends no Authorization."""
@@ -88,7 +104,10 @@ def request(port, method, path, body=None, token=_DEFAULT, headers=None,
         h["Content-Type"] = ctype
     if token is not None:
         h["Authorization"] = "Bearer " + token
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    if isinstance(port, str):
+        c = UnixHTTPConnection(port, timeout)
+    else:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         try:
             if chunked:
@@ -158,6 +177,11 @@ class ApiAgent(agentctl.Agent):
                 if "in use" in str(e).lower():
                     continue
                 raise
+            if self.port == self.admin_port:
+                # free_port() handed out the same port twice: the SPOP
+                # listener cannot bind, what answered was the admin one.
+                self.kill()
+                continue
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline and self.alive():
                 try:

@@ -34,6 +34,32 @@ tap = agentctl.Tap()
 ANY = object()
 
 
+def error_problems(r, status, field=ANY, msg_has=()):
+    """What is wrong with an error answer: status, Content-Type, the
+    {"error": {...}} shape, its field and what its message names."""
+    p = []
+    if r.status != status:
+        p.append("status %d, want %d" % (r.status, status))
+    if not (r.hdr("content-type") or "").startswith("application/json"):
+        p.append("Content-Type %r, want application/json" % r.hdr("content-type"))
+    e = r.json.get("error") if isinstance(r.json, dict) else None
+    if not isinstance(e, dict):
+        p.append("body is not {\"error\": {...}}")
+        return p
+    if e.get("status") != status:
+        p.append("error.status %r" % e.get("status"))
+    if not isinstance(e.get("message"), str) or not e.get("message"):
+        p.append("error.message missing")
+    if field is not ANY:
+        ok = e.get("field") in field if isinstance(field, tuple) else e.get("field") == field
+        if not ok:
+            p.append("error.field %r, want %r" % (e.get("field"), field))
+    for s in msg_has or ():
+        if s not in (e.get("message") or ""):
+            p.append("error.message does not name %r" % s)
+    return p
+
+
 class Session:
     """The agent under test and what the test knows of it."""
 
@@ -56,29 +82,6 @@ class Session:
 
     # ---------------------------------------------------------- checks
 
-    def _error_problems(self, r, status, field, msg_has):
-        p = []
-        if r.status != status:
-            p.append("status %d, want %d" % (r.status, status))
-        if not (r.hdr("content-type") or "").startswith("application/json"):
-            p.append("Content-Type %r, want application/json" % r.hdr("content-type"))
-        e = r.json.get("error") if isinstance(r.json, dict) else None
-        if not isinstance(e, dict):
-            p.append("body is not {\"error\": {...}}")
-            return p
-        if e.get("status") != status:
-            p.append("error.status %r" % e.get("status"))
-        if not isinstance(e.get("message"), str) or not e.get("message"):
-            p.append("error.message missing")
-        if field is not ANY:
-            ok = e.get("field") in field if isinstance(field, tuple) else e.get("field") == field
-            if not ok:
-                p.append("error.field %r, want %r" % (e.get("field"), field))
-        for s in msg_has or ():
-            if s not in (e.get("message") or ""):
-                p.append("error.message does not name %r" % s)
-        return p
-
     def refused(self, desc, method, path, body=None, status=400, field=ANY,
                 msg_has=(), allow=None, **kw):
         """A request that must be refused: its status, the JSON error
@@ -87,7 +90,7 @@ class Session:
         h0 = A.state_hash(self.state)
         g0 = self.live_gen()
         r = self.a.api(method, path, body, **kw)
-        p = self._error_problems(r, status, field, msg_has)
+        p = error_problems(r, status, field, msg_has)
         if allow is not None:
             got = {m.strip() for m in (r.hdr("allow") or "").split(",") if m.strip()}
             want, never = allow
@@ -240,6 +243,7 @@ def main(ws):
     tap.ok(True, "agent starts with state-dir, admin-token-file and admin-listen")
     s = Session(agent, state, agent.config_path, lines)
     run(s, P, extra, ws)
+    unix_checks(ws, P)
 
 
 def run(s, P, extra, ws):
@@ -251,7 +255,7 @@ def run(s, P, extra, ws):
     tap.ok(r.status == 200, "/metrics stays open without a token", repr(r))
     for desc, tok in (("no Authorization", None), ("a wrong token", "wrong-token-0123456789abcdef")):
         r = a.api("GET", "/v1/cas", token=tok)
-        p = s._error_problems(r, 401, ANY, ())
+        p = error_problems(r, 401, ANY, ())
         if not (r.hdr("www-authenticate") or "").startswith("Bearer"):
             p.append("WWW-Authenticate %r" % r.hdr("www-authenticate"))
         tap.ok(not p, "GET /v1/cas with %s: 401, WWW-Authenticate: Bearer, JSON error" % desc,
@@ -279,11 +283,17 @@ def run(s, P, extra, ws):
     r = a.api("GET", host_path("file.example.com"))
     tap.ok(r.status == 200 and r.json == want and ETAG_RE.match(r.hdr("etag") or ""),
            "GET /v1/hosts/file.example.com: 200, the host, an ETag", repr(r))
+    g = a.api("GET", "/v1/cas/file-ca")
+    r = a.api("HEAD", "/v1/cas/file-ca")
+    tap.ok(r.status == 200 and r.body == b"" and r.hdr("etag") == g.hdr("etag"),
+           "HEAD /v1/cas/file-ca: 200, no body, the GET's ETag", repr(r))
+    s.refused("OPTIONS /v1/cas (a method the admin listener does not implement)", "OPTIONS", "/v1/cas",
+              status=501)
 
     for path in ("/v1/nothing", "/v1/cas/nope", "/v1/cas/file-ca/nothing",
                  "/v1/hosts/nope.example.com", "/v1/cas/nope/hostnames", "/v2/cas"):
         r = a.api("GET", path)
-        p = s._error_problems(r, 404, ANY, ())
+        p = error_problems(r, 404, ANY, ())
         tap.ok(not p, "GET %s: 404 with a JSON error" % path, "\n".join(p + [repr(r)]))
 
     for method, path, want_allow, never in (
@@ -784,6 +794,37 @@ def live_checks(s, P):
     tap.ok(v == ("allow", "no_policy"), "after DELETE the host's name has no policy at the next NOTIFY", repr(v))
     s.written("DELETE /v1/cas/live-ca", "DELETE", "/v1/cas/live-ca", status=204, obj=False, kind="ca")
     c.close()
+
+
+def unix_checks(ws, P):
+    """Without admin-token-file the API is served on unix-socket admin
+    listeners only (the audit names the caller "unix"); TCP gets 403."""
+    sock = os.path.join(ws.dir, "admin.sock")
+    state = os.path.join(ws.dir, "unix-state")
+    b = A.ApiAgent(ws.dir, "[agent]\nstate-dir = %s\n" % state, name="unix-agent",
+                   extra_args=["--admin-listen", "unix:" + sock])
+    ws.agents.append(b)
+    b.start()
+    port = b.admin_port
+    if not wait_for(lambda: os.path.exists(sock)):
+        tap.ok(False, "the unix admin socket appears", b.log()[-1000:])
+        return
+    body = {"certificates": A.read(P("tenant-b-ca.pem"))}
+    r = A.request(sock, "PUT", "/v1/cas/over-unix", body, token=None)
+    tap.ok(r.status == 201 and (r.json or {}).get("name") == "over-unix",
+           "no token file: PUT /v1/cas over the unix socket, no token: 201", repr(r))
+    tap.ok(re.search(r"api: unix PUT /v1/cas/over-unix -> 201 \(generation \d+\)", b.log()),
+           "the audit names the caller 'unix'", b.log()[-1000:])
+    h0 = A.state_hash(state)
+    r = A.request(port, "PUT", "/v1/cas/over-tcp", body, token=None)
+    p = error_problems(r, 403, ANY, ())
+    r2 = A.request(port, "GET", "/v1/cas/over-unix", token=A.TOKEN)
+    p += ["GET with a token: %d" % r2.status] if r2.status != 403 else []
+    if A.state_hash(state) != h0:
+        p.append("the state changed")
+    tap.ok(not p, "no token file: /v1 on TCP is 403 (with or without a token), nothing changed",
+           "\n".join(p + [repr(r)]))
+    tap.ok(b.stop() == 0, "the unix-socket agent exits 0")
 
 
 def restart_checks(s, ws):

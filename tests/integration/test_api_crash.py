@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Crash consistency of the tenant API's state directory (issue 14).
 
-A loop of writes (CA PUTs with different bundles, host PUT / PATCH /
-DELETE, hostnames associations) runs back to back while the agent is
-SIGKILLed after a random delay, KILLS times. After every kill:
+A loop of writes (CA PUTs with different bundles, a spare CA with or
+without a CRL created and deleted, host PUT / PATCH / DELETE, hostnames
+associations) runs back to back while the agent is SIGKILLed after a
+random delay, KILLS times. After every kill:
   - the state directory loads: `mtls-spoa -c CONF --check` succeeds;
   - the restarted agent's API objects equal either the state before the
     write that was in flight or the state after it, never a mix, and
@@ -28,6 +29,7 @@ import certs  # noqa: E402
 
 KILLS = int(os.environ.get("API_CRASH_KILLS", "35"))
 CAS = ["c1", "c2", "c3", "c4"]
+SPARE = "spare"
 HOSTS = ["h%d.example.com" % i for i in range(1, 6)]
 ASSOC_ONLY = ["a1.example.com", "a2.example.com"]
 MODES_NEEDING_CA = ("enforce", "optional", "log")
@@ -47,7 +49,8 @@ def snapshot(agent):
         return None
     for c in r.json.get("items", []):
         if c.get("source") == "api":
-            out["cas"][c["name"]] = tuple(d.get("sha256") for d in c.get("details", []))
+            out["cas"][c["name"]] = tuple(d.get("sha256") for d in c.get("details", [])) + (
+                ("crl",) if c.get("crls") else ())
     r = agent.api("GET", "/v1/hosts")
     if r.status != 200:
         return None
@@ -73,10 +76,26 @@ class Op:
         self.ctype = ctype
 
 
-def next_op(rng, model, bundles):
+def next_op(rng, model, bundles, crl_ca):
     after = copy_model(model)
     hosts = after["hosts"]
-    kind = rng.choice(["ca", "ca", "host", "patch", "patch", "assoc", "assoc", "delete"])
+    kind = rng.choice(["ca", "ca", "host", "patch", "patch", "assoc", "assoc", "delete", "spare"])
+    if kind == "spare":
+        # SPARE, a CA no host uses: created (sometimes with a CRL) and
+        # deleted, so PEM files come and go.
+        if SPARE in model["cas"] and rng.random() < 0.5:
+            del after["cas"][SPARE]
+            return Op("DELETE /v1/cas/%s" % SPARE, "DELETE", "/v1/cas/" + SPARE, None, (204,), after)
+        if rng.random() < 0.5:
+            pem, shas, crl = crl_ca
+            after["cas"][SPARE] = shas + ("crl",)
+            return Op("PUT /v1/cas/%s (with a CRL)" % SPARE, "PUT", "/v1/cas/" + SPARE,
+                      {"certificates": pem, "crls": crl}, (200, 201), after)
+        i = rng.randrange(len(bundles))
+        pem, shas = bundles[i]
+        after["cas"][SPARE] = shas
+        return Op("PUT /v1/cas/%s (bundle %d)" % (SPARE, i), "PUT", "/v1/cas/" + SPARE,
+                  {"certificates": pem}, (200, 201), after)
     if kind == "ca":
         name = rng.choice(CAS)
         i = rng.randrange(len(bundles))
@@ -177,10 +196,13 @@ def main(ws):
     snap = snapshot(agent)
     if tap.ok(init_ok and snap == model, "the initial objects are written (4 CAs, 5 hosts)",
               "model %r\nagent %r" % (model, snap)):
-        crash_loop(agent, model, rng, bundles)
+        crl_ca = (A.read(os.path.join(pki, "tenant-a-ca.pem")),
+                  tuple(A.der_sha256s(A.read(os.path.join(pki, "tenant-a-ca.pem")))),
+                  A.read(os.path.join(pki, "tenant-a.crl")))
+        crash_loop(agent, model, rng, bundles, crl_ca)
 
 
-def crash_loop(agent, model, rng, bundles):
+def crash_loop(agent, model, rng, bundles, crl_ca):
     stats = {"inflight": 0, "old": 0, "new": 0, "same": 0, "acked": 0, "mismatch": 0}
     bad_load = []
     torn = []
@@ -192,7 +214,7 @@ def crash_loop(agent, model, rng, bundles):
         timer.start()
         inflight = None
         while True:
-            op = next_op(rng, model, bundles)
+            op = next_op(rng, model, bundles, crl_ca)
             inflight = op
             r = send(agent, op)
             if r.status == 0:
