@@ -613,9 +613,44 @@ static int api_put_pem(struct api_write *w, const char *text, size_t len,
 	return 0;
 }
 
+/* The files the state names, sorted, for store_gc(): one binary search
+ * per PEM file instead of a pass over 1,000 CAs. */
+struct api_names {
+	const char **v;
+	size_t n;
+};
+
+static int api_cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 static int api_gc_keep(void *ctx, const char *rel)
 {
-	return api_state_uses_file(ctx, rel);
+	const struct api_names *names = ctx;
+
+	return bsearch(&rel, names->v, names->n, sizeof(*names->v), api_cmp_str) != NULL;
+}
+
+/* Remove the PEM files the state no longer names. */
+static void api_gc(struct api_write *w)
+{
+	struct api_names names = { 0 };
+	size_t cap = 0;
+
+	for (size_t i = 0; i < w->st.n_cas; i++)
+		cap += 1 + w->st.cas[i].n_crls;
+	names.v = calloc(cap + 1, sizeof(*names.v));
+	if (names.v == NULL)
+		return;     /* garbage stays until a later write */
+	for (size_t i = 0; i < w->st.n_cas; i++) {
+		names.v[names.n++] = w->st.cas[i].file;
+		for (size_t k = 0; k < w->st.cas[i].n_crls; k++)
+			names.v[names.n++] = w->st.cas[i].crls[k];
+	}
+	qsort(names.v, names.n, sizeof(*names.v), api_cmp_str);
+	(void)store_gc(w->cfg->state_dir, api_gc_keep, &names);
+	free(names.v);
 }
 
 /* The state's hosts as the loader's specs, with the lines they are on. */
@@ -745,7 +780,7 @@ static int api_commit(struct api_write *w)
 	w->rs->generation = gen;
 	/* Only a CA write can leave a PEM file unused. */
 	if (!w->hosts_only)
-		(void)store_gc(w->cfg->state_dir, api_gc_keep, &w->st);
+		api_gc(w);
 	rc = 0;
 out:
 	free(text);

@@ -817,20 +817,6 @@ int api_state_put_ca(struct api_state *st, ssize_t at, struct api_ca *c)
 	return 0;
 }
 
-int api_state_uses_file(const struct api_state *st, const char *rel)
-{
-	/* Called once per PEM file of the store by store_gc(): files x CAs
-	 * string compares, a few ms with 1,000 CAs, after CA writes only. */
-	for (size_t i = 0; i < st->n_cas; i++) {
-		if (strcmp(st->cas[i].file, rel) == 0)
-			return 1;
-		for (size_t k = 0; k < st->cas[i].n_crls; k++)
-			if (strcmp(st->cas[i].crls[k], rel) == 0)
-				return 1;
-	}
-	return 0;
-}
-
 /* The rendered text and its line map, growing together. */
 struct apiobj_out {
 	char *p;

@@ -128,8 +128,6 @@ APIOBJ_WUR int api_state_put_ca(struct api_state *st, ssize_t at,
 void api_host_free(struct api_host *h);
 void api_ca_free(struct api_ca *c);
 
-/* Whether any API state entry names the file `rel`. */
-int api_state_uses_file(const struct api_state *st, const char *rel);
 
 /* The INI text of the state (malloc'd, *len bytes, NUL-terminated), with
  * lines[k] describing line k + 1 (*n_lines entries, malloc'd). NULL when
