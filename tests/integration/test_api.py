@@ -889,8 +889,14 @@ def concurrency_checks(s):
     etag = r.hdr("etag")
     results = [None] * 8
 
+    # Every value differs from the current one: a write that changed
+    # nothing would keep the ETag, and a second If-Match write would
+    # rightly succeed.
+    cur = (r.json or {}).get("verify_depth")
+    vals = [v for v in range(10, 32) if v != cur][:8]
+
     def patch(i):
-        results[i] = a.api("PATCH", host_path("api.example.com"), {"verify_depth": 2 + i},
+        results[i] = a.api("PATCH", host_path("api.example.com"), {"verify_depth": vals[i]},
                            ctype="application/merge-patch+json", headers={"If-Match": etag})
     threads = [threading.Thread(target=patch, args=(i,)) for i in range(8)]
     for t in threads:
@@ -900,7 +906,7 @@ def concurrency_checks(s):
     codes = sorted(r.status for r in results)
     won = [i for i, r in enumerate(results) if r.status == 200]
     final = a.api("GET", host_path("api.example.com")).json or {}
-    tap.ok(codes == [200] + [412] * 7 and len(won) == 1 and final.get("verify_depth") == 2 + won[0],
+    tap.ok(codes == [200] + [412] * 7 and len(won) == 1 and final.get("verify_depth") == vals[won[0]],
            "8 concurrent PATCHes with the same If-Match: exactly one 200, seven 412, the winner's value stays",
            "codes %s, final verify_depth %r" % (codes, final.get("verify_depth")))
 
