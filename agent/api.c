@@ -828,20 +828,6 @@ static const char *api_current_tag(json_t *obj, char tag[40])
 	return tag;
 }
 
-static int api_valid_ca_name(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n > 64)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-		      (s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == '-' ||
-		      s[i] == '_'))
-			return 0;
-	return 1;
-}
-
 /* POST /v1/cas, PUT /v1/cas/NAME */
 static void api_write_ca(struct api_write *w)
 {
@@ -882,9 +868,9 @@ static void api_write_ca(struct api_write *w)
 		              name);
 		return;
 	}
-	if (!api_valid_ca_name(name)) {
+	if (!config_valid_ca_name(name)) {
 		api_set_error(w->rs, 400, "name", "bad CA name \"%.80s\" (letters, "
-		              "digits, '.', '-', '_'; at most 64)", name);
+		              "digits, '.', '-', '_'; at most %d)", name, CONFIG_MAX_CA_NAME);
 		return;
 	}
 	snprintf(w->object, sizeof(w->object), "%s", name);

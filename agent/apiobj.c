@@ -19,6 +19,7 @@
 #include "apiobj.h"
 #include "ocsp.h"
 #include "fileio.h"
+#include "hex.h"
 #include "hosts.h"
 #include "policy.h"
 #include "trust.h"
@@ -36,22 +37,6 @@ static const char *const apiobj_crl_checks[CRL_CHECK_COUNT] = {
 	[CRL_CHECK_CHAIN] = "chain",
 };
 
-/* Longest allow-identity glob, as in the file. */
-#define APIOBJ_MAX_IDENTITY 1024
-/* CA names on one host, identities and pins per host: the file's limits. */
-#define APIOBJ_MAX_HOST_CAS 64
-#define APIOBJ_MAX_PER_HOST 1024
-
-static void apiobj_hex(const unsigned char *p, size_t n, char *out)
-{
-	static const char hex[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = hex[p[i] >> 4];
-		out[2 * i + 1] = hex[p[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
 
 /* The revocation fields of a CA object: JSON name, [ca] key, whether the
  * value is a duration (written back in the largest whole unit). */
@@ -242,12 +227,12 @@ static json_t *apiobj_cert_details(X509 *x)
 	OPENSSL_free(serial);
 	BN_free(bn);
 	if (X509_digest(x, EVP_sha256(), md, &mdlen) == 1 && mdlen == 32) {
-		apiobj_hex(md, 32, hex);
+		hex_encode(md, 32, hex);
 		json_object_set_new(o, "sha256", json_string(hex));
 	}
 	ski = X509_get0_subject_key_id(x);
 	if (ski != NULL && ski->length > 0 && ski->length <= 64) {
-		apiobj_hex(ski->data, (size_t)ski->length, hex);
+		hex_encode(ski->data, (size_t)ski->length, hex);
 		json_object_set_new(o, "ski", json_string(hex));
 	}
 	json_object_set_new(o, "not_before", apiobj_time(X509_get0_notBefore(x)));
@@ -407,7 +392,7 @@ json_t *apiobj_host_json(const struct config *cfg, size_t i)
 		json_array_append_new(ids, json_string(tp->identities[k]));
 	json_object_set_new(o, "allow_identity", ids);
 	for (size_t k = 0; tp != NULL && k < tp->n_pins; k++) {
-		apiobj_hex(tp->pins[k], 32, hex);
+		hex_encode(tp->pins[k], 32, hex);
 		json_array_append_new(pins, json_string(hex));
 	}
 	json_object_set_new(o, "pin_sha256", pins);
@@ -528,7 +513,7 @@ void apiobj_etag(const json_t *obj, char buf[40])
 	if (text != NULL && EVP_Digest(text, strlen(text), md, &mdlen, EVP_sha256(),
 	                               NULL) == 1) {
 		buf[0] = '"';
-		apiobj_hex(md, 16, buf + 1);
+		hex_encode(md, 16, buf + 1);
 		buf[33] = '"';
 		buf[34] = '\0';
 	}
@@ -925,7 +910,7 @@ char *api_state_render(const struct api_state *st, uint64_t generation,
 			apiobj_line(&o, 1, i, "allow_identity", "allow-identity = %s",
 			            h->identities[k]);
 		for (size_t k = 0; k < h->n_pins; k++) {
-			apiobj_hex(h->pins[k], 32, hex);
+			hex_encode(h->pins[k], 32, hex);
 			apiobj_line(&o, 1, i, "pin_sha256", "pin-sha256 = %s", hex);
 		}
 	}
@@ -1090,7 +1075,7 @@ int api_host_from_json(const json_t *body, const char *pattern,
 	h->pattern = strdup(norm);
 	if (h->pattern == NULL)
 		return apiobj_fail(field, NULL, msg, msglen, "out of memory");
-	if (apiobj_strings(json_object_get(body, "ca"), "ca", APIOBJ_MAX_HOST_CAS,
+	if (apiobj_strings(json_object_get(body, "ca"), "ca", CONFIG_MAX_HOST_CAS,
 	                   &h->cas, &h->n_cas, field, msg, msglen) != 0)
 		return -1;
 	if (h->cas == NULL && (h->cas = calloc(1, sizeof(*h->cas))) == NULL)
@@ -1126,22 +1111,22 @@ int api_host_from_json(const json_t *body, const char *pattern,
 		h->verify_depth = (int)json_integer_value(v);
 	}
 	if (apiobj_strings(json_object_get(body, "allow_identity"), "allow_identity",
-	                   APIOBJ_MAX_PER_HOST, &h->identities, &h->n_identities,
+	                   CONFIG_MAX_PER_HOST, &h->identities, &h->n_identities,
 	                   field, msg, msglen) != 0)
 		return -1;
 	if (h->identities == NULL &&
 	    (h->identities = calloc(1, sizeof(*h->identities))) == NULL)
 		return apiobj_fail(field, NULL, msg, msglen, "out of memory");
 	for (size_t k = 0; k < h->n_identities; k++)
-		if (strlen(h->identities[k]) > APIOBJ_MAX_IDENTITY ||
+		if (strlen(h->identities[k]) > CONFIG_MAX_IDENTITY ||
 		    !apiobj_ini_safe(h->identities[k]))
 			return apiobj_fail(field, "allow_identity", msg, msglen,
 			                   "bad allow_identity \"%.64s\" (1..%d printable "
 			                   "characters, no ';' or '#', no leading or "
 			                   "trailing space)", h->identities[k],
-			                   APIOBJ_MAX_IDENTITY);
+			                   CONFIG_MAX_IDENTITY);
 	pins_v = json_object_get(body, "pin_sha256");
-	if (apiobj_strings(pins_v, "pin_sha256", APIOBJ_MAX_PER_HOST, &pins, &n_pins,
+	if (apiobj_strings(pins_v, "pin_sha256", CONFIG_MAX_PER_HOST, &pins, &n_pins,
 	                   field, msg, msglen) != 0)
 		goto fail_pins;
 	h->pins = calloc(n_pins + 1, sizeof(*h->pins));

@@ -55,10 +55,6 @@
  * rather than loaded half-way. */
 #define CONFIG_MAX_LINE 4096              /* bytes per line, libinih buffer */
 #define CONFIG_MAX_FILE (1024 * 1024)     /* the INI file itself */
-#define CONFIG_MAX_CA_NAME 64
-#define CONFIG_MAX_IDENTITY 1024
-#define CONFIG_MAX_HOST_CAS 64            /* CA names on one host */
-#define CONFIG_MAX_PER_HOST 1024          /* identities, pins per host */
 #define CONFIG_MAX_INCLUDES 64            /* `include` lines */
 #define CONFIG_MAX_INCLUDED 10000         /* files the includes read */
 #define CONFIG_MAX_TOTAL (64 * 1024 * 1024) /* bytes of all included files */
@@ -390,7 +386,8 @@ static void cfg_warn(struct load_ctx *c, const char *file, int line,
 		c->cfg->n_warnings++;
 }
 
-static int cfg_valid_ca_name(const char *s)
+/* See config.h. */
+int config_valid_ca_name(const char *s)
 {
 	size_t n = strlen(s);
 
@@ -410,7 +407,7 @@ static void cfg_section_ca(struct load_ctx *c, const char *name)
 	struct ca_draft *ca, **cas;
 	int hash_oom = 0;
 
-	if (!cfg_valid_ca_name(name)) {
+	if (!config_valid_ca_name(name)) {
 		cfg_err(c, c->line, "bad CA name \"%s\" (letters, digits, '.', "
 		        "'-', '_'; at most %d)", name, CONFIG_MAX_CA_NAME);
 		return;

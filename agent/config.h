@@ -33,6 +33,13 @@ struct tokens;
 #define CONFIG_DEFAULT_PATH "/etc/mtls-spoa/mtls-spoa.conf"
 #define CONFIG_ERR_LEN 512
 
+/* Limits of [ca] names and of what one [host] lists, shared by the file
+ * loader and the tenant API (which checks them the same way). */
+#define CONFIG_MAX_CA_NAME 64
+#define CONFIG_MAX_IDENTITY 1024          /* bytes of one allow-identity */
+#define CONFIG_MAX_HOST_CAS 64            /* CA names on one host */
+#define CONFIG_MAX_PER_HOST 1024          /* identities, pins per host */
+
 /* What a load built and what it took over from the previous generation. */
 struct config_stats {
 	size_t cas_built, cas_reused;
@@ -174,6 +181,10 @@ CONFIG_WUR int config_derive_hosts(const struct config *prev,
                                    char *err, size_t errlen);
 
 void config_free(struct config *cfg);
+
+/* A [ca] name: letters, digits, '.', '-', '_', 1..CONFIG_MAX_CA_NAME
+ * bytes. 1 or 0. */
+int config_valid_ca_name(const char *s);
 
 /* A pin-sha256 value: 64 hex digits (colons ignored, any case) into 32
  * bytes. 0 or -1. */

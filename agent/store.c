@@ -13,6 +13,7 @@
 
 #include <openssl/evp.h>
 
+#include "hex.h"
 #include "store.h"
 
 /* Temporary files start with this, so that a crash between the write and
@@ -149,12 +150,10 @@ int store_put_pem(const char *dir, const void *data, size_t len,
                   char rel[STORE_PEM_NAME_MAX], int *created, char *err,
                   size_t errlen)
 {
-	static const char hex[] = "0123456789abcdef";
 	unsigned char md[32];
 	unsigned int mdlen = 0;
 	char path[PATH_MAX];
 	struct stat st;
-	size_t i;
 
 	*created = 0;
 	if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 ||
@@ -163,10 +162,7 @@ int store_put_pem(const char *dir, const void *data, size_t len,
 		return -1;
 	}
 	memcpy(rel, STORE_PEM_DIR "/", 4);
-	for (i = 0; i < 32; i++) {
-		rel[4 + 2 * i] = hex[md[i] >> 4];
-		rel[4 + 2 * i + 1] = hex[md[i] & 15];
-	}
+	hex_encode(md, 32, rel + 4);
 	memcpy(rel + 68, ".pem", 5);
 	if (snprintf(path, sizeof(path), "%s/%s", dir, rel) >= (int)sizeof(path)) {
 		snprintf(err, errlen, "state directory path too long");

@@ -32,6 +32,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "ocsp.h"
+#include "hex.h"
 #include "trust.h"
 
 #define VERIFY_SHA256_LEN 32
@@ -436,17 +437,6 @@ enum mtls_result verify_result_from_error(int x509_err)
 	}
 }
 
-static void verify_hex(const uint8_t *in, size_t n, char *out)
-{
-	static const char hex[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = hex[in[i] >> 4];
-		out[2 * i + 1] = hex[in[i] & 0x0f];
-	}
-	out[2 * n] = '\0';
-}
-
 /* RFC 2253 text of `name` into out[outlen], truncated, NUL-terminated.
  * XN_FLAG_RFC2253 escapes control characters and bytes >= 0x80, so the
  * result is printable ASCII and a cut cannot split a UTF-8 sequence. */
@@ -482,7 +472,7 @@ static void verify_serial_str(const ASN1_INTEGER *ai, char *out, size_t outlen)
 		out[o++] = '0';
 	}
 	for (size_t i = 0; i < n && outlen - o > 2; i++) {
-		verify_hex(&d[i], 1, &out[o]);
+		hex_encode(&d[i], 1, &out[o]);
 		o += 2;
 	}
 	out[o] = '\0';
@@ -599,7 +589,7 @@ static void verify_keyid(const ASN1_OCTET_STRING *id, char *out)
 
 	out[0] = '\0';
 	if (n > 0 && n <= TRUST_KEYID_MAX)
-		verify_hex(ASN1_STRING_get0_data(id), (size_t)n, out);
+		hex_encode(ASN1_STRING_get0_data(id), (size_t)n, out);
 }
 
 /* The details of the leaf into v, also handing back the SHA-256 of the
@@ -625,7 +615,7 @@ static int verify_fill_info(X509 *leaf, const uint8_t *der, size_t der_len,
 	                  sizeof(v->serial));
 	if (EVP_Digest(der, der_len, md, &mdlen, EVP_sha256(), NULL) == 1 &&
 	    mdlen == VERIFY_SHA256_LEN) {
-		verify_hex(md, VERIFY_SHA256_LEN, v->fingerprint);
+		hex_encode(md, VERIFY_SHA256_LEN, v->fingerprint);
 	} else {
 		v->fingerprint[0] = '\0';
 		rc = -1;
@@ -634,7 +624,7 @@ static int verify_fill_info(X509 *leaf, const uint8_t *der, size_t der_len,
 	 * certificate. */
 	if (X509_digest(leaf, EVP_sha1(), sha1, &mdlen) == 1 &&
 	    mdlen == sizeof(sha1))
-		verify_hex(sha1, sizeof(sha1), v->fingerprint_sha1);
+		hex_encode(sha1, sizeof(sha1), v->fingerprint_sha1);
 	else
 		rc = -1;
 	/* Both are NULL when the extension is absent or does not parse. */
