@@ -315,6 +315,37 @@ static json_t *json_parse(const char *p, size_t len, char *err, size_t errlen)
 	return j;
 }
 
+/* An answer of etcd's: a JSON object that is not an error object. */
+static json_t *parse_answer(const char *p, size_t len, char *err, size_t errlen)
+{
+	json_t *root = json_parse(p, len, err, errlen);
+	char msg[256];
+	int code;
+
+	if (root != NULL && error_text(root, msg, sizeof(msg), &code)) {
+		snprintf(err, errlen, "etcd: %s", msg);
+		json_decref(root);
+		root = NULL;
+	}
+	return root;
+}
+
+/* An optional array field: *n its size (0 when absent). 0 or -1. */
+static int opt_array(const json_t *o, const char *name, const json_t **arr,
+                     size_t *n, char *err, size_t errlen)
+{
+	*arr = json_object_get(o, name);
+	*n = 0;
+	if (*arr == NULL)
+		return 0;
+	if (!json_is_array(*arr)) {
+		snprintf(err, errlen, "%s is not an array", name);
+		return -1;
+	}
+	*n = json_array_size(*arr);
+	return 0;
+}
+
 /* ---- decoders ---- */
 
 void etcd_watch_msg_free(struct etcd_watch_msg *m)
@@ -331,19 +362,14 @@ void etcd_watch_msg_free(struct etcd_watch_msg *m)
 int etcd_parse_watch(const char *json, size_t len, struct etcd_watch_msg *m,
                      char *err, size_t errlen)
 {
-	json_t *root, *res, *hdr, *evs, *reason;
-	char msg[256];
-	int code;
+	json_t *root, *res, *hdr, *reason;
+	const json_t *evs;
 	size_t i, n;
 
 	memset(m, 0, sizeof(*m));
-	root = json_parse(json, len, err, errlen);
+	root = parse_answer(json, len, err, errlen);
 	if (root == NULL)
 		return -1;
-	if (error_text(root, msg, sizeof(msg), &code)) {
-		snprintf(err, errlen, "etcd: %s", msg);
-		goto bad;
-	}
 	res = json_object_get(root, "result");
 	if (!json_is_object(res)) {
 		snprintf(err, errlen, "no result object");
@@ -365,14 +391,8 @@ int etcd_parse_watch(const char *json, size_t len, struct etcd_watch_msg *m,
 	if (json_is_string(reason))
 		snprintf(m->cancel_reason, sizeof(m->cancel_reason), "%s",
 		         json_string_value(reason));
-	evs = json_object_get(res, "events");
-	if (evs == NULL)
-		goto done;
-	if (!json_is_array(evs)) {
-		snprintf(err, errlen, "events is not an array");
+	if (opt_array(res, "events", &evs, &n, err, errlen) != 0)
 		goto bad;
-	}
-	n = json_array_size(evs);
 	if (n == 0)
 		goto done;
 	m->ev = calloc(n, sizeof(*m->ev));
@@ -424,22 +444,17 @@ int etcd_parse_range(const char *json, size_t len, int64_t *revision,
                      struct etcd_kv **kvs, size_t *n, int *more,
                      char *err, size_t errlen)
 {
-	json_t *root, *hdr, *arr;
-	char msg[256];
-	int code;
+	json_t *root, *hdr;
+	const json_t *arr;
 	size_t i, cnt;
 
 	*revision = 0;
 	*kvs = NULL;
 	*n = 0;
 	*more = 0;
-	root = json_parse(json, len, err, errlen);
+	root = parse_answer(json, len, err, errlen);
 	if (root == NULL)
 		return -1;
-	if (error_text(root, msg, sizeof(msg), &code)) {
-		snprintf(err, errlen, "etcd: %s", msg);
-		goto bad;
-	}
 	hdr = json_object_get(root, "header");
 	if (!json_is_object(hdr) || json_int64(hdr, "revision", revision) != 0 ||
 	    *revision <= 0) {
@@ -450,14 +465,8 @@ int etcd_parse_range(const char *json, size_t len, int64_t *revision,
 		snprintf(err, errlen, "more is not a boolean");
 		goto bad;
 	}
-	arr = json_object_get(root, "kvs");
-	if (arr == NULL)
-		goto done;
-	if (!json_is_array(arr)) {
-		snprintf(err, errlen, "kvs is not an array");
+	if (opt_array(root, "kvs", &arr, &cnt, err, errlen) != 0)
 		goto bad;
-	}
-	cnt = json_array_size(arr);
 	if (cnt > ETCD_MAX_KEYS) {
 		snprintf(err, errlen, "more than %u keys", ETCD_MAX_KEYS);
 		goto bad;
@@ -488,26 +497,34 @@ bad:
 	return -1;
 }
 
-/* Append p[n] to the framer's buffer (growing it up to max). */
-static int framer_append(struct etcd_framer *f, const char *p, size_t n)
+/* Append p[n] to buf (len bytes used of cap), growing it up to max bytes
+ * plus a NUL kept after the data. 0, or -1 past max or out of memory. */
+static int buf_append(char **buf, size_t *len, size_t *cap, size_t max,
+                      const char *p, size_t n)
 {
-	if (n > f->max - f->len)
+	if (n > max - *len)
 		return -1;
-	if (f->len + n > f->cap) {
-		size_t cap = f->cap ? f->cap : 4096;
+	if (*len + n + 1 > *cap) {
+		size_t c = *cap ? *cap : 4096;
 		char *b;
 
-		while (cap < f->len + n)
-			cap = cap > f->max / 2 ? f->max : cap * 2;
-		b = realloc(f->buf, cap);
+		while (c < *len + n + 1)
+			c = c > max / 2 ? max + 1 : c * 2;
+		b = realloc(*buf, c);
 		if (b == NULL)
 			return -1;
-		f->buf = b;
-		f->cap = cap;
+		*buf = b;
+		*cap = c;
 	}
-	memcpy(f->buf + f->len, p, n);
-	f->len += n;
+	memcpy(*buf + *len, p, n);
+	*len += n;
+	(*buf)[*len] = '\0';
 	return 0;
+}
+
+static int framer_append(struct etcd_framer *f, const char *p, size_t n)
+{
+	return buf_append(&f->buf, &f->len, &f->cap, f->max, p, n);
 }
 
 /* Depth counts braces outside strings only; inside a string a backslash
@@ -715,31 +732,16 @@ struct etcd_buf {
 	int too_big;
 };
 
+/* libcurl's write callback: less than given stops the transfer. */
 static size_t etcd_buf_write(char *data, size_t size, size_t n, void *ctx)
 {
 	struct etcd_buf *b = ctx;
-	size_t add = size * n;
 
-	if (add > b->max - b->len) {
-		b->too_big = 1;
+	if (buf_append(&b->p, &b->len, &b->cap, b->max, data, size * n) != 0) {
+		b->too_big = 1;   /* or out of memory: a refusal all the same */
 		return 0;
 	}
-	if (b->len + add + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 16384;
-		char *p;
-
-		while (cap < b->len + add + 1)
-			cap *= 2;
-		p = realloc(b->p, cap);
-		if (p == NULL)
-			return 0;
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, data, add);
-	b->len += add;
-	b->p[b->len] = '\0';
-	return add;
+	return size * n;
 }
 
 /* Keepalive for the watch, with a probe count curl 7.88 cannot set: a

@@ -300,24 +300,20 @@ static void test_parse_range(void **state)
 
 static void test_prefix_end(void **state)
 {
-	char *s;
+	static const char *const cases[][2] = {
+		{ "/p/", "/p0" }, { "a\xff\xff", "b" }, { "\xff", "" },
+		{ "", "" }, { "/mtls-spoa/", "/mtls-spoa0" },
+	};
+	size_t i;
 
 	(void)state;
-	s = etcd_prefix_end("/p/");
-	assert_string_equal(s, "/p0");
-	free(s);
-	s = etcd_prefix_end("a\xff\xff");
-	assert_string_equal(s, "b");
-	free(s);
-	s = etcd_prefix_end("\xff");
-	assert_string_equal(s, "");
-	free(s);
-	s = etcd_prefix_end("");
-	assert_string_equal(s, "");
-	free(s);
-	s = etcd_prefix_end("/mtls-spoa/");
-	assert_string_equal(s, "/mtls-spoa0");
-	free(s);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *s = etcd_prefix_end(cases[i][0]);
+
+		assert_non_null(s);
+		assert_string_equal(s, cases[i][1]);
+		free(s);
+	}
 }
 
 static void test_new_refuses(void **state)
