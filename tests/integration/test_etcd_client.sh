@@ -6,7 +6,9 @@
 # mod_revision conflict writes nothing, range_end compares, deletes, the
 # watch sees put+delete in order, etcd_stop ends a watch within 1 s,
 # compaction -> ETCD_COMPACTED, failover past a dead or silent endpoint,
-# all endpoints dead -> ETCD_UNAVAILABLE within the timeout). This script
+# all endpoints dead -> ETCD_UNAVAILABLE within the timeout); then with
+# auth enabled (user root, token TTL 1 s) all of it again, authenticated,
+# plus refusals and a new token after the old one expired. This script
 # builds nothing. Skipped when /usr/bin/etcd is missing.
 set -u
 # shellcheck source=tests/integration/lib.sh
@@ -45,7 +47,7 @@ start_etcd() {
 		cport=$(t_free_port)
 		pport=$(t_free_port)
 		rm -rf "$T_WORK/etcd"
-		"$ETCD" --name t --data-dir "$T_WORK/etcd" \
+		"$ETCD" --name t --data-dir "$T_WORK/etcd" --auth-token-ttl 1 \
 			--listen-client-urls "http://127.0.0.1:$cport" \
 			--advertise-client-urls "http://127.0.0.1:$cport" \
 			--listen-peer-urls "http://127.0.0.1:$pport" \
@@ -76,20 +78,38 @@ if ! start_etcd; then
 fi
 ok "etcd starts ($($ETCD --version | head -n 1))"
 
-# cmocka's TAP lines ("ok 3 - name", "not ok 4 - name") as ours; a live
-# check that skipped would mean the endpoint did not reach the test.
-out=$(MTLS_ETCD_ENDPOINT=$EP CMOCKA_MESSAGE_OUTPUT=TAP timeout 120 "$BIN" 2>&1)
-rc=$?
-while IFS= read -r line; do
-	name=${line#* - }
-	case $line in
-	"not ok "[0-9]*) not_ok "$name" ;;
-	"ok "[0-9]*"# SKIP"*) not_ok "$name (skipped with an endpoint)" ;;
-	"ok "[0-9]*) ok "$name" ;;
-	*) diag "$line" ;;
-	esac
-done <<<"$out"
-check_eq "test_etcd exits 0" "$rc" 0
+# run_live PHASE [ENV...]: the unit test with the endpoint; cmocka's TAP
+# lines ("ok 3 - name", "not ok 4 - name") as ours.
+run_live() {
+	local phase=$1 out rc line name
+	shift
+	out=$(env MTLS_ETCD_ENDPOINT="$EP" CMOCKA_MESSAGE_OUTPUT=TAP "$@" \
+		timeout 120 "$BIN" 2>&1)
+	rc=$?
+	while IFS= read -r line; do
+		name="$phase: ${line#* - }"
+		case $line in
+		"not ok "[0-9]*) not_ok "$name" ;;
+		*"# SKIP"*) not_ok "$name (skipped with an endpoint)" ;;
+		"ok "[0-9]*) ok "$name" ;;
+		*) diag "$line" ;;
+		esac
+	done <<<"$out"
+	check_eq "$phase: test_etcd exits 0" "$rc" 0
+}
+
+run_live plain
+
+export ETCDCTL_API=3
+if etcdctl --endpoints="$EP" user add root:rootpw >"$T_WORK/auth.log" 2>&1 &&
+	etcdctl --endpoints="$EP" user grant-role root root >>"$T_WORK/auth.log" 2>&1 &&
+	etcdctl --endpoints="$EP" auth enable >>"$T_WORK/auth.log" 2>&1; then
+	ok "auth enabled"
+	run_live auth MTLS_ETCD_USER=root MTLS_ETCD_PASSWORD=rootpw
+else
+	not_ok "auth enabled"
+	diag "$(cat "$T_WORK/auth.log")"
+fi
 check "etcd still running" t_pid_alive "$ETCD_PID"
 echo "# $T_PASS passed, $T_FAIL failed"
 [ "$T_FAIL" -eq 0 ]
