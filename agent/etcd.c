@@ -1337,6 +1337,14 @@ int etcd_txn(struct etcd *e, const struct etcd_cmp *cmp, size_t n_cmp,
 
 /* ---- watch ---- */
 
+static long long etcd_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 struct watch_ctx {
 	struct etcd *e;
 	CURL *c;
@@ -1422,6 +1430,7 @@ static enum att watch_once(struct etcd *e, size_t idx, const char *body,
 	enum att a = ATT_OK;
 	CURLcode done = CURLE_OK;
 	int finished = 0;
+	long long deadline;
 
 	w->c = m ? etcd_handle(e, idx, "/v3/watch", body, tok, &hdr, cerr) : NULL;
 	if (w->c == NULL) {
@@ -1442,6 +1451,7 @@ static enum att watch_once(struct etcd *e, size_t idx, const char *body,
 	}
 	/* The multi interface so that etcd_stop is seen every ETCD_POLL_MS,
 	 * however quiet the stream (a progress callback may wait 1 s). */
+	deadline = etcd_now_ms() + 2 * e->timeout_ms;
 	while (!finished) {
 		CURLMsg *msg;
 		int running, left;
@@ -1449,6 +1459,14 @@ static enum att watch_once(struct etcd *e, size_t idx, const char *body,
 		if (atomic_load(&e->stop)) {
 			snprintf(w->err, w->errlen, "stopped");
 			w->rc = ETCD_STOPPED;
+			break;
+		}
+		/* Connected but etcd never confirmed the watch (a hung member,
+		 * or not etcd): nothing was started there, try the next. */
+		if (!w->created && etcd_now_ms() > deadline) {
+			snprintf(w->err, w->errlen, "%s: the watch was not created "
+			         "within %ld ms", e->ep[idx], 2 * e->timeout_ms);
+			a = ATT_NOCONN;
 			break;
 		}
 		if (curl_multi_perform(m, &running) != CURLM_OK) {

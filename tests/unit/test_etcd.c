@@ -736,6 +736,97 @@ static void test_live_auth(void **state)
 	etcd_free(e);
 }
 
+/* A loopback listener: accepting (and closing what it accepts) when
+ * `closer`, else silent (the kernel completes handshakes, no one reads). */
+struct fake {
+	int fd, closer;
+	char url[64];
+	pthread_t th;
+};
+
+static void *fake_closer(void *arg)
+{
+	struct fake *f = arg;
+	int c;
+
+	while ((c = accept(f->fd, NULL, NULL)) >= 0)
+		close(c);
+	return NULL;
+}
+
+static void fake_start(struct fake *f, int closer)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t sl = sizeof(sa);
+
+	f->closer = closer;
+	f->fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(f->fd >= 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(f->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(f->fd, 16), 0);
+	assert_int_equal(getsockname(f->fd, (struct sockaddr *)&sa, &sl), 0);
+	snprintf(f->url, sizeof(f->url), "http://127.0.0.1:%u", ntohs(sa.sin_port));
+	if (closer)
+		assert_int_equal(pthread_create(&f->th, NULL, fake_closer, f), 0);
+}
+
+static void fake_stop(struct fake *f)
+{
+	/* shutdown wakes the accept() of the closer thread */
+	(void)shutdown(f->fd, SHUT_RDWR);
+	if (f->closer)
+		assert_int_equal(pthread_join(f->th, NULL), 0);
+	close(f->fd);
+}
+
+/* A watch whose server closes the connection: ETCD_UNAVAILABLE; one
+ * whose first endpoint hangs: created on the next, events seen. */
+static void test_live_watch_failover(void **state)
+{
+	struct fake closer, silent;
+	const char *eps[2];
+	struct etcd *e;
+	struct seen s = { .stop_after = 1 };
+	int64_t compact, r;
+	double t0;
+	char err[256];
+	int rc;
+
+	(void)state;
+	fake_start(&closer, 1);
+	eps[0] = closer.url;
+	e = live_new(eps, 1, 500, 0);
+	rc = etcd_watch(e, key("wf/"), 0, on_events, &s, &compact, err,
+	                sizeof(err));
+	if (rc != ETCD_UNAVAILABLE)
+		fail_msg("watch on a closing server: %d %s", rc, err);
+	etcd_free(e);
+	fake_stop(&closer);
+
+	fake_start(&silent, 0);
+	eps[0] = silent.url;
+	eps[1] = live_ep;
+	e = live_new(eps, 1, 300, 0);
+	t0 = now_s();
+	assert_int_equal(etcd_watch(e, key("wf/"), 0, on_events, &s, &compact,
+	                            err, sizeof(err)), ETCD_UNAVAILABLE);
+	assert_non_null(strstr(err, "not created"));
+	assert_true(now_s() - t0 < 1.5);
+	etcd_free(e);
+	e = live_new(eps + 1, 1, 300, 0);
+	r = put(e, key("wf/x"), "1");
+	etcd_free(e);
+	e = live_new(eps, 2, 300, 0);
+	assert_int_equal(etcd_watch(e, key("wf/"), r, on_events, &s, &compact,
+	                            err, sizeof(err)), ETCD_STOPPED);
+	assert_int_equal(s.n, 1);
+	assert_int_equal(s.rev[0], r);
+	assert_string_equal(etcd_endpoint(e), live_ep);
+	etcd_free(e);
+	fake_stop(&silent);
+}
+
 int main(void)
 {
 	const struct CMUnitTest offline[] = {
@@ -755,6 +846,7 @@ int main(void)
 		cmocka_unit_test(test_live_compacted),
 		cmocka_unit_test(test_live_failover),
 		cmocka_unit_test(test_live_timeout),
+		cmocka_unit_test(test_live_watch_failover),
 	};
 	const struct CMUnitTest auth[] = {
 		cmocka_unit_test(test_live_auth),
