@@ -8,7 +8,9 @@
 # compaction -> ETCD_COMPACTED, failover past a dead or silent endpoint,
 # all endpoints dead -> ETCD_UNAVAILABLE within the timeout); then with
 # auth enabled (user root, token TTL 1 s) all of it again, authenticated,
-# plus refusals and a new token after the old one expired. This script
+# plus refusals and a new token after the old one expired; then on a
+# second etcd serving https with client-certificate authentication
+# (certificates made here), all of it over TLS. This script
 # builds nothing. Skipped when /usr/bin/etcd is missing.
 set -u
 # shellcheck source=tests/integration/lib.sh
@@ -39,28 +41,33 @@ if [ ! -x "$BIN" ]; then
 	exit 1
 fi
 
-# start_etcd: on two free ports; the port may be taken between picking
-# and binding, so try a few times.
+# start_etcd SCHEME [CURL-TLS-ARGS -- ETCD-TLS-ARGS]: on two free ports;
+# a port may be taken between picking and binding, so try a few times.
 start_etcd() {
-	local cport pport i
+	local scheme=$1 cport pport i
+	local -a copt=() eopt=()
+	shift
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do copt+=("$1"); shift; done
+	[ $# -gt 0 ] && shift
+	eopt=("$@")
 	for _ in 1 2 3; do
 		cport=$(t_free_port)
 		pport=$(t_free_port)
 		rm -rf "$T_WORK/etcd"
 		"$ETCD" --name t --data-dir "$T_WORK/etcd" --auth-token-ttl 1 \
-			--listen-client-urls "http://127.0.0.1:$cport" \
-			--advertise-client-urls "http://127.0.0.1:$cport" \
+			--listen-client-urls "$scheme://127.0.0.1:$cport" \
+			--advertise-client-urls "$scheme://127.0.0.1:$cport" \
 			--listen-peer-urls "http://127.0.0.1:$pport" \
 			--initial-advertise-peer-urls "http://127.0.0.1:$pport" \
-			--initial-cluster "t=http://127.0.0.1:$pport" \
+			--initial-cluster "t=http://127.0.0.1:$pport" "${eopt[@]}" \
 			>"$T_WORK/etcd.log" 2>&1 &
 		ETCD_PID=$!
-		EP=http://127.0.0.1:$cport
+		EP=$scheme://127.0.0.1:$cport
 		# Ready when a range answers (a leader exists), 15 s at most.
 		for ((i = 0; i < 150; i++)); do
 			t_pid_alive "$ETCD_PID" || break
-			if curl -sf --max-time 1 "$EP/v3/kv/range" -d '{"key":"AA=="}' \
-				-o /dev/null; then
+			if curl -sf --max-time 1 "${copt[@]}" "$EP/v3/kv/range" \
+				-d '{"key":"AA=="}' -o /dev/null; then
 				return 0
 			fi
 			sleep 0.1
@@ -71,7 +78,7 @@ start_etcd() {
 	return 1
 }
 
-if ! start_etcd; then
+if ! start_etcd http; then
 	not_ok "etcd starts"
 	diag "$(tail -n 20 "$T_WORK/etcd.log")"
 	exit 1
@@ -111,5 +118,40 @@ else
 	diag "$(cat "$T_WORK/auth.log")"
 fi
 check "etcd still running" t_pid_alive "$ETCD_PID"
+t_stop_pid "$ETCD_PID"
+ETCD_PID=
+
+# TLS: a CA, a server certificate for 127.0.0.1 (also a client one: the
+# gateway inside etcd dials etcd with it), a client certificate.
+T=$T_WORK/tls
+mkdir -p "$T"
+printf '[srv]\nsubjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n[cli]\nextendedKeyUsage=clientAuth\n' >"$T/ext.cnf"
+mk_cert() {   # NAME CN EXT
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout "$T/$1.key" -out "$T/$1.csr" -subj "/CN=$2" &&
+		openssl x509 -req -in "$T/$1.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" \
+			-CAcreateserial -out "$T/$1.pem" -days 1 -extfile "$T/ext.cnf" \
+			-extensions "$3"
+}
+if openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	-keyout "$T/ca.key" -out "$T/ca.pem" -subj /CN=test-etcd-ca -days 1 \
+	>"$T/log" 2>&1 && mk_cert srv 127.0.0.1 srv >>"$T/log" 2>&1 &&
+	mk_cert cli client cli >>"$T/log" 2>&1; then
+	ok "TLS certificates made"
+else
+	not_ok "TLS certificates made"
+	diag "$(cat "$T/log")"
+fi
+if start_etcd https --cacert "$T/ca.pem" --cert "$T/cli.pem" --key "$T/cli.key" -- \
+	--cert-file "$T/srv.pem" --key-file "$T/srv.key" --client-cert-auth \
+	--trusted-ca-file "$T/ca.pem"; then
+	ok "etcd over TLS starts"
+	ETCDCTL_CACERT=$T/ca.pem ETCDCTL_CERT=$T/cli.pem ETCDCTL_KEY=$T/cli.key \
+		run_live tls MTLS_ETCD_CA_FILE="$T/ca.pem" \
+		MTLS_ETCD_CERT_FILE="$T/cli.pem" MTLS_ETCD_KEY_FILE="$T/cli.key"
+else
+	not_ok "etcd over TLS starts"
+	diag "$(tail -n 20 "$T_WORK/etcd.log")"
+fi
 echo "# $T_PASS passed, $T_FAIL failed"
 [ "$T_FAIL" -eq 0 ]

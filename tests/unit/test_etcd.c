@@ -7,7 +7,9 @@
  * etcd), the live part: range, txn puts, conflicts, deletes, pagination,
  * watch order, etcd_stop, compaction, failover, all endpoints dead; with
  * MTLS_ETCD_USER and MTLS_ETCD_PASSWORD (auth enabled) all of it again
- * authenticated, refusals, and a new token after the old one expired.
+ * authenticated, refusals, and a new token after the old one expired;
+ * with MTLS_ETCD_CA_FILE, _CERT_FILE, _KEY_FILE, over TLS with a client
+ * certificate (etcdctl, for the compaction, reads ETCDCTL_* the same way).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -340,6 +342,7 @@ static void test_new_refuses(void **state)
 
 static const char *live_ep;
 static const char *live_user, *live_password;   /* etcd with auth enabled */
+static const char *live_ca, *live_cert, *live_key;  /* etcd over TLS */
 static char live_prefix[64];
 
 static double now_s(void)
@@ -356,6 +359,7 @@ static struct etcd *live_new(const char *const *eps, size_t n, long timeout,
 	struct etcd_opts o = {
 		.endpoints = eps, .n_endpoints = n, .timeout_ms = timeout,
 		.page_limit = page, .user = live_user, .password = live_password,
+		.ca_file = live_ca, .cert_file = live_cert, .key_file = live_key,
 	};
 	char err[256];
 	struct etcd *e = etcd_new(&o, err, sizeof(err));
@@ -858,6 +862,9 @@ int main(void)
 	live_ep = getenv("MTLS_ETCD_ENDPOINT");
 	if (live_ep != NULL && live_ep[0] == '\0')
 		live_ep = NULL;
+	live_ca = getenv("MTLS_ETCD_CA_FILE");
+	live_cert = getenv("MTLS_ETCD_CERT_FILE");
+	live_key = getenv("MTLS_ETCD_KEY_FILE");
 	live_user = getenv("MTLS_ETCD_USER");
 	live_password = getenv("MTLS_ETCD_PASSWORD");
 	if (live_user == NULL || live_password == NULL)
