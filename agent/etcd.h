@@ -104,9 +104,13 @@ ETCD_WUR int etcd_txn(struct etcd *e, const struct etcd_cmp *cmp, size_t n_cmp,
 typedef int (*etcd_watch_fn)(void *ctx, int64_t revision,
                              const struct etcd_event *ev, size_t n);
 
-/* Watch prefix from start_revision until an error, a compaction
- * (ETCD_COMPACTED, *compact_revision set), or etcd_stop(). Blocks. A
- * dead peer is detected by TCP keepalive and progress notifications. */
+/* Watch prefix from start_revision (<= 0: from now) until an error, a
+ * compaction (ETCD_COMPACTED, *compact_revision set), or etcd_stop().
+ * Blocks. A dead peer is detected by TCP keepalive (idle 2 s, 3 probes
+ * 1 s apart, TCP_USER_TIMEOUT 5 s); progress notifications are asked for
+ * but come only every 10 min by etcd's default. An endpoint that does not
+ * create the watch within 2 x timeout_ms is passed over; once created, a
+ * lost connection returns ETCD_UNAVAILABLE (the caller reconnects). */
 ETCD_WUR int etcd_watch(struct etcd *e, const char *prefix, int64_t start_revision,
                etcd_watch_fn fn, void *ctx, int64_t *compact_revision,
                char *err, size_t errlen);
