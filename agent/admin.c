@@ -213,6 +213,9 @@ char *admin_status_json(const struct admin_view *v, int64_t now)
 		"warnings", warnings);
 	if (root == NULL)
 		return NULL;
+	json_object_set_new(root, "store", v->store_json != NULL ?
+	                    json_loads(v->store_json, 0, NULL) :
+	                    json_pack("{s:s}", "backend", "files"));
 	out = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(root);
 	return out;

@@ -41,7 +41,10 @@ struct admin_view {
 	uint64_t generation;
 	double loaded_at;           /* unix seconds it was installed */
 	uint64_t connections;       /* SPOP connections open */
-	int ready;                  /* every SPOP listener is accepting */
+	int ready;                  /* every SPOP listener is accepting (and a
+	                               configuration from the store is live) */
+	char *store_json;           /* the shared store's status (JSON text,
+	                               malloc'd, freed by release), NULL: files */
 	void *ref;                  /* the provider's reference */
 };
 

@@ -540,7 +540,28 @@ struct api_write {
 	void *ref;                    /* the reference on cfg, for the caller */
 	int status;                   /* of success: 200, 201, 204 */
 	char object[300];             /* which object the answer shows */
+	/* The shared store (fleet.c): */
+	int publish;                  /* validate, then build txn (no commit) */
+	struct api_txn txn;           /* what to send, when txn_ready */
+	int txn_ready;
+	int stage_only;               /* api_store_apply: change st, stop there */
+	int store_apply;              /* api_store_apply: commit as a snapshot */
+	int64_t revision;             /* ... of this store revision */
+	int err_is_host;              /* a failed load: the object at fault */
+	char err_name[300];           /* "" when none of the state's */
 };
+
+static int api_commit(struct api_write *w);
+static void api_answer_object(struct api_write *w);
+
+/* The end of a write that changed w->st. */
+static void api_finish(struct api_write *w)
+{
+	if (w->stage_only)
+		return;
+	if (api_commit(w) == 0 && !w->publish)
+		api_answer_object(w);
+}
 
 /* The 409 of an object defined in a file. */
 static void api_read_only(struct api_write *w, const struct config_origin *o,
@@ -570,8 +591,19 @@ static void api_load_error(struct api_write *w, const char *err,
 		rest = rest != NULL ? rest + 1 : err;
 		while (*rest == ' ')
 			rest++;
-		if (line >= 1 && (size_t)line <= n_lines)
-			field = lines[line - 1].field;
+		if (line >= 1 && (size_t)line <= n_lines) {
+			const struct api_line *l = &lines[line - 1];
+
+			field = l->field;
+			/* Which object: api_store_apply() refuses just that one. */
+			w->err_is_host = l->is_host;
+			if (l->is_host && l->index < w->st.n_hosts)
+				snprintf(w->err_name, sizeof(w->err_name), "%s",
+				         w->st.hosts[l->index].pattern);
+			else if (!l->is_host && l->index < w->st.n_cas)
+				snprintf(w->err_name, sizeof(w->err_name), "%s",
+				         w->st.cas[l->index].name);
+		}
 	} else {
 		/* Not our text: a configuration file is broken on disk. */
 		api_set_error(w->rs, 409, NULL, "the configuration files do not load "
@@ -716,6 +748,194 @@ static int api_files_broken(struct api_write *w, char *err, size_t errlen)
 	return broken;
 }
 
+/* "# etcd revision N" after the rendered text: the snapshot says which
+ * store revision it is (api_snapshot_revision). Frees text on OOM. */
+static char *api_revision_line(char *text, size_t *len, int64_t revision)
+{
+	char line[64];
+	int n = snprintf(line, sizeof(line), "# etcd revision %lld\n",
+	                 (long long)revision);
+	char *t = realloc(text, *len + (size_t)n + 1);
+
+	if (t == NULL) {
+		free(text);
+		return NULL;
+	}
+	memcpy(t + *len, line, (size_t)n + 1);
+	*len += (size_t)n;
+	return t;
+}
+
+/* See api.h. */
+int64_t api_snapshot_revision(const char *text, size_t len)
+{
+	static const char tag[] = "# etcd revision ";
+	int64_t rev = 0;
+
+	for (size_t i = 0; i + sizeof(tag) - 1 < len; i++) {
+		if ((i == 0 || text[i - 1] == '\n') &&
+		    memcmp(text + i, tag, sizeof(tag) - 1) == 0) {
+			int64_t v = 0;
+			size_t k = i + sizeof(tag) - 1;
+
+			while (k < len && text[k] >= '0' && text[k] <= '9' &&
+			       v < INT64_MAX / 10)
+				v = v * 10 + (text[k++] - '0');
+			rev = v;
+		}
+	}
+	return rev;
+}
+
+static void api_txn_free(struct api_txn *t)
+{
+	for (size_t i = 0; i < t->n_ops; i++) {
+		free(t->ops[i].name);
+		free(t->ops[i].value);
+	}
+	free(t->ops);
+	for (size_t i = 0; i < t->n_need; i++)
+		free(t->need_cas[i]);
+	free(t->need_cas);
+	memset(t, 0, sizeof(*t));
+}
+
+/* The stored form of an object: its answer without what is derived. */
+static char *api_store_value(json_t *obj)
+{
+	static const char *const derived[] = {
+		"hosts", "details", "source", "crl_files", "pattern",
+	};
+	char *v;
+
+	if (obj == NULL)
+		return NULL;
+	for (size_t k = 0; k < sizeof(derived) / sizeof(derived[0]); k++)
+		json_object_del(obj, derived[k]);
+	v = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(obj);
+	return v;
+}
+
+static int api_txn_add(struct api_write *w, int is_host, const char *name,
+                       char *value)
+{
+	struct api_txn *t = &w->txn;
+	struct api_txn_op *ops = realloc(t->ops, (t->n_ops + 1) * sizeof(*ops));
+
+	if (ops == NULL) {
+		free(value);
+		return -1;
+	}
+	t->ops = ops;
+	ops[t->n_ops] = (struct api_txn_op){
+		.is_host = is_host, .name = strdup(name), .value = value,
+		.mod = w->a->ops->store_mod(w->a->ctx, is_host, name, NULL),
+	};
+	if (ops[t->n_ops].name == NULL) {
+		free(value);
+		return -1;
+	}
+	t->n_ops++;
+	return 0;
+}
+
+static int api_txn_need(struct api_txn *t, const char *ca)
+{
+	char **v;
+
+	for (size_t i = 0; i < t->n_need; i++)
+		if (strcmp(t->need_cas[i], ca) == 0)
+			return 0;
+	v = realloc(t->need_cas, (t->n_need + 1) * sizeof(*v));
+	if (v == NULL)
+		return -1;
+	t->need_cas = v;
+	if ((v[t->n_need] = strdup(ca)) == NULL)
+		return -1;
+	t->n_need++;
+	return 0;
+}
+
+static int api_cmp_ptr(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t)*(const void *const *)a;
+	uintptr_t y = (uintptr_t)*(const void *const *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* What a validated write changes, as the store transaction: the CA it
+ * wrote or deleted, every host that is new or changed (their values from
+ * `next`, normalized as a GET shows them), every API host it removed. */
+static int api_build_txn(struct api_write *w, const struct config *next)
+{
+	const struct host_policy **kept = NULL;
+	char why[256];
+	size_t n_kept = 0;
+	int64_t applied = 0;
+	int rc = -1;
+
+	(void)w->a->ops->store_mod(w->a->ctx, 0, "", &applied);
+	if (w->kind != NULL && w->kind[0] == 'c' && w->object[0] != '\0') {
+		ssize_t i = apiobj_find_ca(next, w->object);
+		char *v = NULL;
+
+		if (i >= 0 && (v = api_store_value(apiobj_ca_json(next, (size_t)i))) == NULL)
+			goto oom;
+		if (api_txn_add(w, 0, w->object, v) != 0)
+			goto oom;
+		if (i < 0)
+			w->txn.hosts_since = applied;
+	}
+	kept = calloc(w->st.n_hosts + 1, sizeof(*kept));
+	if (kept == NULL)
+		goto oom;
+	for (size_t k = 0; k < w->st.n_hosts; k++) {
+		const struct api_host *h = &w->st.hosts[k];
+		ssize_t i;
+		char *v;
+
+		if (h->from != NULL) {
+			kept[n_kept++] = h->from;
+			continue;
+		}
+		i = apiobj_find_host(next, h->pattern, why, sizeof(why));
+		if (i < 0 || (v = api_store_value(apiobj_host_json(next, (size_t)i))) == NULL ||
+		    api_txn_add(w, 1, h->pattern, v) != 0)
+			goto oom;
+		for (size_t c = 0; c < h->n_cas; c++) {
+			ssize_t ci = apiobj_find_ca(next, h->cas[c]);
+
+			if (ci >= 0 && apiobj_ca_is_api(next, (size_t)ci) &&
+			    strcmp(h->cas[c], w->object) != 0 &&
+			    api_txn_need(&w->txn, h->cas[c]) != 0)
+				goto oom;
+		}
+	}
+	/* Removed hosts: API hosts of the live generation no entry came from. */
+	qsort(kept, n_kept, sizeof(*kept), api_cmp_ptr);
+	for (size_t i = 0; i < w->cfg->n_hosts; i++) {
+		const struct host_policy *p = w->cfg->hosts[i];
+
+		if (!apiobj_host_is_api(w->cfg, i) ||
+		    bsearch(&p, kept, n_kept, sizeof(*kept), api_cmp_ptr) != NULL)
+			continue;
+		if (api_state_find_host(&w->st, p->pattern) < 0 &&
+		    api_txn_add(w, 1, p->pattern, NULL) != 0)
+			goto oom;
+	}
+	w->txn_ready = 1;
+	rc = 0;
+	goto out;
+oom:
+	api_set_error(w->rs, 500, NULL, "out of memory");
+	api_txn_free(&w->txn);
+out:
+	free(kept);
+	return rc;
+}
+
 /* Render, load, commit, install. The response is set either way. A
  * write that changed only hosts derives the generation from the live one
  * (no file is read again); one that changed a CA loads the files. */
@@ -729,8 +949,11 @@ static int api_commit(struct api_write *w)
 	int rc = -1;
 
 	text = api_state_render(&w->st, w->gen + 1, &len, &lines, &n_lines);
+	if (text != NULL && w->store_apply)
+		text = api_revision_line(text, &len, w->revision);
 	if (text == NULL) {
 		api_set_error(w->rs, 500, NULL, "out of memory");
+		free(lines);
 		return -1;
 	}
 	err[0] = '\0';
@@ -751,7 +974,8 @@ static int api_commit(struct api_write *w)
 		rc = -1;
 		char ferr[CONFIG_ERR_LEN + PATH_MAX];
 
-		if (!w->hosts_only && api_files_broken(w, ferr, sizeof(ferr)))
+		if (!w->hosts_only && !w->store_apply &&
+		    api_files_broken(w, ferr, sizeof(ferr)))
 			api_set_error(w->rs, 409, NULL, "the configuration files do not "
 			              "load (nothing was changed): %s", ferr);
 		else
@@ -759,6 +983,12 @@ static int api_commit(struct api_write *w)
 		goto out;
 	}
 	rc = -1;
+	if (w->publish) {
+		/* The store commits it; every process then applies it. */
+		rc = api_build_txn(w, next);
+		config_free(next);
+		goto out;
+	}
 	/* What a crash during an earlier write left behind. */
 	(void)store_clean_tmp(w->cfg->state_dir);
 	if (store_prepare(w->cfg->state_dir, err, sizeof(err)) != 0 ||
@@ -772,7 +1002,8 @@ static int api_commit(struct api_write *w)
 	}
 	/* On disk: from here the change is made, whatever happens next. */
 	w->n_created = 0;
-	if (w->a->ops->install(w->a->ctx, next, "api: applied", &gen) != 0) {
+	if (w->a->ops->install(w->a->ctx, next, w->store_apply ? "store: applied" :
+	                       "api: applied", &gen) != 0) {
 		api_set_error(w->rs, 500, NULL, "written to the state directory but "
 		              "not installed (out of memory): a reload will apply it");
 		goto out;
@@ -948,8 +1179,7 @@ static void api_write_ca(struct api_write *w)
 	}
 	w->kind = "ca";
 	w->status = live < 0 ? 201 : 200;
-	if (api_commit(w) == 0)
-		api_answer_object(w);
+	api_finish(w);
 out:
 	free(norm);
 }
@@ -988,8 +1218,7 @@ static void api_delete_ca(struct api_write *w)
 		api_state_remove_ca(&w->st, (size_t)at);
 	w->kind = "ca";
 	w->status = 204;
-	if (api_commit(w) == 0)
-		api_answer_object(w);
+	api_finish(w);
 }
 
 /* RFC 7396 merge patch of `patch` into `target` (modified in place). */
@@ -1048,8 +1277,7 @@ static void api_write_host(struct api_write *w, int patch, int del)
 		if (at >= 0)
 			api_state_remove_host(&w->st, (size_t)at);
 		w->status = 204;
-		if (api_commit(w) == 0)
-			api_answer_object(w);
+		api_finish(w);
 		goto out;
 	}
 	doc = w->body;
@@ -1070,8 +1298,7 @@ static void api_write_host(struct api_write *w, int patch, int del)
 		goto out;
 	}
 	w->status = live < 0 ? 201 : 200;
-	if (api_commit(w) == 0)
-		api_answer_object(w);
+	api_finish(w);
 out:
 	json_decref(cur);
 }
@@ -1236,8 +1463,7 @@ static void api_write_hostnames(struct api_write *w)
 	w->kind = "host";
 	w->hosts_only = !w->files_changed;
 	w->status = 200;
-	if (api_commit(w) == 0)
-		api_answer_object(w);
+	api_finish(w);
 out:
 	for (i = 0; i < n; i++)
 		free(want[i]);
@@ -1299,6 +1525,168 @@ out:
 	w->ref = ref;
 }
 
+/* ---- the shared store's changes (fleet.c) -------------------------------- */
+
+/* The message of an error answer, for the log and /v1/status. */
+static void api_error_message(const struct api_response *rs, char *out,
+                              size_t outlen)
+{
+	json_t *doc = rs->body != NULL ? json_loads(rs->body, 0, NULL) : NULL;
+	const char *m = json_string_value(json_object_get(json_object_get(doc,
+	                                  "error"), "message"));
+
+	snprintf(out, outlen, "%s", m != NULL ? m : "refused");
+	json_decref(doc);
+}
+
+/* Stage change c into w->st as the API would a PUT or DELETE of it.
+ * 0, or -1 when it is refused (c->why). */
+static int api_stage(struct api_write *w, struct api_change *c)
+{
+	struct api_request rq = { .method = c->value != NULL ? "PUT" : "DELETE",
+	                          .who = "store" };
+	json_error_t je;
+	int rc = 0;
+
+	memset(w->rs, 0, sizeof(*w->rs));
+	w->rq = &rq;
+	w->route = c->is_host ? ROUTE_HOST : ROUTE_CA;
+	w->arg = c->name;
+	w->object[0] = '\0';
+	w->body = NULL;
+	if (c->value != NULL) {
+		w->body = json_loadb(c->value, c->len, JSON_REJECT_DUPLICATES, &je);
+		if (!json_is_object(w->body)) {
+			snprintf(c->why, sizeof(c->why), "not a JSON object: %s",
+			         w->body == NULL ? je.text : "another type");
+			json_decref(w->body);
+			w->body = NULL;
+			return -1;
+		}
+	}
+	if (c->is_host) {
+		char norm[POLICY_HOST_MAX + 4], why[256] = "";
+
+		/* One key per host: two spellings of one pattern would be two
+		 * keys fighting over one object. */
+		if (api_pattern_normalize(c->name, norm, sizeof(norm), why,
+		                          sizeof(why)) != 0 || strcmp(norm, c->name) != 0) {
+			snprintf(c->why, sizeof(c->why), "the key's pattern is not in "
+			         "normal form (lower case, no trailing dot)%s%.120s",
+			         why[0] != '\0' ? ": " : "", why);
+			rc = -1;
+			goto out;
+		}
+		api_write_host(w, 0, c->value == NULL);
+	} else if (c->value == NULL) {
+		api_delete_ca(w);
+	} else {
+		api_write_ca(w);
+		w->hosts_only = 0;
+	}
+	if (w->rs->status >= 400) {
+		/* Deleting what is not here (a refused object) changes nothing. */
+		if (c->value == NULL && w->rs->status == 404)
+			goto out;
+		api_error_message(w->rs, c->why, sizeof(c->why));
+		rc = -1;
+	}
+out:
+	free(w->rs->body);
+	memset(w->rs, 0, sizeof(*w->rs));
+	json_decref(w->body);
+	w->body = NULL;
+	return rc;
+}
+
+/* See api.h. */
+int api_store_apply(struct api *a, struct api_change *ch, size_t n, int full,
+                    int64_t revision, char *err, size_t errlen)
+{
+	for (size_t round = 0; round <= n + 1; round++) {
+		struct api_response rs = { 0 };
+		struct api_write w = {
+			.a = a, .rs = &rs, .stage_only = 1, .store_apply = 1,
+			.revision = revision,
+		};
+		char why[CONFIG_ERR_LEN];
+		size_t accepted = 0, last = 0;
+		void *ref = NULL;
+		int rc;
+
+		w.cfg = a->ops->acquire(a->ctx, &ref, &w.gen);
+		if (w.cfg == NULL || w.cfg->state_dir == NULL) {
+			a->ops->release(a->ctx, ref);
+			snprintf(err, errlen, "no configuration file");
+			return -1;
+		}
+		if (!full && api_state_from_config(w.cfg, &w.st) != 0) {
+			a->ops->release(a->ctx, ref);
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		w.files_changed = config_changed(w.cfg, why, sizeof(why));
+		w.hosts_only = !full && !w.files_changed;
+		for (size_t i = 0; i < n; i++) {
+			if (ch[i].rejected)
+				continue;
+			if (api_stage(&w, &ch[i]) != 0) {
+				ch[i].rejected = 1;
+				continue;
+			}
+			accepted++;
+			last = i;
+		}
+		w.stage_only = 0;
+		w.kind = NULL;
+		w.object[0] = '\0';
+		rc = accepted == 0 && !full ? 0 : api_commit(&w);
+		if (rc != 0)
+			api_error_message(&rs, why, sizeof(why));
+		free(rs.body);
+		for (int i = 0; i < w.n_created; i++)
+			store_remove(w.cfg->state_dir, w.created[i]);
+		api_state_free(&w.st);
+		a->ops->release(a->ctx, ref);
+		if (rc == 0)
+			return 0;
+		/* Refuse the object the loader named, and try the rest again. */
+		{
+			size_t i;
+
+			for (i = 0; i < n; i++)
+				if (!ch[i].rejected && ch[i].is_host == w.err_is_host &&
+				    strcmp(ch[i].name, w.err_name) == 0)
+					break;
+			if (i == n && accepted == 1)
+				i = last;
+			if (i < n) {
+				ch[i].rejected = 1;
+				snprintf(ch[i].why, sizeof(ch[i].why), "%.250s", why);
+				continue;
+			}
+		}
+		if (full || accepted == 0) {
+			snprintf(err, errlen, "%s", why);
+			return -1;
+		}
+		/* An object the batch did not change fails with it (a host
+		 * whose CA a change removed): each change alone. */
+		for (size_t i = 0; i < n; i++) {
+			char e2[256];
+
+			if (!ch[i].rejected && api_store_apply(a, &ch[i], 1, 0, revision,
+			                                       e2, sizeof(e2)) != 0) {
+				ch[i].rejected = 1;
+				snprintf(ch[i].why, sizeof(ch[i].why), "%.250s", e2);
+			}
+		}
+		return 0;
+	}
+	snprintf(err, errlen, "no change loads");
+	return -1;
+}
+
 static int api_method_allowed(enum api_route r, const char *m)
 {
 	int get = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
@@ -1319,6 +1707,71 @@ static int api_method_allowed(enum api_route r, const char *m)
 		return strcmp(m, "POST") == 0;
 	default:
 		return 0;
+	}
+}
+
+/* A write: validated on the configuration thread; with a shared store,
+ * then committed there (an answer once this process applied it) and
+ * validated again when something changed meanwhile. */
+#define API_STORE_TRIES 8
+
+static void api_write_run(struct api *a, struct api_write *w)
+{
+	for (int tries = 0;; tries++) {
+		char err[512];
+		int64_t rev;
+		int rc;
+
+		if (a->ops->run(a->ctx, api_write_main, w) != 0)
+			api_set_error(w->rs, 503, NULL, "the agent is stopping");
+		if (w->ref != NULL)
+			a->ops->release(a->ctx, w->ref);
+		w->ref = NULL;
+		if (!w->txn_ready)
+			return;
+		w->txn_ready = 0;
+		err[0] = '\0';
+		rc = a->ops->store_publish(a->ctx, &w->txn, err, sizeof(err));
+		if (rc == API_STORE_OK) {
+			api_txn_free(&w->txn);
+			w->publish = 0;
+			api_answer_object(w);
+			{
+				void *ref = NULL;
+				uint64_t gen = 0;
+
+				(void)a->ops->acquire(a->ctx, &ref, &gen);
+				a->ops->release(a->ctx, ref);
+				w->rs->generation = gen;
+			}
+			return;
+		}
+		rev = w->txn.revision;
+		api_txn_free(&w->txn);
+		if (rc == API_STORE_CONFLICT && tries + 1 < API_STORE_TRIES) {
+			/* Validate against what the store has now: an If-Match that
+			 * no longer holds is a 412 from the next round. */
+			metrics_store_write_failure(0);
+			a->ops->store_wait(a->ctx, rev);
+			free(w->rs->body);
+			memset(w->rs, 0, sizeof(*w->rs));
+			w->n_created = 0;
+			w->status = 0;
+			w->kind = NULL;
+			w->object[0] = '\0';
+			continue;
+		}
+		metrics_store_write_failure(rc == API_STORE_CONFLICT ? 0 : 1);
+		if (rc == API_STORE_CONFLICT)
+			api_set_error(w->rs, 409, NULL, "the store kept changing under "
+			              "this write (%d tries): try again", API_STORE_TRIES);
+		else if (rc == API_STORE_UNAVAILABLE)
+			api_set_error(w->rs, 503, NULL, "the store did not commit the "
+			              "change: %s", err);
+		else
+			api_set_error(w->rs, 500, NULL, "the store refused the change: %s",
+			              err);
+		return;
 	}
 }
 
@@ -1352,11 +1805,9 @@ void api_handle(void *ctx, const struct api_request *rq, struct api_response *rs
 
 		if (!del && (w.body = api_body(rq, rs, strcmp(rq->method, "PATCH") == 0)) == NULL)
 			goto done;
-		if (a->ops->run(a->ctx, api_write_main, &w) != 0)
-			api_set_error(rs, 503, NULL, "the agent is stopping");
+		w.publish = a->ops->store_publish != NULL;
+		api_write_run(a, &w);
 		json_decref(w.body);
-		if (w.ref != NULL)
-			a->ops->release(a->ctx, w.ref);
 		/* The audit trail: who changed what, and what came of it. */
 		if (rs->status >= 200 && rs->status < 300) {
 			log_info("api: %s %s %s -> %d (generation %llu)", rq->who,

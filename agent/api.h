@@ -19,6 +19,8 @@
 #include <stdint.h>
 
 struct config;
+struct api_txn;
+struct api;
 
 struct api_request {
 	const char *method;        /* "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE" */
@@ -63,7 +65,70 @@ struct api_host_ops {
 	 * generation in *gen. 0 or -1 (cfg freed). */
 	int (*install)(void *ctx, struct config *cfg, const char *why,
 	               uint64_t *gen);
+
+	/* The shared store (backend etcd, fleet.c); all NULL with the state
+	 * directory as the store. */
+	/* On the run thread: the store revision the live generation was
+	 * built from, and the mod revision of object `name` (0: absent). */
+	int64_t (*store_mod)(void *ctx, int is_host, const char *name,
+	                     int64_t *applied);
+	/* Any thread but the run thread: commit `t` to the store; on
+	 * API_STORE_OK *t->revision is the new revision, and the call returns
+	 * once this process applied it (or timed out: still OK). */
+	int (*store_publish)(void *ctx, struct api_txn *t, char *err,
+	                     size_t errlen);
+	/* Wait until this process applied revision `rev` (any thread). */
+	void (*store_wait)(void *ctx, int64_t rev);
 };
+
+/* One write to the shared store: every object it changes, each with the
+ * mod revision it had when the write was validated, so the store commits
+ * it only if nobody changed them since. */
+struct api_txn_op {
+	int is_host;
+	char *name;                /* CA name, or host pattern (normal form) */
+	char *value;               /* the object's PUT body (JSON), NULL: delete */
+	int64_t mod;               /* expected mod revision; 0: must be absent */
+};
+
+struct api_txn {
+	struct api_txn_op *ops;
+	size_t n_ops;
+	char **need_cas;           /* API CAs the hosts written reference: must exist */
+	size_t n_need;
+	int64_t hosts_since;       /* > 0: no host may have changed after it
+	                              (a CA delete checked that none uses it) */
+	int64_t revision;          /* out: the committed revision */
+};
+
+enum api_store_rc {
+	API_STORE_OK = 0,
+	API_STORE_CONFLICT = 1,    /* something changed meanwhile: retry */
+	API_STORE_UNAVAILABLE = -1,/* 503: the store did not commit in time */
+	API_STORE_ERROR = -2,      /* 500 */
+};
+
+/* A change read from the store, applied by api_store_apply(). */
+struct api_change {
+	int is_host;
+	const char *name;          /* from the key */
+	const char *value;         /* NULL: deleted */
+	size_t len;
+	int rejected;              /* out: 1 when refused */
+	char why[256];             /* out: why */
+};
+
+/* On the run thread: apply changes read from the store at `revision`
+ * (full: they are the store's whole content, every API object not in it
+ * goes) to the live generation; each change that does not load is
+ * refused (change->rejected) and the rest applied. Writes the state
+ * directory's api.conf (the snapshot, with "# etcd revision N") and
+ * installs. 0, or -1 when nothing could be installed (err). */
+int api_store_apply(struct api *api, struct api_change *ch, size_t n,
+                    int full, int64_t revision, char *err, size_t errlen);
+
+/* The revision a snapshot api.conf records ("# etcd revision N"), or 0. */
+int64_t api_snapshot_revision(const char *text, size_t len);
 
 struct api;
 

@@ -40,6 +40,7 @@
 
 #include "addr.h"
 #include "config.h"
+#include "storecfg.h"
 #include "fileio.h"
 #include "policy.h"
 #include "spop.h"
@@ -138,6 +139,7 @@ void config_free(struct config *cfg)
 		free(cfg->agent.admin_listen[i]);
 	free(cfg->agent.state_dir);
 	free(cfg->agent.admin_token_file);
+	store_settings_free(&cfg->store);
 	free(cfg->ca_origin);
 	free(cfg->host_origin);
 	for (size_t i = 0; cfg->ca_eff != NULL && i < cfg->n_cas; i++)
@@ -162,6 +164,7 @@ const struct host_policy *config_lookup(const struct config *cfg,
 enum cfg_section {
 	SEC_NONE = 0,
 	SEC_AGENT,
+	SEC_STORE,
 	SEC_CA,
 	SEC_HOST,
 	SEC_COUNT
@@ -262,6 +265,7 @@ struct load_ctx {
 	size_t sec_index;       /* into cas or hosts */
 	uint64_t seen;          /* enum cfg_key_bit bits */
 	int agent_seen;
+	int store_seen;
 	time_t now;
 	/* first error */
 	char *err;
@@ -549,6 +553,17 @@ static void cfg_section(struct load_ctx *c, const char *s)
 		}
 		c->agent_seen = 1;
 		c->sec = SEC_AGENT;
+	} else if (strcmp(tok[0], "store") == 0) {
+		if (ntok != 1 || c->included || c->store_seen) {
+			cfg_err(c, c->line, "%s", ntok != 1 ? "[store] takes no argument" :
+			        c->included ? "[store] in an included file (only [ca] and "
+			        "[host] sections may be included)" :
+			        "duplicate [store] section");
+			return;
+		}
+		c->store_seen = 1;
+		c->cfg->store.line = c->line;
+		c->sec = SEC_STORE;
 	} else if (strcmp(tok[0], "ca") == 0) {
 		if (ntok != 2) {
 			cfg_err(c, c->line, "expected [ca NAME] with one name");
@@ -720,6 +735,27 @@ static void cfg_key_agent(struct load_ctx *c, const char *key, const char *v)
 	rc = settings_set_agent(a, key, v, why, sizeof(why));
 	if (rc == 1)
 		cfg_err(c, c->line, "unknown key \"%s\" in [agent]", key);
+	else if (rc == -1)
+		cfg_err(c, c->line, "%s", why);
+}
+
+static void cfg_key_store(struct load_ctx *c, const char *key, const char *v)
+{
+	struct store_settings *st = &c->cfg->store;
+	char why[CONFIG_ERR_LEN];
+	int rc;
+
+	if (store_settings_is_path(key)) {
+		if (v[0] == '\0') {
+			cfg_err(c, c->line, "empty %s", key);
+			return;
+		}
+		store_settings_path(st, key, cfg_resolve(c, v));
+		return;
+	}
+	rc = store_settings_set(st, key, v, why, sizeof(why));
+	if (rc == 1)
+		cfg_err(c, c->line, "unknown key \"%s\" in [store]", key);
 	else if (rc == -1)
 		cfg_err(c, c->line, "%s", why);
 }
@@ -909,6 +945,9 @@ static int cfg_handler(void *user, const char *section, const char *key,
 	switch (c->sec) {
 	case SEC_AGENT:
 		cfg_key_agent(c, key, value);
+		break;
+	case SEC_STORE:
+		cfg_key_store(c, key, value);
 		break;
 	case SEC_CA:
 		cfg_key_ca(c, key, value);
@@ -1931,6 +1970,15 @@ static int cfg_load_text(const char *text, size_t len, const char *path,
 		cfg_finish(&c);
 	if (c.failed)
 		goto fail;
+	{
+		char why[CONFIG_ERR_LEN];
+
+		if (store_settings_check(&cfg->store, why, sizeof(why)) != 0) {
+			snprintf(err, errlen, "%s:%d: [store]: %s", path,
+			         cfg->store.line, why);
+			goto fail;
+		}
+	}
 	/* Re-read at every load: a bad file refuses the whole generation. */
 	if (cfg->agent.admin_token_file != NULL &&
 	    tokens_load(cfg->agent.admin_token_file, &cfg->tokens, err, errlen) != 0)
@@ -2205,6 +2253,8 @@ static int cfg_derive_base(const struct config *prev, struct config *cfg,
 		cfg->agent.admin_listen[i] = cfg_str_dup(prev->agent.admin_listen[i], &oom);
 	cfg->agent.state_dir = cfg_str_dup(prev->agent.state_dir, &oom);
 	cfg->agent.admin_token_file = cfg_str_dup(prev->agent.admin_token_file, &oom);
+	if (store_settings_copy(&cfg->store, &prev->store) != 0)
+		oom = 1;
 	cfg->path = cfg_str_dup(prev->path, &oom);
 	cfg->state_dir = cfg_str_dup(prev->state_dir, &oom);
 	cfg->api_path = cfg_str_dup(prev->api_path, &oom);

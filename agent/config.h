@@ -24,6 +24,7 @@
 #include "ca.h"
 #include "hosts.h"
 #include "settings.h"
+#include "storecfg.h"
 #include "trust.h"
 
 #define CONFIG_WUR __attribute__((warn_unused_result))
@@ -78,6 +79,7 @@ struct config {
 	char **include_dirs;        /* directories the globs read */
 	size_t n_include_dirs;
 	struct agent_settings agent;
+	struct store_settings store;  /* [store] (storecfg.h) */
 	struct ca_entry **cas;      /* n_cas references, in file order */
 	struct config_origin *ca_origin;   /* n_cas: where each was defined */
 	struct config_crls *ca_eff;        /* n_cas: the CRLs that describe each

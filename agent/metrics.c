@@ -309,6 +309,94 @@ static void render_api(struct metrics_text *t)
 	               (unsigned long long)atomic_load(&api_changes[0]));
 }
 
+/* ---- the shared store (fleet.c) ---- */
+
+static atomic_int store_on;
+static atomic_int store_state_v;
+static atomic_int_fast64_t store_rev, store_sync;
+static atomic_uint_fast64_t store_events, store_rejected, store_resyncs;
+static atomic_uint_fast64_t store_wfail[2];
+
+static const char *const store_states[METRICS_STORE_STATES] = {
+	[METRICS_STORE_CONNECTING] = "connecting",
+	[METRICS_STORE_IN_SYNC] = "in_sync",
+	[METRICS_STORE_RECONNECTING] = "reconnecting",
+	[METRICS_STORE_SNAPSHOT] = "snapshot",
+};
+
+const char *metrics_store_state_name(int state)
+{
+	return state >= 0 && state < METRICS_STORE_STATES ? store_states[state] :
+	       "unknown";
+}
+
+void metrics_store_enable(void)
+{
+	atomic_store(&store_on, 1);
+}
+
+void metrics_store_state(int state)
+{
+	atomic_store(&store_state_v, state);
+}
+
+void metrics_store_synced(int64_t revision, int64_t when)
+{
+	atomic_store(&store_rev, revision);
+	atomic_store(&store_sync, when);
+}
+
+void metrics_store_counts(uint64_t events, uint64_t rejected, uint64_t resyncs)
+{
+	atomic_fetch_add(&store_events, events);
+	atomic_fetch_add(&store_rejected, rejected);
+	atomic_fetch_add(&store_resyncs, resyncs);
+}
+
+void metrics_store_write_failure(int unavailable)
+{
+	atomic_fetch_add(&store_wfail[unavailable ? 1 : 0], 1);
+}
+
+static void render_store(struct metrics_text *t)
+{
+	int st = atomic_load(&store_state_v);
+
+	if (!atomic_load(&store_on))
+		return;
+	family(t, "store_revision", "gauge", "The etcd revision the live "
+	       "configuration was built from.");
+	metrics_printf(t, "mtls_spoa_store_revision %lld\n",
+	               (long long)atomic_load(&store_rev));
+	family(t, "store_state", "gauge", "The connection to etcd: 1 for the "
+	       "current state.");
+	for (int i = 0; i < METRICS_STORE_STATES; i++)
+		metrics_printf(t, "mtls_spoa_store_state{state=\"%s\"} %d\n",
+		               store_states[i], i == st);
+	family(t, "store_last_sync_timestamp_seconds", "gauge", "When the "
+	       "configuration was last in step with etcd (0: never).");
+	metrics_printf(t, "mtls_spoa_store_last_sync_timestamp_seconds %lld\n",
+	               (long long)atomic_load(&store_sync));
+	family(t, "store_watch_events_total", "counter", "Changes read from "
+	       "the etcd watch.");
+	metrics_printf(t, "mtls_spoa_store_watch_events_total %llu\n",
+	               (unsigned long long)atomic_load(&store_events));
+	family(t, "store_rejected_objects_total", "counter", "Objects read from "
+	       "etcd that did not validate (the live version kept).");
+	metrics_printf(t, "mtls_spoa_store_rejected_objects_total %llu\n",
+	               (unsigned long long)atomic_load(&store_rejected));
+	family(t, "store_resyncs_total", "counter", "Full loads of etcd's "
+	       "content after the first (compaction, reconnection).");
+	metrics_printf(t, "mtls_spoa_store_resyncs_total %llu\n",
+	               (unsigned long long)atomic_load(&store_resyncs));
+	family(t, "store_write_failures_total", "counter", "API writes etcd did "
+	       "not commit: a conflict retried, or etcd unavailable (503).");
+	metrics_printf(t, "mtls_spoa_store_write_failures_total{reason=\"conflict\"} %llu\n"
+	               "mtls_spoa_store_write_failures_total{reason=\"unavailable\"} %llu\n",
+	               (unsigned long long)atomic_load(&store_wfail[0]),
+	               (unsigned long long)atomic_load(&store_wfail[1]));
+}
+
 void metrics_reset(void)
 {
 	memset(api_requests, 0, sizeof(api_requests));
@@ -734,6 +822,7 @@ int metrics_render(const struct metrics_view *v, struct metrics_text *t)
 	               "%.3f\n", v->loaded_at);
 	render_trust(t, v->cfg);
 	render_api(t);
+	render_store(t);
 	render_crl_urls(t);
 	simple(t, "metrics_policy_overflow_total", "counter", "Verdicts counted "
 	       "with policy=\"(other)\": the per-policy series bound was reached.",

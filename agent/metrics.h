@@ -82,6 +82,21 @@ void metrics_protocol_error(unsigned int status);
 void metrics_api_request(const char *method, int status);
 void metrics_api_change(int is_ca);
 
+/* The shared store (fleet.c): its series appear once enabled. */
+enum {
+	METRICS_STORE_CONNECTING,
+	METRICS_STORE_IN_SYNC,
+	METRICS_STORE_RECONNECTING,
+	METRICS_STORE_SNAPSHOT,
+	METRICS_STORE_STATES
+};
+void metrics_store_enable(void);
+void metrics_store_state(int state);
+const char *metrics_store_state_name(int state);
+void metrics_store_synced(int64_t revision, int64_t when);
+void metrics_store_counts(uint64_t events, uint64_t rejected, uint64_t resyncs);
+void metrics_store_write_failure(int unavailable);
+
 /* The sum over every shard. */
 uint64_t metrics_get(enum metrics_counter c);
 

@@ -34,6 +34,7 @@
 #include "addr.h"
 #include "admin.h"
 #include "api.h"
+#include "fleet.h"
 #include "cache.h"
 #include "conn.h"
 #include "crlsrc.h"
@@ -789,6 +790,7 @@ struct server {
 	char *state_dir;         /* the effective state directory of the start:
 	                            a reload keeps it */
 	struct api *api;         /* the tenant API, served by the admin threads */
+	struct fleet *fleet;     /* [store] backend etcd, else NULL */
 	ev_async call_wake;      /* main_call queued */
 	struct crlsrc *crlsrc;   /* crl-url fetches; NULL without a file */
 	ev_async crl_wake;       /* crlsrc wrote a new CRL copy */
@@ -798,6 +800,8 @@ struct server {
  * started, cleared at stop), and none is paused by a shortage. */
 static atomic_int listening;
 static atomic_int listeners_paused;
+/* Set before the admin threads start, cleared after they stopped. */
+static struct fleet *server_fleet;
 
 static void accept_resume_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
@@ -977,13 +981,17 @@ static void admin_acquire(struct admin_view *v)
 	v->generation = r ? r->gen : 0;
 	v->loaded_at = r ? r->loaded_at : 0;
 	v->connections = atomic_load_explicit(&nconns_total, memory_order_relaxed);
-	v->ready = atomic_load(&listening) && atomic_load(&listeners_paused) == 0;
+	v->ready = atomic_load(&listening) && atomic_load(&listeners_paused) == 0 &&
+	           (server_fleet == NULL || fleet_ready(server_fleet));
+	v->store_json = server_fleet != NULL ? fleet_status_json(server_fleet) : NULL;
 }
 
 static void admin_release(struct admin_view *v)
 {
 	cfg_release(v->ref);
 	v->ref = NULL;
+	free(v->store_json);
+	v->store_json = NULL;
 }
 
 /* api_ctx is set at start, once the API exists. */
@@ -1304,7 +1312,25 @@ static int api_install(void *ctx, struct config *cfg, const char *why,
 	return 0;
 }
 
-static const struct api_host_ops server_api_ops = {
+static int64_t api_store_mod(void *ctx, int is_host, const char *name,
+                             int64_t *applied)
+{
+	return fleet_mod(((struct server *)ctx)->fleet, is_host, name, applied);
+}
+
+static int api_store_publish(void *ctx, struct api_txn *t, char *err,
+                             size_t errlen)
+{
+	return fleet_publish(((struct server *)ctx)->fleet, t, err, errlen);
+}
+
+static void api_store_wait(void *ctx, int64_t rev)
+{
+	fleet_wait(((struct server *)ctx)->fleet, rev);
+}
+
+/* The store hooks are set when [store] backend = etcd. */
+static struct api_host_ops server_api_ops = {
 	.run = api_run,
 	.acquire = api_acquire,
 	.release = api_release,
@@ -1411,9 +1437,23 @@ int server_run(const struct server_opts *o, struct config *cfg)
 	ev_async_start(s.loop, &s.call_wake);
 	s.state_dir = strdup(cfg_live->cfg != NULL ? cfg_live->cfg->state_dir :
 	                     o->state_dir != NULL ? o->state_dir : SETTINGS_STATE_DIR);
+	if (cfg_live->cfg != NULL && cfg_live->cfg->store.backend == STORE_ETCD) {
+		server_api_ops.store_mod = api_store_mod;
+		server_api_ops.store_publish = api_store_publish;
+		server_api_ops.store_wait = api_store_wait;
+	}
 	s.api = api_new(&server_api_ops, &s);
 	if (s.state_dir == NULL || s.api == NULL)
 		goto out;
+	if (server_api_ops.store_publish != NULL) {
+		s.fleet = fleet_new(&cfg_live->cfg->store, s.api, &server_api_ops, &s,
+		                    err, sizeof(err));
+		if (s.fleet == NULL) {
+			log_error("store: %s", err);
+			goto out;
+		}
+		server_fleet = s.fleet;
+	}
 
 	s.ls = calloc(s.settings.n_listen, sizeof(*s.ls));
 	if (!s.ls)
@@ -1505,6 +1545,12 @@ int server_run(const struct server_opts *o, struct config *cfg)
 		server_watch_update(&s);
 		server_crl_start(&s);
 	}
+	/* etcd's objects (or the snapshot) before the first verdict. */
+	if (s.fleet != NULL && fleet_start(s.fleet, cfg_live->cfg->api_path, err,
+	                                   sizeof(err)) != 0) {
+		log_error("store: %s", err);
+		goto out;
+	}
 	for (j = 0; j < s.nls; j++) {
 		ev_io_start(s.loop, &s.ls[j].io);
 		log_info("listening on %s", s.ls[j].addr);
@@ -1522,12 +1568,17 @@ out:
 	/* An admin thread waiting for an API write would never be answered
 	 * once the loop is gone, and admin_stop() waits for admin threads. */
 	call_close();
+	/* Wakes the admin threads waiting for etcd, before they are joined. */
+	fleet_stop(s.fleet);
 	watch_free(s.watch);
 	atomic_store(&listening, 0);
 	/* The admin threads hold generations only while they answer: stop
 	 * them before the live one goes. */
 	admin_stop(s.admin);
 	s.admin = NULL;
+	server_fleet = NULL;
+	fleet_free(s.fleet);
+	s.fleet = NULL;
 	/* After the admin threads, which render its series. */
 	metrics_set_crlsrc(NULL);
 	crlsrc_free(s.crlsrc);

@@ -1017,6 +1017,22 @@ static const struct err_case err_cases[] = {
 	{ "[agent]\nlog-format = JSON\n", 2, "bad log-format \"JSON\" (text, json)" },
 	{ "[agent]\nlog-format = text\nlog-format = json\n", 3,
 	  "duplicate key \"log-format\"" },
+	/* [store] */
+	{ "[store]\nbackend = consul\n", 2, "bad backend \"consul\" (files or etcd)" },
+	{ "[store]\nbackend = etcd\n", 1, "[store]: backend etcd needs endpoints" },
+	{ "[store]\nendpoints = ftp://x:1\n", 2, "bad endpoint \"ftp://x:1\"" },
+	{ "[store]\nendpoints = http://\n", 2, "bad endpoint" },
+	{ "[store]\ntimeout = 0\n", 2, "bad timeout" },
+	{ "[store]\ntimeout = 11m\n", 2, "bad timeout" },
+	{ "[store]\nprefix = x/\n", 2, "bad prefix" },
+	{ "[store]\nfoo = 1\n", 2, "unknown key \"foo\" in [store]" },
+	{ "[store]\n[store]\n", 2, "duplicate [store] section" },
+	{ "[store x]\n", 1, "[store] takes no argument" },
+	{ "[store]\nca-file =\n", 2, "empty ca-file" },
+	{ "\n[store]\nbackend = etcd\nendpoints = http://127.0.0.1:2379\nuser = u\n", 2,
+	  "user and password-file go together" },
+	{ "[store]\nbackend = etcd\nendpoints = http://127.0.0.1:2379\ncert-file = c\n", 1,
+	  "cert-file and key-file go together" },
 	/* listen syntax */
 	{ "[agent]\nlisten = 127.0.0.1\n", 2, "bad listen address \"127.0.0.1\"" },
 	{ "[agent]\nlisten = 127.0.0.1:0\n", 2, "PORT must be 1..65535" },
@@ -1057,6 +1073,39 @@ static void check_error(const char *text, int line, const char *msg)
 	    strstr(err + strlen(prefix), msg) == NULL)
 		fail_msg("got  \"%s\"\nwant \"%s%s...\"\n--- config ---\n%s", err,
 		         prefix, msg, text);
+}
+
+/* [store]: every key, paths resolved against the file's directory. */
+static void test_store_section(void **state)
+{
+	struct config *cfg = NULL;
+	char err[CONFIG_ERR_LEN] = "";
+
+	(void)state;
+	assert_int_equal(load_text("[store]\nbackend = etcd\n"
+	                           "endpoints = http://127.0.0.1:2379 https://10.0.0.2:2379\n"
+	                           "endpoints = http://[::1]:2379\nprefix = /p/\n"
+	                           "timeout = 500ms\nca-file = ca.pem\ncert-file = /c.pem\n"
+	                           "key-file = k.pem\nuser = agent\npassword-file = pw\n",
+	                           &cfg, err), 0);
+	assert_int_equal(cfg->store.backend, STORE_ETCD);
+	assert_int_equal(cfg->store.n_endpoints, 3);
+	assert_string_equal(cfg->store.endpoints[1], "https://10.0.0.2:2379");
+	assert_string_equal(cfg->store.endpoints[2], "http://[::1]:2379");
+	assert_string_equal(store_settings_prefix(&cfg->store), "/p/");
+	assert_int_equal(store_settings_timeout(&cfg->store), 500);
+	assert_string_equal(cfg->store.cert_file, "/c.pem");
+	assert_non_null(strstr(cfg->store.ca_file, "/ca.pem"));
+	assert_true(cfg->store.ca_file[0] == '/');
+	assert_string_equal(cfg->store.user, "agent");
+	config_free(cfg);
+	cfg = NULL;
+	/* The defaults: files, and the etcd defaults when asked for etcd. */
+	assert_int_equal(load_text("[agent]\n", &cfg, err), 0);
+	assert_int_equal(cfg->store.backend, STORE_FILES);
+	assert_string_equal(store_settings_prefix(&cfg->store), "/mtls-spoa/");
+	assert_int_equal(store_settings_timeout(&cfg->store), 2000);
+	config_free(cfg);
 }
 
 static void test_errors_table(void **state)
@@ -1442,6 +1491,7 @@ int main(void)
 		cmocka_unit_test(test_load_warnings),
 		cmocka_unit_test(test_crl_next_update_passes_while_loaded),
 		cmocka_unit_test(test_errors_table),
+		cmocka_unit_test(test_store_section),
 		cmocka_unit_test(test_error_line_too_long),
 		cmocka_unit_test(test_error_nul_byte),
 		cmocka_unit_test(test_error_missing_config),
