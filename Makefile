@@ -54,7 +54,7 @@ BUILD_PKGS := build-essential pkg-config libev-dev libssl-dev libinih-dev uthash
 TEST_PKGS  := libcmocka-dev haproxy curl openssl python3 clang valgrind \
               shellcheck docker-compose wrk jq linux-perf \
               nginx python3-h2 libjansson-dev systemd prometheus \
-              python3-cryptography
+              python3-cryptography etcd-server etcd-client
 DEBIAN_PKGS := $(BUILD_PKGS) $(TEST_PKGS)
 
 .SECONDARY:
