@@ -640,7 +640,8 @@ static int api_put_pem(struct api_write *w, const char *text, size_t len,
 		              err);
 		return -1;
 	}
-	if (created)
+	/* A store read stages many CAs: what it leaves unused, api_gc takes. */
+	if (created && !w->store_apply)
 		memcpy(w->created[w->n_created++], rel, STORE_PEM_NAME_MAX);
 	return 0;
 }
@@ -1539,8 +1540,29 @@ static void api_error_message(const struct api_response *rs, char *out,
 	json_decref(doc);
 }
 
+/* The CAs of the host just staged exist (in the state or the files):
+ * caught here, a missing one costs no load (a full read of etcd with
+ * such hosts would load once per host). Else -1 with c->why. */
+static int api_stage_cas(struct api_write *w, struct api_change *c)
+{
+	ssize_t at = api_state_find_host(&w->st, c->name);
+	const struct api_host *h = at >= 0 ? &w->st.hosts[at] : NULL;
+
+	for (size_t k = 0; h != NULL && k < h->n_cas; k++) {
+		ssize_t live = apiobj_find_ca(w->cfg, h->cas[k]);
+
+		if (api_state_find_ca(&w->st, h->cas[k]) >= 0 ||
+		    (live >= 0 && !apiobj_ca_is_api(w->cfg, (size_t)live)))
+			continue;
+		snprintf(c->why, sizeof(c->why), "unknown CA \"%.100s\"", h->cas[k]);
+		return -1;
+	}
+	return 0;
+}
+
 /* Stage change c into w->st as the API would a PUT or DELETE of it.
- * 0, or -1 when it is refused (c->why). */
+ * 0, or -1 when it is refused (c->why), -2 when refused after w->st
+ * took it (w->st must be built again without it). */
 static int api_stage(struct api_write *w, struct api_change *c)
 {
 	struct api_request rq = { .method = c->value != NULL ? "PUT" : "DELETE",
@@ -1578,11 +1600,14 @@ static int api_stage(struct api_write *w, struct api_change *c)
 			goto out;
 		}
 		api_write_host(w, 0, c->value == NULL);
+		if (w->rs->status < 400 && c->value != NULL && api_stage_cas(w, c) != 0) {
+			rc = -2;    /* already in w->st: stage again without it */
+			goto out;
+		}
 	} else if (c->value == NULL) {
 		api_delete_ca(w);
 	} else {
 		api_write_ca(w);
-		w->hosts_only = 0;
 	}
 	if (w->rs->status >= 400) {
 		/* Deleting what is not here (a refused object) changes nothing. */
@@ -1612,7 +1637,7 @@ int api_store_apply(struct api *a, struct api_change *ch, size_t n, int full,
 		char why[CONFIG_ERR_LEN];
 		size_t accepted = 0, last = 0;
 		void *ref = NULL;
-		int rc;
+		int rc, again = 0;
 
 		w.cfg = a->ops->acquire(a->ctx, &ref, &w.gen);
 		if (w.cfg == NULL || w.cfg->state_dir == NULL) {
@@ -1626,22 +1651,28 @@ int api_store_apply(struct api *a, struct api_change *ch, size_t n, int full,
 			return -1;
 		}
 		w.files_changed = config_changed(w.cfg, why, sizeof(why));
-		w.hosts_only = !full && !w.files_changed;
 		for (size_t i = 0; i < n; i++) {
 			if (ch[i].rejected)
 				continue;
-			if (api_stage(&w, &ch[i]) != 0) {
+			if ((rc = api_stage(&w, &ch[i])) != 0) {
 				ch[i].rejected = 1;
+				again |= rc == -2;
 				continue;
 			}
 			accepted++;
 			last = i;
 		}
+		/* api_write_host() sets hosts_only for itself: the batch's is
+		 * whether any CA changed. */
+		w.hosts_only = !full && !w.files_changed;
+		for (size_t i = 0; i < n; i++)
+			if (!ch[i].rejected && !ch[i].is_host)
+				w.hosts_only = 0;
 		w.stage_only = 0;
 		w.kind = NULL;
 		w.object[0] = '\0';
-		rc = accepted == 0 && !full ? 0 : api_commit(&w);
-		if (rc != 0)
+		rc = again ? -1 : accepted == 0 && !full ? 0 : api_commit(&w);
+		if (rc != 0 && !again)
 			api_error_message(&rs, why, sizeof(why));
 		free(rs.body);
 		for (int i = 0; i < w.n_created; i++)
@@ -1650,6 +1681,8 @@ int api_store_apply(struct api *a, struct api_change *ch, size_t n, int full,
 		a->ops->release(a->ctx, ref);
 		if (rc == 0)
 			return 0;
+		if (again)
+			continue;
 		/* Refuse the object the loader named, and try the rest again. */
 		{
 			size_t i;
@@ -1715,8 +1748,25 @@ static int api_method_allowed(enum api_route r, const char *m)
  * validated again when something changed meanwhile. */
 #define API_STORE_TRIES 8
 
+#define API_STORE_UNAVAILABLE_TRIES 2
+
+/* Before validating a write again: what this process applied includes
+ * `rev`, and the answer is blank. */
+static void api_write_again(struct api *a, struct api_write *w, int64_t rev)
+{
+	a->ops->store_wait(a->ctx, rev);
+	free(w->rs->body);
+	memset(w->rs, 0, sizeof(*w->rs));
+	w->n_created = 0;
+	w->status = 0;
+	w->kind = NULL;
+	w->object[0] = '\0';
+}
+
 static void api_write_run(struct api *a, struct api_write *w)
 {
+	int unavailable = 0;
+
 	for (int tries = 0;; tries++) {
 		char err[512];
 		int64_t rev;
@@ -1752,13 +1802,19 @@ static void api_write_run(struct api *a, struct api_write *w)
 			/* Validate against what the store has now: an If-Match that
 			 * no longer holds is a 412 from the next round. */
 			metrics_store_write_failure(0);
-			a->ops->store_wait(a->ctx, rev);
-			free(w->rs->body);
-			memset(w->rs, 0, sizeof(*w->rs));
-			w->n_created = 0;
-			w->status = 0;
-			w->kind = NULL;
-			w->object[0] = '\0';
+			api_write_again(a, w, rev);
+			continue;
+		}
+		if (rc == API_STORE_UNAVAILABLE && unavailable++ < API_STORE_UNAVAILABLE_TRIES) {
+			/* A member that died under the request, an election: the
+			 * client moved to the next endpoint; validate again there
+			 * (a write that did commit is then seen, and written again
+			 * with the same value). */
+			struct timespec ts = { 0, 200 * 1000000L };
+
+			metrics_store_write_failure(1);
+			nanosleep(&ts, NULL);
+			api_write_again(a, w, rev);
 			continue;
 		}
 		metrics_store_write_failure(rc == API_STORE_CONFLICT ? 0 : 1);

@@ -19,7 +19,7 @@
 #include "metrics.h"
 
 #define FLEET_BACKOFF_MIN_MS 100
-#define FLEET_BACKOFF_MAX_MS 5000
+#define FLEET_BACKOFF_MAX_MS 2000
 #define FLEET_SNAPSHOT_MAX (256u << 20)
 
 /* The mod revision of one object as this agent applied it; the

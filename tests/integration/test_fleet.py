@@ -228,7 +228,7 @@ def main(ws):
     a3st = os.path.join(ws.dir, "s3")
     a3 = A.ApiAgent(ws.dir, conf(a3st, tokens, cl.endpoints([2])), name="agent3")
     ws.agents.append(a3)
-    a3.start()
+    a3.start(timeout=60)
     res0 = A.metrics(a3.admin_port).get("mtls_spoa_store_resyncs_total", 0)
     cl.kill(2)
     for i in range(10):
@@ -256,7 +256,7 @@ def main(ws):
     tap.ok(a4.alive() and seen <= {503, None} and 503 in seen,
            "no snapshot and etcd down: /readyz stays 503 for 3 s", seen)
     cl.restart_all()
-    tap.ok(wait(lambda: readyz(a4) == 200, 10, 0.1), "etcd up: /readyz 200")
+    tap.ok(wait(lambda: readyz(a4) == 200, 30, 0.1), "etcd up: /readyz 200")
 
 
 if __name__ == "__main__":

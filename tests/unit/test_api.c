@@ -531,6 +531,120 @@ static void test_ca_revocation_fields(void **state)
 	json_decref(r.doc);
 }
 
+/* A request whose answer matters only by its status. */
+static void expect_status(const char *method, const char *path, int status)
+{
+	struct reply r = call(method, path, NULL, NULL);
+
+	if (r.status != status)
+		fail_msg("%s %s: %d, want %d", method, path, r.status, status);
+	json_decref(r.doc);
+}
+
+/* What a fleet node does with etcd's objects (fleet.c): each change
+ * validated like a write, the invalid ones refused, the rest applied and
+ * written as the snapshot. */
+static struct api_change put(int is_host, const char *name, const char *v)
+{
+	return (struct api_change){ .is_host = is_host, .name = name, .value = v,
+	                            .len = v != NULL ? strlen(v) : 0 };
+}
+
+static char *ca_text(const char *name, const struct pki_cert *c)
+{
+	json_t *b = ca_body(name, c);
+	char *t = json_dumps(b, JSON_COMPACT);
+
+	json_decref(b);
+	return t;
+}
+
+static void test_store_apply(void **state)
+{
+	char err[512], *text;
+	char *a_text = ca_text("partner-a", ca_a), *bad_ca = ca_text("notca", not_ca);
+	char *clash = ca_text("filed", ca_a), *mism = ca_text("other", ca_a);
+	struct api_change ch[] = {
+		put(0, "partner-a", a_text),
+		put(0, "notca", bad_ca),                 /* not a CA certificate */
+		put(0, "filed", clash),                  /* a file's name */
+		put(0, "mismatch", mism),                /* body name != key */
+		put(1, "api.example.com", "{\"ca\":[\"partner-a\"],\"mode\":\"log\"}"),
+		put(1, "bad.example.com", "{nope"),
+		put(1, "Upper.example.com", "{\"ca\":[\"partner-a\"]}"),
+		put(1, "x.example.com", "{\"ca\":[\"nosuch\"],\"mode\":\"log\"}"),
+		put(1, "y.example.com", "{\"ca\":[\"partner-a\"],\"mode\":\"sometimes\"}"),
+	};
+	size_t n = sizeof(ch) / sizeof(ch[0]);
+	struct reply r;
+	FILE *f;
+	size_t len;
+
+	(void)state;
+	assert_int_equal(api_store_apply(api, ch, n, 1, 7, err, sizeof(err)), 0);
+	assert_int_equal(ch[0].rejected, 0);
+	if (ch[4].rejected) fail_msg("host refused: %s", ch[4].why);
+	for (size_t i = 1; i < n; i++)
+		if (i != 4 && !ch[i].rejected)
+			fail_msg("change %zu (%s) was applied", i, ch[i].name);
+	assert_non_null(strstr(ch[1].why, "CA"));
+	assert_non_null(strstr(ch[2].why, "main.conf:4"));
+	assert_non_null(strstr(ch[5].why, "JSON"));
+	assert_non_null(strstr(ch[6].why, "normal form"));
+	assert_non_null(strstr(ch[7].why, "nosuch"));
+	assert_non_null(strstr(ch[8].why, "sometimes"));
+	r = call("GET", "/v1/hosts/api.example.com", NULL, NULL);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(json_string_value(json_object_get(r.doc, "mode")), "log");
+	json_decref(r.doc);
+	expect_status("GET", "/v1/hosts/x.example.com", 404);
+	/* The snapshot says which revision it is. */
+	f = fopen(at("state/api.conf"), "r");
+	assert_non_null(f);
+	text = calloc(1, 1 << 20);
+	len = fread(text, 1, (1 << 20) - 1, f);
+	fclose(f);
+	assert_int_equal(api_snapshot_revision(text, len), 7);
+	free(text);
+
+	/* Incremental: an invalid new version keeps the live one; a CA still
+	 * used cannot go; a host can. */
+	{
+		struct api_change inc[] = {
+			put(1, "api.example.com", "{\"ca\":[\"partner-a\"],\"mode\":\"nope\"}"),
+			put(0, "partner-a", NULL),
+		};
+
+		assert_int_equal(api_store_apply(api, inc, 2, 0, 8, err, sizeof(err)), 0);
+		assert_int_equal(inc[0].rejected, 1);
+		assert_int_equal(inc[1].rejected, 1);
+		r = call("GET", "/v1/hosts/api.example.com", NULL, NULL);
+		assert_int_equal(r.status, 200);
+		assert_string_equal(json_string_value(json_object_get(r.doc, "mode")), "log");
+		json_decref(r.doc);
+	}
+	{
+		struct api_change inc[] = {
+			put(1, "api.example.com", "{\"ca\":[\"partner-a\"],\"mode\":\"enforce\"}"),
+			put(1, "gone.example.com", NULL),   /* not here: nothing to do */
+		};
+
+		assert_int_equal(api_store_apply(api, inc, 2, 0, 9, err, sizeof(err)), 0);
+		assert_int_equal(inc[0].rejected + inc[1].rejected, 0);
+		r = call("GET", "/v1/hosts/api.example.com", NULL, NULL);
+		assert_string_equal(json_string_value(json_object_get(r.doc, "mode")), "enforce");
+		json_decref(r.doc);
+	}
+	/* A full read without them: the API's objects go, the files' stay. */
+	assert_int_equal(api_store_apply(api, NULL, 0, 1, 10, err, sizeof(err)), 0);
+	expect_status("GET", "/v1/cas/partner-a", 404);
+	expect_status("GET", "/v1/hosts/file.example.com", 200);
+	free(a_text);
+	free(bad_ca);
+	free(clash);
+	free(mism);
+}
+
 static void test_routes_and_methods(void **state)
 {
 	struct reply r;
@@ -540,15 +654,9 @@ static void test_routes_and_methods(void **state)
 	assert_int_equal(r.status, 405);
 	assert_string_equal(r.allow, "GET, HEAD");
 	json_decref(r.doc);
-	r = call("GET", "/v1/nothing", NULL, NULL);
-	assert_int_equal(r.status, 404);
-	json_decref(r.doc);
-	r = call("GET", "/v1/hosts/%2A.example.com", NULL, NULL);
-	assert_int_equal(r.status, 404);
-	json_decref(r.doc);
-	r = call("GET", "/v1/hosts/%zz", NULL, NULL);
-	assert_int_equal(r.status, 400);
-	json_decref(r.doc);
+	expect_status("GET", "/v1/nothing", 404);
+	expect_status("GET", "/v1/hosts/%2A.example.com", 404);
+	expect_status("GET", "/v1/hosts/%zz", 400);
 	r = call("GET", "/v1/hosts", NULL, NULL);
 	assert_int_equal(r.status, 200);
 	assert_int_equal(json_array_size(json_object_get(r.doc, "items")), 1);
@@ -567,6 +675,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_verify_answers_the_variables, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ca_revocation_fields, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_routes_and_methods, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_apply, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
