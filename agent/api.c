@@ -1047,6 +1047,9 @@ static void api_answer_object(struct api_write *w)
 		api_set_json(w->rs, w->status, i < 0 ? NULL :
 		             apiobj_ca_json(cfg, (size_t)i), 1);
 	}
+	/* A store write's generation: the one that applied it here. */
+	if (w->rs->generation == 0)
+		w->rs->generation = gen;
 	w->a->ops->release(w->a->ctx, ref);
 }
 
@@ -1786,14 +1789,6 @@ static void api_write_run(struct api *a, struct api_write *w)
 			api_txn_free(&w->txn);
 			w->publish = 0;
 			api_answer_object(w);
-			{
-				void *ref = NULL;
-				uint64_t gen = 0;
-
-				(void)a->ops->acquire(a->ctx, &ref, &gen);
-				a->ops->release(a->ctx, ref);
-				w->rs->generation = gen;
-			}
 			return;
 		}
 		rev = w->txn.revision;

@@ -59,8 +59,6 @@
 #define CONFIG_MAX_INCLUDES 64            /* `include` lines */
 #define CONFIG_MAX_INCLUDED 10000         /* files the includes read */
 #define CONFIG_MAX_TOTAL (64 * 1024 * 1024) /* bytes of all included files */
-/* STATE/api.conf: 10,000 hosts with a few keys each take about 1 MiB. */
-#define CONFIG_MAX_STATE (32 * 1024 * 1024)
 
 
 static const char *const crl_check_names[CRL_CHECK_COUNT] = {

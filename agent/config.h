@@ -69,6 +69,9 @@ struct config_source {
 	uint8_t sha256[32];
 };
 
+/* STATE/api.conf: 10,000 hosts with a few keys each take about 1 MiB. */
+#define CONFIG_MAX_STATE (32 * 1024 * 1024)
+
 struct config {
 	char *path;
 	struct config_source *sources; /* the INI files read, the main one first,

@@ -13,14 +13,15 @@
 #include <uthash.h>
 
 #include "api.h"
+#include "config.h"
 #include "etcd.h"
+#include "fileio.h"
 #include "fleet.h"
 #include "log.h"
 #include "metrics.h"
 
 #define FLEET_BACKOFF_MIN_MS 100
 #define FLEET_BACKOFF_MAX_MS 2000
-#define FLEET_SNAPSHOT_MAX (256u << 20)
 
 /* The mod revision of one object as this agent applied it; the
  * transactions of API writes compare against it. Configuration thread
@@ -240,7 +241,7 @@ static int fleet_apply(struct fleet *f, const struct etcd_kv *const *kv,
 	};
 	const struct etcd_kv **mine = calloc(n + 1, sizeof(*mine));
 	int *del = calloc(n + 1, sizeof(*del));
-	int rc = -1;
+	int rc = -1, ran = 0;
 
 	j.ch = calloc(n + 1, sizeof(*j.ch));
 	if (j.ch == NULL || mine == NULL || del == NULL)
@@ -273,16 +274,20 @@ static int fleet_apply(struct fleet *f, const struct etcd_kv *const *kv,
 	j.is_delete = del;
 	if (j.n == 0 && !full) {
 		rc = 0;
+		ran = 1;
 	} else if (direct) {
 		fleet_apply_main(&j);
 		rc = j.rc;
+		ran = 1;
 	} else if (f->ops->run(f->ctx, fleet_apply_main, &j) == 0) {
 		rc = j.rc;
+		ran = 1;
 	}
 out:
-	if (rc == 0 || (j.ch != NULL && j.rc != 0)) {
+	if (ran) {
 		/* Refused or applied, this revision is behind us: a bad revision
-		 * must not stop the watch. */
+		 * must not stop the watch. (Not when the configuration thread
+		 * stopped before running it.) */
 		pthread_mutex_lock(&f->lock);
 		if (revision > f->applied)
 			f->applied = revision;
@@ -360,8 +365,8 @@ static int fleet_on_events(void *ctx, int64_t revision,
 	return atomic_load(&f->stop) ? 1 : 0;
 }
 
-/* Sleep ms unless stopping. */
-static void fleet_sleep(struct fleet *f, long ms)
+/* ms from now, for pthread_cond_timedwait on f->cond. */
+static struct timespec fleet_deadline(long ms)
 {
 	struct timespec ts;
 
@@ -372,6 +377,14 @@ static void fleet_sleep(struct fleet *f, long ms)
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000L;
 	}
+	return ts;
+}
+
+/* Sleep ms unless stopping. */
+static void fleet_sleep(struct fleet *f, long ms)
+{
+	struct timespec ts = fleet_deadline(ms);
+
 	pthread_mutex_lock(&f->lock);
 	while (!atomic_load(&f->stop) &&
 	       pthread_cond_timedwait(&f->cond, &f->lock, &ts) != ETIMEDOUT)
@@ -505,20 +518,17 @@ fail:
 	return NULL;
 }
 
-/* The revision the snapshot at path records, 0 when none. */
+/* The revision the snapshot at path records, 0 when none. Bounded as the
+ * loader bounds the file: a larger one did not load either. */
 static int64_t fleet_snapshot(const char *path)
 {
-	FILE *fp = path != NULL ? fopen(path, "r") : NULL;
-	char *buf;
-	size_t n;
+	char *buf = NULL;
+	size_t n = 0;
 	int64_t rev;
 
-	if (fp == NULL)
+	if (path == NULL || file_read(path, CONFIG_MAX_STATE, &buf, &n) != 0)
 		return 0;
-	buf = malloc(FLEET_SNAPSHOT_MAX);
-	n = buf != NULL ? fread(buf, 1, FLEET_SNAPSHOT_MAX, fp) : 0;
-	fclose(fp);
-	rev = buf != NULL ? api_snapshot_revision(buf, n) : 0;
+	rev = api_snapshot_revision(buf, n);
 	free(buf);
 	return rev;
 }
@@ -639,15 +649,8 @@ static char *fleet_full_key(const struct fleet *f, int is_host, const char *name
 
 void fleet_wait(struct fleet *f, int64_t rev)
 {
-	struct timespec ts;
+	struct timespec ts = fleet_deadline(f->timeout_ms);
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += f->timeout_ms / 1000;
-	ts.tv_nsec += (f->timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
 	pthread_mutex_lock(&f->lock);
 	while (f->applied < rev && !atomic_load(&f->stop) &&
 	       pthread_cond_timedwait(&f->cond, &f->lock, &ts) != ETIMEDOUT)
