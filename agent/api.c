@@ -535,7 +535,9 @@ struct api_write {
 	char created[2][STORE_PEM_NAME_MAX]; /* PEM files this write wrote */
 	int n_created;
 	const char *kind;             /* "ca" or "host", for the audit */
-	int hosts_only;               /* no CA changed: derive, do not load */
+	int hosts_only;               /* no CA changed */
+	int derive;                   /* from the live generation, not a load
+	                                 (config_derive) */
 	int files_changed;            /* the files on disk are not live's */
 	void *ref;                    /* the reference on cfg, for the caller */
 	int status;                   /* of success: 200, 201, 204 */
@@ -686,19 +688,52 @@ static void api_gc(struct api_write *w)
 	free(names.v);
 }
 
-/* The state's hosts as the loader's specs, with the lines they are on. */
-static struct config_host_spec *api_specs(const struct api_state *st,
-                                          const struct api_line *lines,
-                                          size_t n_lines)
-{
-	struct config_host_spec *sp = calloc(st->n_hosts + 1, sizeof(*sp));
+/* The state as the loader's specs, with the lines they are on. */
+struct api_specs {
+	struct config_ca_spec *cas;
+	struct config_host_spec *hosts;
+	int *ca_lines;      /* the CA specs' crl_lines and rev_lines */
+};
 
-	if (sp == NULL)
-		return NULL;
+static void api_specs_free(struct api_specs *sp)
+{
+	free(sp->cas);
+	free(sp->hosts);
+	free(sp->ca_lines);
+}
+
+static int api_specs(const struct api_state *st, const struct api_line *lines,
+                     size_t n_lines, struct api_specs *out)
+{
+	size_t n_ints = 0, pos = 0, cur = SIZE_MAX, n_crl = 0, n_rev = 0;
+
+	for (size_t i = 0; i < st->n_cas; i++)
+		n_ints += st->cas[i].n_crls + st->cas[i].n_rev;
+	out->cas = calloc(st->n_cas + 1, sizeof(*out->cas));
+	out->hosts = calloc(st->n_hosts + 1, sizeof(*out->hosts));
+	out->ca_lines = calloc(n_ints + 1, sizeof(*out->ca_lines));
+	if (out->cas == NULL || out->hosts == NULL || out->ca_lines == NULL) {
+		api_specs_free(out);
+		return -1;
+	}
+	for (size_t i = 0; i < st->n_cas; i++) {
+		const struct api_ca *c = &st->cas[i];
+
+		out->cas[i] = (struct config_ca_spec){
+			.name = c->name, .file = c->file,
+			.crls = (const char *const *)c->crls, .n_crls = c->n_crls,
+			.rev_keys = (const char *const *)c->rev_keys,
+			.rev_vals = (const char *const *)c->rev_vals, .n_rev = c->n_rev,
+			.crl_lines = out->ca_lines + pos,
+			.rev_lines = out->ca_lines + pos + c->n_crls,
+			.same = c->from,
+		};
+		pos += c->n_crls + c->n_rev;
+	}
 	for (size_t i = 0; i < st->n_hosts; i++) {
 		const struct api_host *h = &st->hosts[i];
 
-		sp[i] = (struct config_host_spec){
+		out->hosts[i] = (struct config_host_spec){
 			.pattern = h->pattern, .cas = (const char *const *)h->cas,
 			.n_cas = h->n_cas, .mode = h->mode, .purpose = h->purpose,
 			.verify_depth = h->verify_depth, .crl_check = h->crl_check,
@@ -709,19 +744,41 @@ static struct config_host_spec *api_specs(const struct api_state *st,
 		};
 	}
 	for (size_t k = 0; k < n_lines; k++) {
-		struct config_host_spec *x;
+		const char *f = lines[k].field;
+		int line = (int)k + 1;
 
-		if (!lines[k].is_host || lines[k].field == NULL)
+		if (f == NULL)
 			continue;
-		x = &sp[lines[k].index];
-		if (strcmp(lines[k].field, "pattern") == 0)
-			x->line = (int)k + 1;
-		else if (strcmp(lines[k].field, "ca") == 0 && x->ca_line == 0)
-			x->ca_line = (int)k + 1;
-		else if (strcmp(lines[k].field, "crl_check") == 0)
-			x->crl_line = (int)k + 1;
+		if (!lines[k].is_host) {
+			struct config_ca_spec *c = &out->cas[lines[k].index];
+
+			/* A CA's lines are together, in the order rendered. */
+			if (lines[k].index != cur) {
+				cur = lines[k].index;
+				n_crl = n_rev = 0;
+			}
+			if (strcmp(f, "name") == 0)
+				c->line = line;
+			else if (strcmp(f, "certificates") == 0)
+				c->file_line = line;
+			else if (strcmp(f, "crls") == 0 && n_crl < c->n_crls)
+				((int *)c->crl_lines)[n_crl++] = line;
+			else if (n_rev < c->n_rev)
+				((int *)c->rev_lines)[n_rev++] = line;
+			continue;
+		}
+		{
+			struct config_host_spec *x = &out->hosts[lines[k].index];
+
+			if (strcmp(f, "pattern") == 0)
+				x->line = line;
+			else if (strcmp(f, "ca") == 0 && x->ca_line == 0)
+				x->ca_line = line;
+			else if (strcmp(f, "crl_check") == 0)
+				x->crl_line = line;
+		}
 	}
-	return sp;
+	return 0;
 }
 
 /* Whether the files on disk refuse the live state too (the refusal is
@@ -958,24 +1015,32 @@ static int api_commit(struct api_write *w)
 		return -1;
 	}
 	err[0] = '\0';
-	if (w->hosts_only) {
-		struct config_host_spec *sp = api_specs(&w->st, lines, n_lines);
+	rc = CONFIG_DERIVE_LOAD;
+	if (w->derive) {
+		struct api_specs sp;
 
-		if (sp == NULL) {
+		if (api_specs(&w->st, lines, n_lines, &sp) != 0) {
 			api_set_error(w->rs, 500, NULL, "out of memory");
 			goto out;
 		}
-		rc = config_derive_hosts(w->cfg, sp, w->st.n_hosts, text, len, &next,
-		                         err, sizeof(err));
-		free(sp);
-	} else {
+		/* A host write keeps every CA as it is. */
+		rc = config_derive(w->cfg, w->hosts_only ? NULL : sp.cas, w->st.n_cas,
+		                   sp.hosts, w->st.n_hosts, text, len, &next, err,
+		                   sizeof(err));
+		api_specs_free(&sp);
+		if (rc == CONFIG_DERIVE_LOAD)
+			log_debug("api: %s: loading the files instead", err);
+	}
+	if (rc == CONFIG_DERIVE_LOAD) {
+		w->derive = 0;
+		err[0] = '\0';
 		rc = w->a->ops->rebuild(w->a->ctx, text, len, &next, err, sizeof(err));
 	}
 	if (rc != 0) {
 		rc = -1;
 		char ferr[CONFIG_ERR_LEN + PATH_MAX];
 
-		if (!w->hosts_only && !w->store_apply &&
+		if (!w->derive && !w->store_apply &&
 		    api_files_broken(w, ferr, sizeof(ferr)))
 			api_set_error(w->rs, 409, NULL, "the configuration files do not "
 			              "load (nothing was changed): %s", ferr);
@@ -1275,7 +1340,7 @@ static void api_write_host(struct api_write *w, int patch, int del)
 	                      w->rs) != 0)
 		goto out;
 	w->kind = "host";
-	w->hosts_only = !w->files_changed;
+	w->hosts_only = 1;
 	if (del) {
 		at = api_state_find_host(&w->st, w->cfg->hosts[live]->pattern);
 		if (at >= 0)
@@ -1465,7 +1530,7 @@ static void api_write_hostnames(struct api_write *w)
 		w->st.hosts[at].from = NULL;
 	}
 	w->kind = "host";
-	w->hosts_only = !w->files_changed;
+	w->hosts_only = 1;
 	w->status = 200;
 	api_finish(w);
 out:
@@ -1494,11 +1559,12 @@ static void api_write_main(void *arg)
 	{
 		char why[CONFIG_ERR_LEN];
 
-		/* A host write derives from the live generation only while the
+		/* A write derives from the live generation only while the
 		 * files are the ones it was built from; otherwise (an edit the
 		 * watch has not applied yet, a broken file) it loads them, so
 		 * that a broken file refuses it as it would a reload. */
 		w->files_changed = config_changed(w->cfg, why, sizeof(why));
+		w->derive = !w->files_changed;
 	}
 	switch (w->route) {
 	case ROUTE_CAS:
@@ -1667,7 +1733,8 @@ int api_store_apply(struct api *a, struct api_change *ch, size_t n, int full,
 		}
 		/* api_write_host() sets hosts_only for itself: the batch's is
 		 * whether any CA changed. */
-		w.hosts_only = !full && !w.files_changed;
+		w.hosts_only = !full;
+		w.derive = !full && !w.files_changed;
 		for (size_t i = 0; i < n; i++)
 			if (!ch[i].rejected && !ch[i].is_host)
 				w.hosts_only = 0;

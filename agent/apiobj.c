@@ -578,6 +578,7 @@ static int apiobj_ca_from_config(const struct config *cfg, size_t i,
 	const struct ca_entry *ca = cfg->cas[i];
 
 	memset(c, 0, sizeof(*c));
+	c->from = cfg->cas[i];
 	c->name = strdup(ca->name);
 	c->file = apiobj_rel(cfg, ca->file);
 	c->crls = calloc(ca->n_crl_files + 1, sizeof(*c->crls));

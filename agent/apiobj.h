@@ -67,6 +67,8 @@ struct api_ca {
 	char **rev_keys;    /* revocation keys as the file writes them */
 	char **rev_vals;    /* ("crl-url", "ocsp", ...) and their values */
 	size_t n_rev;
+	struct ca_entry *from;     /* the live entry it was read from; NULL
+	                              once changed (or new) */
 };
 
 /* The revocation fields of a CA object (crl_urls, ocsp, crl_refresh...)

@@ -1050,46 +1050,94 @@ static int cfg_own_crls_within(const struct ca_entry *a,
 	return 1;
 }
 
+/* A CA certificate of a section, in the index by serial number that
+ * finds the certificates two sections share. */
+struct cfg_cert_slot {
+	X509 *x;
+	size_t sec;                   /* index in c->cas */
+	struct cfg_cert_slot *next;   /* the same serial, later sections */
+	struct cfg_cert_slot *tail;   /* the chain's last (head only) */
+	UT_hash_handle hh;
+};
+
 /* Warn about a CA certificate listed under two [ca] sections whose own
- * `crl =` files differ for it: the CRLs it issued apply through both. */
-static void cfg_warn_split_crls(struct load_ctx *c)
+ * `crl =` files differ for it: the CRLs it issued apply through both.
+ * Only the pairs whose later section is `from` or after (a derived
+ * generation keeps the warnings of the sections before). */
+static void cfg_warn_split_crls(struct load_ctx *c, size_t from)
 {
 	struct config *cfg = c->cfg;
-	size_t n_crls = 0;
+	struct cfg_cert_slot *slots, *set = NULL, *s;
+	size_t n_crls = 0, n_certs = 0, k = 0;
+	int hash_oom = 0;
 
-	/* Pairwise over every CA certificate: without a CRL anywhere no two
-	 * sections can differ in one, and 1,000 CAs need not be compared. */
-	for (size_t i = 0; i < cfg->n_cas; i++)
-		n_crls += ca_crl_count(cfg->cas[i]);
-	if (n_crls == 0)
-		return;
+	/* Without a CRL anywhere no two sections can differ in one. */
 	for (size_t i = 0; i < cfg->n_cas; i++) {
-		struct ca_entry *a = cfg->cas[i];
+		n_crls += ca_crl_count(cfg->cas[i]);
+		n_certs += (size_t)sk_X509_num(cfg->cas[i]->certs);
+	}
+	if (n_crls == 0 || from >= cfg->n_cas)
+		return;
+	/* Indexed by serial: 1,000 CAs are not compared pairwise. */
+	slots = calloc(n_certs + 1, sizeof(*slots));
+	if (slots == NULL) {
+		cfg_err(c, 0, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < cfg->n_cas && !hash_oom; i++) {
+		STACK_OF(X509) *certs = cfg->cas[i]->certs;
 
-		for (int xi = 0; xi < sk_X509_num(a->certs); xi++) {
-			X509 *x = sk_X509_value(a->certs, xi);
+		for (int xi = 0; xi < sk_X509_num(certs) && !hash_oom; xi++, k++) {
+			const ASN1_INTEGER *sn;
 
-			for (size_t k = i + 1; k < cfg->n_cas; k++) {
-				struct ca_entry *b = cfg->cas[k];
-				char subj[256], at[PATH_MAX + 32];
-				int held = 0;
-
-				for (int yi = 0; yi < sk_X509_num(b->certs) && !held;
-				     yi++)
-					held = X509_cmp(x, sk_X509_value(b->certs, yi)) == 0;
-				if (!held || (cfg_own_crls_within(a, b, x) &&
-				              cfg_own_crls_within(b, a, x)))
-					continue;
-				ca_name_str(X509_get_subject_name(x), subj, sizeof(subj));
-				cfg_where(c->cas[k]->src, c->cas[i]->src, c->cas[i]->line,
-				          at, sizeof(at));
-				cfg_warn(c, c->cas[k]->src, c->cas[k]->line, "CA "
-				         "certificate \"%s\" is in [ca %s] (%s) and [ca %s] "
-				         "with different CRLs; the CRLs it issued now apply "
-				         "through both", subj, a->name, at, b->name);
+			slots[k].x = sk_X509_value(certs, xi);
+			slots[k].sec = i;
+			sn = X509_get0_serialNumber(slots[k].x);
+			HASH_FIND(hh, set, ASN1_STRING_get0_data(sn),
+			          (size_t)ASN1_STRING_length(sn), s);
+			if (s != NULL) {
+				s->tail->next = &slots[k];
+				s->tail = &slots[k];
+				continue;
 			}
+			slots[k].tail = &slots[k];
+			HASH_ADD_KEYPTR(hh, set, ASN1_STRING_get0_data(sn),
+			                (size_t)ASN1_STRING_length(sn), &slots[k]);
 		}
 	}
+	if (hash_oom)
+		cfg_err(c, 0, "out of memory");
+	for (k = 0; k < n_certs && !hash_oom; k++) {
+		struct ca_entry *a = cfg->cas[slots[k].sec];
+		X509 *x = slots[k].x;
+		const ASN1_INTEGER *sn = X509_get0_serialNumber(x);
+		size_t last = SIZE_MAX;
+
+		HASH_FIND(hh, set, ASN1_STRING_get0_data(sn),
+		          (size_t)ASN1_STRING_length(sn), s);
+		/* The chain is in section order: each later section once. */
+		for (; s != NULL; s = s->next) {
+			struct ca_entry *b = cfg->cas[s->sec];
+			char subj[256], at[PATH_MAX + 32];
+			size_t i = slots[k].sec;
+
+			if (s->sec <= i || s->sec < from || s->sec == last ||
+			    X509_cmp(x, s->x) != 0)
+				continue;
+			last = s->sec;
+			if (cfg_own_crls_within(a, b, x) && cfg_own_crls_within(b, a, x))
+				continue;
+			ca_name_str(X509_get_subject_name(x), subj, sizeof(subj));
+			cfg_where(c->cas[s->sec]->src, c->cas[i]->src, c->cas[i]->line,
+			          at, sizeof(at));
+			cfg_warn(c, c->cas[s->sec]->src, c->cas[s->sec]->line, "CA "
+			         "certificate \"%s\" is in [ca %s] (%s) and [ca %s] "
+			         "with different CRLs; the CRLs it issued now apply "
+			         "through both", subj, a->name, at, b->name);
+		}
+	}
+	HASH_CLEAR(hh, set);
+	free(slots);
 }
 
 struct cfg_note_ctx {
@@ -1449,7 +1497,7 @@ static void cfg_finish(struct load_ctx *c)
 	cfg_build_cas(c);
 	if (c->failed)
 		return;
-	cfg_warn_split_crls(c);
+	cfg_warn_split_crls(c, 0);
 	cfg_share_crls(c);
 	if (cfg_keep_eff(c) != 0) {
 		cfg_err(c, 0, "out of memory");
@@ -2236,10 +2284,10 @@ static char *cfg_str_dup(const char *s, int *oom)
 }
 
 /* What a derived generation shares with `prev` by value: the settings,
- * the sources (the state file's digest replaced), includes, warnings and
- * the CA entries (referenced). */
+ * the sources (the state file's digest replaced), includes, warnings and,
+ * with keep_cas, the CA entries (referenced). */
 static int cfg_derive_base(const struct config *prev, struct config *cfg,
-                           const char *api_text, size_t api_len)
+                           const char *api_text, size_t api_len, int keep_cas)
 {
 	int oom = 0;
 	size_t ns = prev->n_sources + (prev->api_source == SIZE_MAX);
@@ -2278,6 +2326,8 @@ static int cfg_derive_base(const struct config *prev, struct config *cfg,
 	if (EVP_Digest(api_text, api_len, cfg->sources[cfg->api_source].sha256,
 	               NULL, EVP_sha256(), NULL) != 1)
 		return -1;
+	if (!keep_cas)
+		return oom ? -1 : 0;
 	cfg->cas = calloc(prev->n_cas + 1, sizeof(*cfg->cas));
 	cfg->ca_origin = calloc(prev->n_cas + 1, sizeof(*cfg->ca_origin));
 	cfg->ca_eff = calloc(prev->n_cas + 1, sizeof(*cfg->ca_eff));
@@ -2364,11 +2414,287 @@ static int cfg_spec_draft(const struct config *prev, const struct config_host_sp
 	return 0;
 }
 
+/* A path of the state text, against the state directory. */
+static char *cfg_state_path(struct load_ctx *c, const char *rel)
+{
+	const char *dir = c->cfg->state_dir;
+	size_t dl = strlen(dir), rl = strlen(rel);
+	char *p;
+
+	if (rel[0] == '/')
+		return cfg_strdup(c, rel);
+	p = malloc(dl + 1 + rl + 1);
+	if (p == NULL) {
+		cfg_err(c, 0, "out of memory");
+		return NULL;
+	}
+	memcpy(p, dir, dl);
+	p[dl] = '/';
+	memcpy(p + dl + 1, rel, rl + 1);
+	return p;
+}
+
+/* A state [ca] that is not prev's as it is: its draft's files and
+ * revocation keys, then the entry (ca_load reuses prev's of that name when
+ * the files are the same). */
+static void cfg_derive_ca(struct load_ctx *c, const struct config_ca_spec *sp,
+                          struct ca_draft *d)
+{
+	struct config *cfg = c->cfg;
+	char why[CONFIG_ERR_LEN];
+	int reused = 0, which = -1;
+
+	if (sp->n_crls > CA_MAX_CRL_FILES) {
+		cfg_err_at(c, d->src, sp->line, "too many crl files in one [ca] (at "
+		           "most %d)", CA_MAX_CRL_FILES);
+		return;
+	}
+	d->file = sp->file != NULL ? cfg_state_path(c, sp->file) : NULL;
+	d->crls = calloc(sp->n_crls + 1, sizeof(*d->crls));
+	d->crl_lines = calloc(sp->n_crls + 1, sizeof(*d->crl_lines));
+	if (d->crls == NULL || d->crl_lines == NULL) {
+		cfg_err(c, 0, "out of memory");
+		return;
+	}
+	for (size_t k = 0; k < sp->n_crls && !c->failed; k++) {
+		d->crls[k] = cfg_state_path(c, sp->crls[k]);
+		d->crl_lines[k] = sp->crl_lines != NULL ? sp->crl_lines[k] : sp->line;
+		d->n_crls += d->crls[k] != NULL;
+	}
+	for (size_t k = 0; k < sp->n_rev && !c->failed; k++) {
+		int line = sp->rev_lines != NULL ? sp->rev_lines[k] : sp->line;
+		int rc = ca_revocation_set(&d->rev, sp->rev_keys[k], sp->rev_vals[k],
+		                           why, sizeof(why));
+
+		if (rc == 1)
+			cfg_err_at(c, d->src, line, "unknown key \"%s\" in [ca %s]",
+			           sp->rev_keys[k], d->name);
+		else if (rc == -1)
+			cfg_err_at(c, d->src, line, "%s", why);
+	}
+	if (c->failed)
+		return;
+	if (d->file == NULL) {
+		cfg_err_at(c, d->src, d->line, "[ca %s] has no file", d->name);
+		return;
+	}
+	{
+		struct ca_spec spec = {
+			.name = d->name, .file = d->file,
+			.crl_files = (const char *const *)d->crls,
+			.n_crl_files = d->n_crls,
+			.immutable = d->rev.n_crl_urls == 0,
+			.rev = &d->rev,
+			.state_dir = cfg->state_dir,
+		};
+
+		why[0] = '\0';
+		if (ca_load(&spec, cfg_prev_ca(c, d->name), &cfg->cas[d->index],
+		            &reused, &which, why, sizeof(why)) == -1) {
+			cfg_err_at(c, d->src, which < 0 ? d->file_line :
+			           d->crl_lines[which], "%s", why);
+			return;
+		}
+	}
+	if (reused)
+		cfg->stats.cas_reused++;
+	else
+		cfg->stats.cas_built++;
+}
+
+/* The CAs of a derived generation: the files' as prev has them, then the
+ * state's specs. 1 when they are prev's exactly (same entries, same
+ * order), 0 when they differ, -1 on error. */
+static int cfg_derive_cas(struct load_ctx *c, const struct config_ca_spec *specs,
+                          size_t n, struct ca_draft *drafts)
+{
+	const struct config *prev = c->prev;
+	struct config *cfg = c->cfg;
+	int hash_oom = 0, same = 1;
+
+	for (size_t i = 0; i < prev->n_cas; i++) {
+		size_t k = cfg->n_cas;
+
+		if (prev->api_source != SIZE_MAX &&
+		    prev->ca_origin[i].source == prev->api_source)
+			continue;
+		cfg->cas[k] = ca_ref(prev->cas[i]);
+		cfg->ca_origin[k] = prev->ca_origin[i];
+		cfg->n_cas++;
+		cfg->stats.cas_reused++;
+		drafts[k].name = prev->cas[i]->name;
+		drafts[k].src = prev->sources[prev->ca_origin[i].source].path;
+		drafts[k].line = prev->ca_origin[i].line;
+		drafts[k].src_i = prev->ca_origin[i].source;
+	}
+	/* The files' names first: a state CA may not take one. */
+	for (size_t k = 0; k < cfg->n_cas && !hash_oom; k++) {
+		drafts[k].index = k;
+		c->cas[k] = &drafts[k];
+		HASH_ADD_KEYPTR(hh, c->ca_set, drafts[k].name, strlen(drafts[k].name),
+		                &drafts[k]);
+	}
+	for (size_t i = 0; i < n && !c->failed && !hash_oom; i++) {
+		const struct config_ca_spec *sp = &specs[i];
+		struct ca_draft *d = &drafts[cfg->n_cas], *dup = NULL;
+
+		d->name = (char *)sp->name;
+		d->src = prev->api_path;
+		d->src_i = cfg->api_source;
+		d->line = sp->line;
+		d->index = cfg->n_cas;
+		ca_revocation_defaults(&d->rev);
+		HASH_FIND_STR(c->ca_set, sp->name, dup);
+		if (dup != NULL) {
+			char at[PATH_MAX + 32];
+
+			cfg_where(d->src, dup->src, dup->line, at, sizeof(at));
+			cfg_err_at(c, d->src, sp->line, "duplicate [ca %s] (first at %s)",
+			           sp->name, at);
+			break;
+		}
+		d->file_line = sp->file_line;
+		if (sp->same != NULL && strcmp(sp->same->name, sp->name) == 0) {
+			/* The lines its warnings name (cfg_note). */
+			if (sp->n_crls > 0 && sp->crl_lines != NULL) {
+				d->crl_lines = malloc(sp->n_crls * sizeof(*d->crl_lines));
+				if (d->crl_lines == NULL) {
+					cfg_err(c, 0, "out of memory");
+					break;
+				}
+				memcpy(d->crl_lines, sp->crl_lines,
+				       sp->n_crls * sizeof(*d->crl_lines));
+				d->n_crls = sp->n_crls;
+			}
+			cfg->cas[d->index] = ca_ref(sp->same);
+			cfg->stats.cas_reused++;
+		} else {
+			if (c->prev_cas == NULL && cfg_index_prev_cas(c) == -1) {
+				cfg_err(c, 0, "out of memory");
+				break;
+			}
+			cfg_derive_ca(c, sp, d);
+			if (c->failed)
+				break;
+		}
+		cfg->ca_origin[d->index].source = d->src_i;
+		cfg->ca_origin[d->index].line = sp->line;
+		cfg->n_cas++;
+		c->cas[d->index] = d;
+		HASH_ADD_KEYPTR(hh, c->ca_set, d->name, strlen(d->name), d);
+	}
+	if (hash_oom)
+		cfg_err(c, 0, "out of memory");
+	if (c->failed)
+		return -1;
+	c->n_cas = cfg->n_cas;
+	if (cfg->n_cas != prev->n_cas)
+		return 0;
+	for (size_t k = 0; k < cfg->n_cas && same; k++)
+		same = cfg->cas[k] == prev->cas[k];
+	return same;
+}
+
+/* A trust policy of prev and whether this generation's CAs would build it
+ * again: the same entries under its CAs' names, the same effective CRLs
+ * in the same order (cfg_host_cas). */
+struct trust_check {
+	const struct trust_policy *tp;
+	int current;
+	UT_hash_handle hh;
+};
+
+static int cfg_trust_current(struct load_ctx *c, struct trust_check **memo,
+                             const struct trust_policy *tp)
+{
+	struct trust_check *t = NULL;
+	size_t n_crls = 0;
+	int current = 1, hash_oom = 0;
+
+	if (tp == NULL)
+		return 1;
+	HASH_FIND_PTR(*memo, &tp, t);
+	if (t != NULL)
+		return t->current;
+	for (size_t j = 0; j < tp->n_cas && current; j++) {
+		struct ca_draft *d = NULL;
+
+		HASH_FIND_STR(c->ca_set, tp->cas[j]->name, d);
+		if (d == NULL || c->cfg->cas[d->index] != tp->cas[j]) {
+			current = 0;
+			break;
+		}
+		/* The union, in order, without repeats: what cfg_host_cas does. */
+		for (size_t e = 0; e < d->n_eff && current; e++) {
+			size_t k;
+
+			for (k = 0; k < n_crls && tp->crls[k] != d->eff[e]; k++)
+				;
+			if (k < n_crls)
+				continue;
+			current = n_crls < tp->n_crls && tp->crls[n_crls] == d->eff[e];
+			n_crls++;
+		}
+	}
+	current = current && n_crls == tp->n_crls;
+	t = calloc(1, sizeof(*t));
+	if (t == NULL)
+		return -1;
+	t->tp = tp;
+	t->current = current;
+	HASH_ADD_PTR(*memo, tp, t);
+	if (hash_oom) {
+		free(t);
+		return -1;
+	}
+	return current;
+}
+
+static void cfg_free_checks(struct trust_check **memo)
+{
+	struct trust_check *t, *tmp;
+
+	HASH_ITER(hh, *memo, t, tmp) {
+		HASH_DEL(*memo, t);
+		free(t);
+	}
+}
+
+/* Drop prev's warnings about the state file (its CA lines may move). */
+static void cfg_drop_state_warnings(struct config *cfg)
+{
+	size_t n = strlen(cfg->api_path), k = 0;
+
+	for (size_t i = 0; i < cfg->n_warnings; i++) {
+		if (strncmp(cfg->warnings[i], cfg->api_path, n) == 0 &&
+		    cfg->warnings[i][n] == ':')
+			free(cfg->warnings[i]);
+		else
+			cfg->warnings[k++] = cfg->warnings[i];
+	}
+	cfg->n_warnings = k;
+}
+
+static void cfg_free_ca_drafts(struct ca_draft *drafts, size_t n)
+{
+	for (size_t i = 0; drafts != NULL && i < n; i++) {
+		for (size_t k = 0; drafts[i].crls != NULL && k < drafts[i].n_crls; k++)
+			free(drafts[i].crls[k]);
+		free(drafts[i].crls);
+		free(drafts[i].crl_lines);
+		free(drafts[i].file);
+		free(drafts[i].eff);
+		ca_revocation_clear(&drafts[i].rev);
+	}
+	free(drafts);
+}
+
 /* See config.h. */
-int config_derive_hosts(const struct config *prev,
-                        const struct config_host_spec *specs, size_t n,
-                        const char *api_text, size_t api_len,
-                        struct config **out, char *err, size_t errlen)
+int config_derive(const struct config *prev,
+                  const struct config_ca_spec *ca_specs, size_t n_cas,
+                  const struct config_host_spec *specs, size_t n,
+                  const char *api_text, size_t api_len,
+                  struct config **out, char *err, size_t errlen)
 {
 	double t0 = cfg_now_ms();
 	struct load_ctx c;
@@ -2376,8 +2702,11 @@ int config_derive_hosts(const struct config *prev,
 	struct ca_draft *drafts = NULL;
 	struct trust_slot *mine = NULL, *old = NULL;
 	struct host_slot *prev_hosts = NULL, *hs, *tmp;
-	size_t n_file = 0;
-	int oom1 = 0, oom2 = 0, hash_oom = 0;
+	struct trust_check *checks = NULL;
+	unsigned char *build = NULL;    /* per spec: build it (not taken) */
+	size_t n_file = 0, n_drafts = 0, first_state = 0;
+	int oom1 = 0, oom2 = 0, hash_oom = 0, cas_same = 1, need_index = 0;
+	int rc = -1;
 
 	*out = NULL;
 	if (err != NULL && errlen > 0)
@@ -2388,6 +2717,7 @@ int config_derive_hosts(const struct config *prev,
 	c.prev = prev;
 	c.path = prev->path;
 	c.main_path = prev->path;
+	c.now = time(NULL);
 	cfg = calloc(1, sizeof(*cfg));
 	if (cfg == NULL || prev->api_path == NULL || prev->ca_eff == NULL) {
 		free(cfg);
@@ -2395,44 +2725,138 @@ int config_derive_hosts(const struct config *prev,
 		return -1;
 	}
 	c.cfg = cfg;
-	if (cfg_derive_base(prev, cfg, api_text, api_len) != 0) {
+	if (cfg_derive_base(prev, cfg, api_text, api_len, ca_specs == NULL) != 0) {
 		cfg_err(&c, 0, "out of memory");
 		goto fail;
 	}
-	/* The CAs as drafts: by name, with their effective CRLs. */
-	drafts = calloc(prev->n_cas + 1, sizeof(*drafts));
-	c.cas = calloc(prev->n_cas + 1, sizeof(*c.cas));
-	if (drafts == NULL || c.cas == NULL) {
+	n_drafts = ca_specs == NULL ? prev->n_cas : prev->n_cas + n_cas;
+	drafts = calloc(n_drafts + 1, sizeof(*drafts));
+	c.cas = calloc(n_drafts + 1, sizeof(*c.cas));
+	build = calloc(n + 1, 1);
+	if (drafts == NULL || c.cas == NULL || build == NULL) {
 		cfg_err(&c, 0, "out of memory");
 		goto fail;
 	}
-	for (size_t i = 0; i < prev->n_cas; i++) {
-		drafts[i].name = prev->cas[i]->name;
-		drafts[i].index = i;
-		drafts[i].eff = cfg->ca_eff[i].crls;
-		drafts[i].n_eff = cfg->ca_eff[i].n;
-		c.cas[i] = &drafts[i];
-		HASH_ADD_KEYPTR(hh, c.ca_set, drafts[i].name, strlen(drafts[i].name),
-		                &drafts[i]);
+	if (ca_specs == NULL) {
+		/* The CAs as drafts: by name, with their effective CRLs. */
+		for (size_t i = 0; i < prev->n_cas && !hash_oom; i++) {
+			drafts[i].name = prev->cas[i]->name;
+			drafts[i].index = i;
+			drafts[i].eff = cfg->ca_eff[i].crls;
+			drafts[i].n_eff = cfg->ca_eff[i].n;
+			c.cas[i] = &drafts[i];
+			HASH_ADD_KEYPTR(hh, c.ca_set, drafts[i].name,
+			                strlen(drafts[i].name), &drafts[i]);
+		}
+		c.n_cas = prev->n_cas;
+		if (hash_oom) {
+			cfg_err(&c, 0, "out of memory");
+			goto fail;
+		}
+	} else {
+		cfg->cas = calloc(n_drafts + 1, sizeof(*cfg->cas));
+		cfg->ca_origin = calloc(n_drafts + 1, sizeof(*cfg->ca_origin));
+		if (cfg->cas == NULL || cfg->ca_origin == NULL) {
+			cfg_err(&c, 0, "out of memory");
+			goto fail;
+		}
+		cas_same = cfg_derive_cas(&c, ca_specs, n_cas, drafts);
+		if (cas_same < 0)
+			goto fail;
+		for (first_state = 0; first_state < cfg->n_cas &&
+		     cfg->ca_origin[first_state].source != cfg->api_source; first_state++)
+			;
+		if (cas_same) {
+			cfg->ca_eff = calloc(cfg->n_cas + 1, sizeof(*cfg->ca_eff));
+			if (cfg->ca_eff == NULL) {
+				cfg_err(&c, 0, "out of memory");
+				goto fail;
+			}
+			for (size_t i = 0; i < cfg->n_cas; i++) {
+				struct config_crls *e = &cfg->ca_eff[i];
+
+				if (prev->ca_eff[i].n == 0)
+					continue;
+				e->crls = malloc(prev->ca_eff[i].n * sizeof(*e->crls));
+				if (e->crls == NULL) {
+					cfg_err(&c, 0, "out of memory");
+					goto fail;
+				}
+				memcpy(e->crls, prev->ca_eff[i].crls,
+				       prev->ca_eff[i].n * sizeof(*e->crls));
+				e->n = prev->ca_eff[i].n;
+				drafts[i].eff = malloc(e->n * sizeof(*e->crls));
+				if (drafts[i].eff == NULL) {
+					cfg_err(&c, 0, "out of memory");
+					goto fail;
+				}
+				memcpy(drafts[i].eff, e->crls, e->n * sizeof(*e->crls));
+				drafts[i].n_eff = e->n;
+			}
+		} else {
+			/* What the load does after its CAs: CRLs follow their
+			 * issuer into other sections, the state's warnings. */
+			cfg_drop_state_warnings(cfg);
+			cfg_warn_split_crls(&c, first_state);
+			if (!c.failed)
+				cfg_share_crls(&c);
+			if (!c.failed && cfg_keep_eff(&c) != 0)
+				cfg_err(&c, 0, "out of memory");
+			for (size_t i = first_state; i < c.n_cas && !c.failed; i++)
+				cfg_warn_expiry(&c, i);
+			if (c.failed)
+				goto fail;
+		}
 	}
-	c.n_cas = prev->n_cas;
-	for (size_t i = 0; i < prev->n_hosts; i++)
-		n_file += prev->api_source == SIZE_MAX ||
-		          prev->host_origin[i].source != prev->api_source;
+	/* Which hosts are taken as they are: every one while the CAs are
+	 * prev's; else those whose trust policy the CAs would build again. */
+	for (size_t i = 0; i < prev->n_hosts; i++) {
+		int file = prev->api_source == SIZE_MAX ||
+		           prev->host_origin[i].source != prev->api_source;
+		int cur;
+
+		if (!file)
+			continue;
+		n_file++;
+		if (cas_same)
+			continue;
+		cur = cfg_trust_current(&c, &checks, prev->hosts[i]->trust);
+		if (cur < 0) {
+			cfg_err(&c, 0, "out of memory");
+			goto fail;
+		}
+		if (cur == 0) {
+			/* A file's host over a changed CA: only a load has its
+			 * section. */
+			rc = CONFIG_DERIVE_LOAD;
+			snprintf(err, errlen, "%s:%d: [host %s] uses a CA that changed",
+			         prev->sources[prev->host_origin[i].source].path,
+			         prev->host_origin[i].line, prev->hosts[i]->pattern);
+			goto fail;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		int cur = cas_same ? 1 :
+		          specs[i].same == NULL ? 0 :
+		          cfg_trust_current(&c, &checks, specs[i].same->trust);
+
+		if (cur < 0) {
+			cfg_err(&c, 0, "out of memory");
+			goto fail;
+		}
+		build[i] = specs[i].same == NULL || cur == 0;
+		need_index |= build[i];
+	}
 	cfg->hosts = calloc(n_file + n + 1, sizeof(*cfg->hosts));
 	cfg->host_origin = calloc(n_file + n + 1, sizeof(*cfg->host_origin));
 	cfg->index = hosts_index_new();
-	/* The indexes of prev serve the specs that are not prev's objects:
-	 * a write changes one host, the 9,999 others need none. */
-	for (size_t i = 0; i < n && prev_hosts == NULL && !oom2; i++) {
-		if (specs[i].same != NULL)
-			continue;
+	/* The indexes of prev serve the hosts built here: a write changes one
+	 * host, the 9,999 others need none. */
+	if (need_index) {
 		old = cfg_index_trusts(prev->trusts, prev->n_trusts, &oom1);
 		prev_hosts = cfg_index_prev_hosts(prev, &oom2);
-		if (prev_hosts == NULL && !oom2)
-			break;   /* prev has no hosts */
 	}
-	if (hash_oom || cfg->hosts == NULL || cfg->host_origin == NULL ||
+	if (cfg->hosts == NULL || cfg->host_origin == NULL ||
 	    cfg->index == NULL || oom1 || oom2) {
 		cfg_err(&c, 0, "out of memory");
 		goto fail;
@@ -2460,7 +2884,7 @@ int config_derive_hosts(const struct config *prev,
 		char why[CONFIG_ERR_LEN];
 		size_t before = cfg->n_hosts;
 
-		if (specs[i].same != NULL) {
+		if (!build[i]) {
 			struct host_policy *h = specs[i].same, *dup;
 
 			if (h->trust != NULL && cfg_keep_trust(cfg, &mine, h->trust) != 0) {
@@ -2496,20 +2920,36 @@ int config_derive_hosts(const struct config *prev,
 	    tokens_load(cfg->agent.admin_token_file, &cfg->tokens, err, errlen) != 0)
 		c.failed = 1;
 	cfg->stats.load_ms = cfg_now_ms() - t0;
+	rc = c.failed ? -1 : 0;
 fail:
+	if (rc == -1 && !c.failed && (err == NULL || err[0] == '\0'))
+		snprintf(err, errlen, "%s:0: out of memory", prev->path);
 	cfg_free_slots(&mine);
 	cfg_free_slots(&old);
+	cfg_free_checks(&checks);
 	HASH_ITER(hh, prev_hosts, hs, tmp) {
 		HASH_DEL(prev_hosts, hs);
 		free(hs);
 	}
 	HASH_CLEAR(hh, c.ca_set);
+	{
+		struct ca_prev *p, *ptmp;
+
+		HASH_ITER(hh, c.prev_cas, p, ptmp) {
+			HASH_DEL(c.prev_cas, p);
+			free(p);
+		}
+	}
 	free(c.cas);
-	free(drafts);
+	if (ca_specs == NULL)
+		free(drafts);     /* their eff are cfg's */
+	else
+		cfg_free_ca_drafts(drafts, n_drafts);
+	free(build);
 	ERR_clear_error();
-	if (c.failed) {
+	if (rc != 0) {
 		config_free(cfg);
-		return -1;
+		return rc;
 	}
 	*out = cfg;
 	return 0;

@@ -172,18 +172,45 @@ struct config_host_spec {
 	                                   this spec, taken as it is */
 };
 
+/* A [ca] of the state file, as a derived generation takes it. */
+struct config_ca_spec {
+	const char *name;
+	const char *file;               /* relative to the state directory */
+	const char *const *crls;        /* the same; n_crls */
+	size_t n_crls;
+	const char *const *rev_keys;    /* the section's other keys ("crl-url",
+	                                   "ocsp", ...) and their values */
+	const char *const *rev_vals;
+	size_t n_rev;
+	int line, file_line;            /* in the state text, for errors */
+	const int *crl_lines;           /* n_crls entries, or NULL */
+	const int *rev_lines;           /* n_rev entries, or NULL */
+	struct ca_entry *same;          /* non-NULL: prev's entry for exactly
+	                                   this spec, taken as it is */
+};
+
+/* config_derive() cannot build this generation: a load must. */
+#define CONFIG_DERIVE_LOAD 1
+
 /* The generation a load of `prev`'s files with the state text `api_text`
- * would build, when that text differs from prev's only in its [host]
- * sections (the tenant API's host writes): prev's CA entries and the
- * files' hosts are taken as they are, the state's hosts are `specs` (in
- * order), built with the loader's checks and messages
- * ("STATE/api.conf:LINE: ..."). No file is read: milliseconds instead of
- * a full load. The text only sets the state file's recorded digest. */
-CONFIG_WUR int config_derive_hosts(const struct config *prev,
-                                   const struct config_host_spec *specs,
-                                   size_t n, const char *api_text,
-                                   size_t api_len, struct config **out,
-                                   char *err, size_t errlen);
+ * would build, when that text differs from prev's only in its [ca] and
+ * [host] sections (the tenant API's writes): the files' CAs and hosts are
+ * prev's as they are; the state's CAs are `ca_specs` (in order; NULL:
+ * prev's as they are, a host write), its hosts `specs` (in order), built
+ * with the loader's checks and messages ("STATE/api.conf:LINE: ...").
+ * When the CAs change, CRLs follow their issuer across sections as in a
+ * load, and a host is built again when its trust policy would change
+ * (every host of a changed CA); the state's warnings are made again. No
+ * file but a changed CA's is read: milliseconds instead of a full load.
+ * The text only sets the state file's recorded digest. 0, -1 with the
+ * error, or CONFIG_DERIVE_LOAD when a host of the files uses a changed CA
+ * (only a load has its section). */
+CONFIG_WUR int config_derive(const struct config *prev,
+                             const struct config_ca_spec *ca_specs,
+                             size_t n_cas,
+                             const struct config_host_spec *specs, size_t n,
+                             const char *api_text, size_t api_len,
+                             struct config **out, char *err, size_t errlen);
 
 void config_free(struct config *cfg);
 

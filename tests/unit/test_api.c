@@ -22,15 +22,20 @@
 #include <openssl/x509.h>
 
 #include "api.h"
+#include "apiobj.h"
+#include "ca.h"
 #include "config.h"
+#include "crl.h"
 #include "hosts.h"
 #include "pki.h"
+#include "trust.h"
 
 static char *dir;
 static char main_path[1024];
 static struct config *live;
 static uint64_t live_gen;
 static struct pki_cert *ca_a, *ca_b, *leaf_a, *not_ca;
+static int n_rebuilds;          /* writes that loaded the files */
 
 /* ---- a host for the API ------------------------------------------------ */
 
@@ -60,6 +65,7 @@ static int t_rebuild(void *ctx, const char *text, size_t len,
 	struct config_opts o = { .api_text = text, .api_len = len };
 
 	(void)ctx;
+	n_rebuilds++;
 	return config_reload_opts(main_path, live, &o, out, err, errlen);
 }
 
@@ -531,6 +537,210 @@ static void test_ca_revocation_fields(void **state)
 	json_decref(r.doc);
 }
 
+static char *crl_pem(X509_CRL *const *crls, size_t n)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	char *p, *s;
+	long len;
+
+	assert_non_null(b);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(PEM_write_bio_X509_CRL(b, crls[i]), 1);
+	len = BIO_get_mem_data(b, &p);
+	s = strndup(p, (size_t)len);
+	BIO_free(b);
+	return s;
+}
+
+static int cmp_strp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void same_crls(struct crl *const *a, size_t na, struct crl *const *b,
+                      size_t nb, const char *what)
+{
+	if (na != nb)
+		fail_msg("%s: %zu CRLs, a load has %zu", what, na, nb);
+	for (size_t k = 0; k < na; k++)
+		if (memcmp(crl_digest(a[k]), crl_digest(b[k]), 32) != 0)
+			fail_msg("%s: CRL %zu differs from a load's", what, k);
+}
+
+/* The live generation (derived by the writes) is what a load of the same
+ * files from scratch builds: CAs, their effective CRLs, every host's
+ * trust policy, the warnings. */
+static void same_as_load(const char *step)
+{
+	struct config *fresh = NULL;
+	char err[CONFIG_ERR_LEN], **wa, **wb;
+
+	if (config_load(main_path, &fresh, err, sizeof(err)) != 0)
+		fail_msg("%s: the files do not load: %s", step, err);
+	assert_int_equal(live->n_cas, fresh->n_cas);
+	for (size_t i = 0; i < live->n_cas; i++) {
+		assert_string_equal(live->cas[i]->name, fresh->cas[i]->name);
+		assert_memory_equal(live->cas[i]->digest, fresh->cas[i]->digest, 32);
+		assert_int_equal(live->ca_origin[i].line, fresh->ca_origin[i].line);
+		assert_int_equal(live->ca_origin[i].source, fresh->ca_origin[i].source);
+		same_crls(live->ca_eff[i].crls, live->ca_eff[i].n, fresh->ca_eff[i].crls,
+		          fresh->ca_eff[i].n, live->cas[i]->name);
+	}
+	assert_int_equal(live->n_hosts, fresh->n_hosts);
+	assert_int_equal(live->n_trusts, fresh->n_trusts);
+	for (size_t i = 0; i < live->n_hosts; i++) {
+		const struct host_policy *a = live->hosts[i], *b = fresh->hosts[i];
+
+		assert_string_equal(a->pattern, b->pattern);
+		assert_int_equal(a->mode, b->mode);
+		assert_int_equal(live->host_origin[i].line, fresh->host_origin[i].line);
+		assert_int_equal(a->trust == NULL, b->trust == NULL);
+		if (a->trust == NULL)
+			continue;
+		assert_int_equal(a->trust->n_cas, b->trust->n_cas);
+		for (size_t k = 0; k < a->trust->n_cas; k++)
+			assert_memory_equal(a->trust->cas[k]->digest, b->trust->cas[k]->digest, 32);
+		same_crls(a->trust->crls, a->trust->n_crls, b->trust->crls,
+		          b->trust->n_crls, a->pattern);
+		assert_int_equal(a->trust->crl_check, b->trust->crl_check);
+		assert_int_equal(a->trust->crl_check_auto, b->trust->crl_check_auto);
+	}
+	if (live->n_warnings != fresh->n_warnings)
+		fail_msg("%s: %zu warnings, a load has %zu (first: %s)", step,
+		         live->n_warnings, fresh->n_warnings,
+		         fresh->n_warnings > 0 ? fresh->warnings[0] :
+		         live->warnings[0]);
+	wa = calloc(live->n_warnings + 1, sizeof(*wa));
+	wb = calloc(fresh->n_warnings + 1, sizeof(*wb));
+	assert_non_null(wa);
+	assert_non_null(wb);
+	memcpy(wa, live->warnings, live->n_warnings * sizeof(*wa));
+	memcpy(wb, fresh->warnings, fresh->n_warnings * sizeof(*wb));
+	qsort(wa, live->n_warnings, sizeof(*wa), cmp_strp);
+	qsort(wb, fresh->n_warnings, sizeof(*wb), cmp_strp);
+	for (size_t i = 0; i < live->n_warnings; i++)
+		assert_string_equal(wa[i], wb[i]);
+	free(wa);
+	free(wb);
+	config_free(fresh);
+}
+
+static json_t *ca_crl_body(const char *name, const struct pki_cert *const *certs,
+                           size_t n, X509_CRL *const *crls, size_t n_crls)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	char *p, *pem, *crl = crl_pem(crls, n_crls);
+	json_t *body;
+	long len;
+
+	assert_non_null(b);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(PEM_write_bio_X509(b, certs[i]->x509), 1);
+	len = BIO_get_mem_data(b, &p);
+	pem = strndup(p, (size_t)len);
+	body = json_pack("{s:s,s:s}", "name", name, "certificates", pem);
+	if (n_crls > 0)
+		json_object_set_new(body, "crls", json_string(crl));
+	BIO_free(b);
+	free(pem);
+	free(crl);
+	return body;
+}
+
+static void write_ok(const char *method, const char *path, json_t *body, int status)
+{
+	struct reply r = call(method, path, NULL, body);
+
+	if (r.status != status)
+		fail_msg("%s %s: %d %s", method, path, r.status,
+		         r.doc != NULL && err_msg(&r) != NULL ? err_msg(&r) : "");
+	json_decref(r.doc);
+}
+
+/* CA writes derive the generation (config_derive) instead of loading the
+ * files: whatever they change, CRLs following their issuer into another
+ * section, a certificate in two sections, the hosts over a changed CA,
+ * the result is what a load gives. A file's host over an API CA makes a
+ * CA write load the files. */
+static void test_ca_writes_derive_what_a_load_builds(void **state)
+{
+	struct pki_cert *root = pki_make(&(struct pki_cert_opts){ .cn = "D Root",
+	                                 .is_ca = 1 }, NULL);
+	struct pki_cert *root2 = pki_make(&(struct pki_cert_opts){ .cn = "D Root",
+	                                  .is_ca = 1 }, NULL);
+	struct pki_cert *inter = pki_make(&(struct pki_cert_opts){ .cn = "D Inter",
+	                                  .is_ca = 1 }, root);
+	uint64_t serial = 99;
+	/* By the root, listed under the intermediate's section: it follows
+	 * its issuer. The intermediate's is due within the day: a warning. */
+	X509_CRL *by_root = pki_crl(root, &serial, 1, -60, 86400 * 7);
+	X509_CRL *by_inter = pki_crl(inter, NULL, 0, -60, 3600);
+	X509_CRL *both[2] = { by_root, by_inter };
+	FILE *f;
+
+	(void)state;
+	n_rebuilds = 0;
+	write_ok("POST", "/v1/cas", ca_crl_body("root", (const struct pki_cert *const[]){ root },
+	         1, NULL, 0), 201);
+	same_as_load("root");
+	write_ok("POST", "/v1/cas", ca_crl_body("inter", (const struct pki_cert *const[]){ inter },
+	         1, both, 2), 201);
+	same_as_load("inter with the root's CRL");
+	/* The root's section has the root's CRL now, and the intermediate's
+	 * (a client may send the intermediate under a root-only host). */
+	assert_int_equal(live->ca_eff[apiobj_find_ca(live, "root")].n, 2);
+	write_ok("PUT", "/v1/hosts/h1.example.com", json_pack("{s:[s]}", "ca", "root"), 201);
+	write_ok("PUT", "/v1/hosts/h2.example.com", json_pack("{s:[s]}", "ca", "inter"), 201);
+	write_ok("PUT", "/v1/hosts/h3.example.com", json_pack("{s:[s,s]}", "ca", "inter",
+	         "root"), 201);
+	write_ok("PUT", "/v1/hosts/h4.example.com", json_pack("{s:[],s:s}", "ca", "mode",
+	         "off"), 201);
+	same_as_load("hosts");
+	/* The intermediate in a second section without its CRL: a warning. */
+	write_ok("POST", "/v1/cas", ca_crl_body("dup", (const struct pki_cert *const[]){
+	         root, inter }, 2, NULL, 0), 201);
+	same_as_load("a certificate in two sections");
+	/* The root's CRL goes: h1 (root only) is built again without it. */
+	assert_int_equal(live->hosts[apiobj_find_host(live, "h1.example.com", NULL, 0)]
+	                 ->trust->n_crls, 2);
+	write_ok("PUT", "/v1/cas/inter", ca_crl_body("inter", (const struct pki_cert *const[]){
+	         inter }, 1, &by_inter, 1), 200);
+	same_as_load("inter without the root's CRL");
+	assert_int_equal(live->hosts[apiobj_find_host(live, "h1.example.com", NULL, 0)]
+	                 ->trust->n_crls, 1);
+	write_ok("PUT", "/v1/cas/root", ca_crl_body("root", (const struct pki_cert *const[]){
+	         root2 }, 1, NULL, 0), 200);
+	same_as_load("another root certificate");
+	write_ok("DELETE", "/v1/cas/dup", NULL, 204);
+	same_as_load("dup deleted");
+	assert_int_equal(n_rebuilds, 0);
+
+	/* A host of the files over an API CA: a load must build it. */
+	f = fopen(main_path, "a");
+	assert_non_null(f);
+	fputs("\n[host filed2.example.com]\nca = root\n", f);
+	assert_int_equal(fclose(f), 0);
+	{
+		struct config *next = NULL;
+		char err[CONFIG_ERR_LEN];
+		uint64_t gen;
+
+		if (config_reload(main_path, live, &next, err, sizeof(err)) != 0)
+			fail_msg("reload: %s", err);
+		assert_int_equal(t_install(NULL, next, "test", &gen), 0);
+	}
+	write_ok("PUT", "/v1/cas/root", ca_crl_body("root", (const struct pki_cert *const[]){
+	         root }, 1, NULL, 0), 200);
+	assert_int_equal(n_rebuilds, 1);
+	same_as_load("a file's host over a changed API CA");
+
+	X509_CRL_free(by_root);
+	X509_CRL_free(by_inter);
+	pki_free(inter);
+	pki_free(root2);
+	pki_free(root);
+}
+
 /* A request whose answer matters only by its status. */
 static void expect_status(const char *method, const char *path, int status)
 {
@@ -676,6 +886,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ca_revocation_fields, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_routes_and_methods, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_apply, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ca_writes_derive_what_a_load_builds,
+		                                setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
