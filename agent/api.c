@@ -39,7 +39,24 @@
 struct api {
 	const struct api_host_ops *ops;
 	void *ctx;
+	/* The API's objects of the generation the last write installed,
+	 * while it is live: the next write starts from them instead of
+	 * reading 10,000 hosts out of the generation again. Its `from`
+	 * pointers are that generation's objects, so it is used only while
+	 * that generation is the live one (same pointer and number). */
+	struct api_state cache;
+	const struct config *cache_cfg;
+	uint64_t cache_gen;
+	int cached;
 };
+
+static void api_cache_drop(struct api *a)
+{
+	if (a->cached)
+		api_state_free(&a->cache);
+	a->cached = 0;
+	a->cache_cfg = NULL;
+}
 
 struct api *api_new(const struct api_host_ops *ops, void *ctx)
 {
@@ -54,6 +71,8 @@ struct api *api_new(const struct api_host_ops *ops, void *ctx)
 
 void api_free(struct api *a)
 {
+	if (a != NULL)
+		api_cache_drop(a);
 	free(a);
 }
 
@@ -540,6 +559,9 @@ struct api_write {
 	                                 (config_derive) */
 	int files_changed;            /* the files on disk are not live's */
 	void *ref;                    /* the reference on cfg, for the caller */
+	const struct config *installed; /* what the write installed (live
+	                                   until the write returns) */
+	uint64_t installed_gen;
 	int status;                   /* of success: 200, 201, 204 */
 	char object[300];             /* which object the answer shows */
 	/* The shared store (fleet.c): */
@@ -1075,6 +1097,8 @@ static int api_commit(struct api_write *w)
 		goto out;
 	}
 	w->rs->generation = gen;
+	w->installed = next;
+	w->installed_gen = gen;
 	/* Only a CA write can leave a PEM file unused. */
 	if (!w->hosts_only)
 		api_gc(w);
@@ -1552,9 +1576,16 @@ static void api_write_main(void *arg)
 		              "one (start with -c FILE)");
 		goto out;
 	}
-	if (api_state_from_config(w->cfg, &w->st) != 0) {
-		api_set_error(w->rs, 500, NULL, "out of memory");
-		goto out;
+	if (w->a->cached && w->a->cache_cfg == w->cfg && w->a->cache_gen == w->gen) {
+		/* Taken: a refused write changes it and drops it. */
+		w->st = w->a->cache;
+		w->a->cached = 0;
+	} else {
+		api_cache_drop(w->a);
+		if (api_state_from_config(w->cfg, &w->st) != 0) {
+			api_set_error(w->rs, 500, NULL, "out of memory");
+			goto out;
+		}
 	}
 	{
 		char why[CONFIG_ERR_LEN];
@@ -1587,7 +1618,15 @@ static void api_write_main(void *arg)
 	/* A refused write leaves the state directory as it was. */
 	for (int i = 0; i < w->n_created; i++)
 		store_remove(w->cfg->state_dir, w->created[i]);
-	api_state_free(&w->st);
+	/* The state of what was installed, for the next write. */
+	if (w->installed != NULL && api_state_follow(&w->st, w->installed) == 0) {
+		w->a->cache = w->st;
+		w->a->cache_cfg = w->installed;
+		w->a->cache_gen = w->installed_gen;
+		w->a->cached = 1;
+	} else {
+		api_state_free(&w->st);
+	}
 out:
 	/* Dropped by the caller, off this thread: the previous generation
 	 * may go with it, and freeing 10,000 hosts takes tens of ms that the

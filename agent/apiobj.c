@@ -734,6 +734,50 @@ oom:
 	return -1;
 }
 
+int api_state_follow(struct api_state *st, const struct config *cfg)
+{
+	size_t nc = 0, nh = 0;
+
+	for (size_t i = 0; i < cfg->n_cas; i++) {
+		struct api_ca *c = &st->cas[nc], fresh;
+
+		if (!apiobj_ca_is_api(cfg, i))
+			continue;
+		if (nc++ >= st->n_cas || strcmp(c->name, cfg->cas[i]->name) != 0)
+			return -1;
+		if (c->from != NULL) {
+			c->from = cfg->cas[i];
+			continue;
+		}
+		/* Changed: as the generation has it (normalized). */
+		if (apiobj_ca_from_config(cfg, i, &fresh) != 0) {
+			api_ca_free(&fresh);
+			return -1;
+		}
+		api_ca_free(c);
+		*c = fresh;
+	}
+	for (size_t i = 0; i < cfg->n_hosts; i++) {
+		struct api_host *h = &st->hosts[nh], fresh;
+
+		if (!apiobj_host_is_api(cfg, i))
+			continue;
+		if (nh++ >= st->n_hosts || strcmp(h->pattern, cfg->hosts[i]->pattern) != 0)
+			return -1;
+		if (h->from != NULL) {
+			h->from = cfg->hosts[i];
+			continue;
+		}
+		if (apiobj_host_from_config(cfg, i, &fresh) != 0) {
+			api_host_free(&fresh);
+			return -1;
+		}
+		api_host_free(h);
+		*h = fresh;
+	}
+	return nc == st->n_cas && nh == st->n_hosts ? 0 : -1;
+}
+
 ssize_t api_state_find_ca(const struct api_state *st, const char *name)
 {
 	for (size_t i = 0; i < st->n_cas; i++)
@@ -868,6 +912,38 @@ static void apiobj_line(struct apiobj_out *o, int is_host, size_t index,
 	o->n_lines++;
 }
 
+/* apiobj_line() of the line a b c (b and c may be NULL), without
+ * vsnprintf: 10,000 hosts are some 40,000 lines at every write. */
+static void apiobj_put(struct apiobj_out *o, int is_host, size_t index,
+                       const char *field, const char *a, const char *b,
+                       const char *c)
+{
+	size_t la, lb, lc;
+
+	if (o->err)
+		return;
+	b = b != NULL ? b : "";
+	c = c != NULL ? c : "";
+	la = strlen(a);
+	lb = strlen(b);
+	lc = strlen(c);
+	if (o->n_lines == o->cap_lines || o->cap - o->len < la + lb + lc + 2) {
+		/* The slow path grows both. */
+		apiobj_line(o, is_host, index, field, "%s%s%s", a, b, c);
+		return;
+	}
+	memcpy(o->p + o->len, a, la);
+	memcpy(o->p + o->len + la, b, lb);
+	memcpy(o->p + o->len + la + lb, c, lc);
+	o->len += la + lb + lc;
+	o->p[o->len++] = '\n';
+	o->p[o->len] = '\0';
+	o->lines[o->n_lines].is_host = is_host;
+	o->lines[o->n_lines].index = index;
+	o->lines[o->n_lines].field = field;
+	o->n_lines++;
+}
+
 char *api_state_render(const struct api_state *st, uint64_t generation,
                        size_t *len, struct api_line **lines, size_t *n_lines)
 {
@@ -880,23 +956,23 @@ char *api_state_render(const struct api_state *st, uint64_t generation,
 	for (size_t i = 0; i < st->n_cas; i++) {
 		const struct api_ca *c = &st->cas[i];
 
-		apiobj_line(&o, 0, i, NULL, "%s", "");
-		apiobj_line(&o, 0, i, "name", "[ca %s]", c->name);
-		apiobj_line(&o, 0, i, "certificates", "file = %s", c->file);
+		apiobj_put(&o, 0, i, NULL, "", NULL, NULL);
+		apiobj_put(&o, 0, i, "name", "[ca ", c->name, "]");
+		apiobj_put(&o, 0, i, "certificates", "file = ", c->file, NULL);
 		for (size_t k = 0; k < c->n_crls; k++)
-			apiobj_line(&o, 0, i, "crls", "crl = %s", c->crls[k]);
+			apiobj_put(&o, 0, i, "crls", "crl = ", c->crls[k], NULL);
 		for (size_t k = 0; k < c->n_rev; k++)
-			apiobj_line(&o, 0, i, apiobj_rev_field_of(c->rev_keys[k]), "%s = %s",
-			            c->rev_keys[k], c->rev_vals[k]);
+			apiobj_put(&o, 0, i, apiobj_rev_field_of(c->rev_keys[k]),
+			           c->rev_keys[k], " = ", c->rev_vals[k]);
 	}
 	for (size_t i = 0; i < st->n_hosts; i++) {
 		const struct api_host *h = &st->hosts[i];
 
-		apiobj_line(&o, 1, i, NULL, "%s", "");
-		apiobj_line(&o, 1, i, "pattern", "[host %s]", h->pattern);
+		apiobj_put(&o, 1, i, NULL, "", NULL, NULL);
+		apiobj_put(&o, 1, i, "pattern", "[host ", h->pattern, "]");
 		for (size_t k = 0; k < h->n_cas; k++)
-			apiobj_line(&o, 1, i, "ca", "ca = %s", h->cas[k]);
-		apiobj_line(&o, 1, i, "mode", "mode = %s", config_mode_str(h->mode));
+			apiobj_put(&o, 1, i, "ca", "ca = ", h->cas[k], NULL);
+		apiobj_put(&o, 1, i, "mode", "mode = ", config_mode_str(h->mode), NULL);
 		/* Defaults are left out: 10,000 hosts stay a small file. */
 		if (h->purpose != PURPOSE_CLIENT)
 			apiobj_line(&o, 1, i, "purpose", "purpose = %s",
@@ -908,8 +984,8 @@ char *api_state_render(const struct api_state *st, uint64_t generation,
 			apiobj_line(&o, 1, i, "crl_check", "crl-check = %s",
 			            apiobj_crl_checks[h->crl_check]);
 		for (size_t k = 0; k < h->n_identities; k++)
-			apiobj_line(&o, 1, i, "allow_identity", "allow-identity = %s",
-			            h->identities[k]);
+			apiobj_put(&o, 1, i, "allow_identity", "allow-identity = ",
+			           h->identities[k], NULL);
 		for (size_t k = 0; k < h->n_pins; k++) {
 			hex_encode(h->pins[k], 32, hex);
 			apiobj_line(&o, 1, i, "pin_sha256", "pin-sha256 = %s", hex);

@@ -115,6 +115,12 @@ APIOBJ_WUR int api_state_from_config(const struct config *cfg,
                                      struct api_state *st);
 void api_state_free(struct api_state *st);
 
+/* Make `st` the state of `cfg`, a generation built from it, without
+ * reading every object again: each entry's `from` becomes cfg's object in
+ * its place, and the entries a write changed (from NULL) are read from
+ * cfg (normalized, as api_state_from_config gives them). 0, or -1 when
+ * cfg's API objects are not st's (st is then to be dropped). */
+APIOBJ_WUR int api_state_follow(struct api_state *st, const struct config *cfg);
 ssize_t api_state_find_ca(const struct api_state *st, const char *name);
 ssize_t api_state_find_host(const struct api_state *st, const char *pattern);
 

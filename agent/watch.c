@@ -111,14 +111,81 @@ static char *link_target(const char *link)
 	return out;
 }
 
+/* The real path of the last parent directory dirs_for() resolved: the
+ * paths of one directory (the API's 1,000 PEM files) come together, and
+ * realpath() is a readlink per component. */
+struct parent_real {
+	char *dir;
+	char *real;
+};
+
+static const char *parent_real(struct parent_real *pr, const char *dir)
+{
+	char real[PATH_MAX];
+
+	if (pr->dir != NULL && strcmp(pr->dir, dir) == 0)
+		return pr->real;
+	free(pr->dir);
+	free(pr->real);
+	pr->dir = strdup(dir);
+	pr->real = realpath(dir, real) != NULL ? strdup(real) : NULL;
+	if (pr->dir == NULL || pr->real == NULL) {
+		free(pr->dir);
+		free(pr->real);
+		pr->dir = pr->real = NULL;
+		return NULL;
+	}
+	return pr->real;
+}
+
+/* realpath(path) when its last component is not a symlink: the real path
+ * of its directory and its name. NULL when that does not apply. */
+static char *real_of_plain(struct parent_real *pr, const char *path,
+                           const char *parent)
+{
+	const char *base = strrchr(path, '/'), *rp;
+	char *out;
+	size_t rl, bl;
+
+	if (base == NULL || base[1] == '\0' || strcmp(base + 1, ".") == 0 ||
+	    strcmp(base + 1, "..") == 0 || (rp = parent_real(pr, parent)) == NULL)
+		return NULL;
+	base++;
+	rl = strlen(rp);
+	bl = strlen(base);
+	out = malloc(rl + 1 + bl + 1);
+	if (out == NULL)
+		return NULL;
+	memcpy(out, rp, rl);
+	/* "/" resolves to "/": no second slash. */
+	if (rl == 1 && rp[0] == '/')
+		rl = 0;
+	out[rl] = '/';
+	memcpy(out + rl + 1, base, bl + 1);
+	return out;
+}
+
 /* The directories to watch for one path: its parent, itself when it is
  * a directory, the parent of every symlink hop, and the real path's. */
-static void dirs_for(struct dirset *s, const char *path)
+static void dirs_for(struct dirset *s, const char *path, struct parent_real *pr)
 {
-	char real[PATH_MAX], *cur;
+	char real[PATH_MAX], *cur, *parent = parent_of(path), *plain;
 	struct stat st;
 
-	dirset_add(s, parent_of(path));
+	if (parent != NULL && lstat(path, &st) == 0 && !S_ISLNK(st.st_mode) &&
+	    (plain = real_of_plain(pr, path, parent)) != NULL) {
+		/* Not a symlink: no hop to follow, and its real path is its
+		 * directory's with its name (what realpath() would find). */
+		dirset_add(s, parent);
+		if (S_ISDIR(st.st_mode))
+			dirset_add(s, strdup(path));
+		dirset_add(s, parent_of(plain));
+		if (S_ISDIR(st.st_mode))
+			dirset_add(s, strdup(plain));
+		free(plain);
+		return;
+	}
+	dirset_add(s, parent);
 	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
 		dirset_add(s, strdup(path));
 	cur = strdup(path);
@@ -170,11 +237,14 @@ static void watch_failed(struct watch *w, const char *dir, int err)
 size_t watch_set(struct watch *w, const char *const *paths, size_t n)
 {
 	struct dirset s = { NULL, 0, 0 };
+	struct parent_real pr = { NULL, NULL };
 	int *wds;
 	size_t nw = 0;
 
 	for (size_t i = 0; i < n; i++)
-		dirs_for(&s, paths[i]);
+		dirs_for(&s, paths[i], &pr);
+	free(pr.dir);
+	free(pr.real);
 	if (s.full && !w->warned) {
 		w->warned = 1;
 		log_warning("watch: more than %d directories to watch; the others "

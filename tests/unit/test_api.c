@@ -567,6 +567,41 @@ static void same_crls(struct crl *const *a, size_t na, struct crl *const *b,
 			fail_msg("%s: CRL %zu differs from a load's", what, k);
 }
 
+/* The state file the last write wrote is the live generation's objects
+ * rendered (the writes start from the state the one before left, not
+ * from the generation: a wrong object there shows here). */
+static void same_state_file(const char *step)
+{
+	struct api_state st;
+	struct api_line *lines = NULL;
+	size_t len = 0, n_lines = 0, flen;
+	char *text, *file, *a, *b;
+	FILE *f;
+
+	assert_int_equal(api_state_from_config(live, &st), 0);
+	text = api_state_render(&st, 0, &len, &lines, &n_lines);
+	assert_non_null(text);
+	f = fopen(at("state/api.conf"), "r");
+	assert_non_null(f);
+	file = calloc(1, len + 4096);
+	assert_non_null(file);
+	flen = fread(file, 1, len + 4095, f);
+	fclose(f);
+	file[flen] = '\0';
+	/* After the first line (it names the generation). */
+	a = strchr(text, '\n');
+	b = strchr(file, '\n');
+	assert_non_null(a);
+	assert_non_null(b);
+	if (strcmp(a, b) != 0)
+		fail_msg("%s: the state file is not the live objects:\n%s\n---\n%s", step,
+		         b, a);
+	free(file);
+	free(text);
+	free(lines);
+	api_state_free(&st);
+}
+
 /* The live generation (derived by the writes) is what a load of the same
  * files from scratch builds: CAs, their effective CRLs, every host's
  * trust policy, the warnings. */
@@ -623,6 +658,7 @@ static void same_as_load(const char *step)
 	free(wa);
 	free(wb);
 	config_free(fresh);
+	same_state_file(step);
 }
 
 static json_t *ca_crl_body(const char *name, const struct pki_cert *const *certs,

@@ -174,6 +174,39 @@ static void test_symlink_target(void **state)
 	watch_free(w);
 }
 
+/* Files of one directory reached through a symlinked directory
+ * (paths that share their parent are resolved once): a file rewritten in
+ * place in the real directory is seen, for the first path and the last. */
+static void test_symlinked_dir(void **state)
+{
+	const char *paths[3];
+	struct watch *w;
+
+	(void)state;
+	assert_int_equal(mkdir(at("real"), 0700), 0);
+	put("real/a.pem", "v1\n");
+	put("real/b.pem", "v1\n");
+	put("real/c.pem", "v1\n");
+	assert_int_equal(symlink("real", at("conf")), 0);
+	paths[0] = strdup(at("conf/a.pem"));
+	paths[1] = strdup(at("conf/b.pem"));
+	paths[2] = strdup(at("conf/c.pem"));
+	w = watch_paths(paths, 3);
+	/* conf/ (the parent named) and real/ (its real path) are one
+	 * directory: one watch. */
+	assert_int_equal(watch_set(w, paths, 3), 1);
+	put("real/c.pem", "v2\n");
+	run_until_calls(1, 3.0);
+	assert_int_equal(calls, 1);
+	run_for(DEBOUNCE * 2);
+	put("real/a.pem", "v2\n");
+	run_until_calls(2, 3.0);
+	assert_int_equal(calls, 2);
+	watch_free(w);
+	for (size_t i = 0; i < 3; i++)
+		free((char *)paths[i]);
+}
+
 /* A directory path: a file created in it (write + rename, as tools do). */
 static void test_new_file_in_dir(void **state)
 {
@@ -261,6 +294,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_rename_over, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_symlink_target, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_symlinked_dir, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_new_file_in_dir, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_configmap_swap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_empty_and_missing, setup, teardown),
