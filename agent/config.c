@@ -2701,11 +2701,10 @@ int config_derive(const struct config *prev,
 	struct config *cfg;
 	struct ca_draft *drafts = NULL;
 	struct trust_slot *mine = NULL, *old = NULL;
-	struct host_slot *prev_hosts = NULL, *hs, *tmp;
 	struct trust_check *checks = NULL;
 	unsigned char *build = NULL;    /* per spec: build it (not taken) */
 	size_t n_file = 0, n_drafts = 0, first_state = 0;
-	int oom1 = 0, oom2 = 0, hash_oom = 0, cas_same = 1, need_index = 0;
+	int oom1 = 0, hash_oom = 0, cas_same = 1, need_index = 0;
 	int rc = -1;
 
 	*out = NULL;
@@ -2850,14 +2849,15 @@ int config_derive(const struct config *prev,
 	cfg->hosts = calloc(n_file + n + 1, sizeof(*cfg->hosts));
 	cfg->host_origin = calloc(n_file + n + 1, sizeof(*cfg->host_origin));
 	cfg->index = hosts_index_new();
-	/* The indexes of prev serve the hosts built here: a write changes one
-	 * host, the 9,999 others need none. */
-	if (need_index) {
+	/* prev's trust policies serve the hosts built here (a write changes
+	 * one host; the 9,999 others need none). Their host objects are not
+	 * looked for: a built host is a new object over a reused policy (the
+	 * verdict cache is keyed by the policy), and indexing 10,000 hosts
+	 * for one would cost more than it saves. */
+	if (need_index)
 		old = cfg_index_trusts(prev->trusts, prev->n_trusts, &oom1);
-		prev_hosts = cfg_index_prev_hosts(prev, &oom2);
-	}
 	if (cfg->hosts == NULL || cfg->host_origin == NULL ||
-	    cfg->index == NULL || oom1 || oom2) {
+	    cfg->index == NULL || oom1) {
 		cfg_err(&c, 0, "out of memory");
 		goto fail;
 	}
@@ -2908,7 +2908,7 @@ int config_derive(const struct config *prev,
 		hd.src_i = cfg->api_source;
 		/* Patterns are unique: the API refuses a file's and keeps its
 		 * own normalized, one entry each. */
-		cfg_build_host(&c, &hd, &mine, &old, prev_hosts);
+		cfg_build_host(&c, &hd, &mine, &old, NULL);
 		free(hd.refs);
 		if (!c.failed && cfg->n_hosts != before + 1)
 			cfg_err(&c, 0, "out of memory");
@@ -2927,10 +2927,6 @@ fail:
 	cfg_free_slots(&mine);
 	cfg_free_slots(&old);
 	cfg_free_checks(&checks);
-	HASH_ITER(hh, prev_hosts, hs, tmp) {
-		HASH_DEL(prev_hosts, hs);
-		free(hs);
-	}
 	HASH_CLEAR(hh, c.ca_set);
 	{
 		struct ca_prev *p, *ptmp;
