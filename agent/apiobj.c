@@ -559,6 +559,8 @@ void api_state_free(struct api_state *st)
 	for (size_t i = 0; i < st->n_hosts; i++)
 		api_host_free(&st->hosts[i]);
 	free(st->hosts);
+	free(st->ca_idx.slot);
+	free(st->host_idx.slot);
 	memset(st, 0, sizeof(*st));
 }
 
@@ -778,20 +780,88 @@ int api_state_follow(struct api_state *st, const struct config *cfg)
 	return nc == st->n_cas && nh == st->n_hosts ? 0 : -1;
 }
 
-ssize_t api_state_find_ca(const struct api_state *st, const char *name)
+static uint64_t apiobj_hash(const char *s)
 {
-	for (size_t i = 0; i < st->n_cas; i++)
-		if (strcmp(st->cas[i].name, name) == 0)
-			return (ssize_t)i;
+	uint64_t h = 14695981039346656037ULL;     /* FNV-1a */
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+static const char *apiobj_key(const struct api_state *st, int host, size_t i)
+{
+	return host ? st->hosts[i].pattern : st->cas[i].name;
+}
+
+static void apiobj_index_put(struct api_index *x, const char *key, size_t pos)
+{
+	size_t j = (size_t)apiobj_hash(key) & (x->cap - 1);
+
+	while (x->slot[j] != 0)
+		j = (j + 1) & (x->cap - 1);
+	x->slot[j] = pos + 1;
+}
+
+/* 0, or -1 when out of memory (the caller scans instead). */
+static int apiobj_index_build(struct api_state *st, int host)
+{
+	struct api_index *x = host ? &st->host_idx : &st->ca_idx;
+	size_t n = host ? st->n_hosts : st->n_cas, cap = 64;
+
+	while (cap < 2 * n + 2)
+		cap *= 2;
+	free(x->slot);
+	x->slot = calloc(cap, sizeof(*x->slot));
+	x->valid = x->slot != NULL;
+	if (x->slot == NULL)
+		return -1;
+	x->cap = cap;
+	for (size_t i = 0; i < n; i++)
+		apiobj_index_put(x, apiobj_key(st, host, i), i);
+	return 0;
+}
+
+static ssize_t apiobj_state_find(struct api_state *st, int host, const char *key)
+{
+	struct api_index *x = host ? &st->host_idx : &st->ca_idx;
+	size_t n = host ? st->n_hosts : st->n_cas;
+
+	if ((!x->valid || x->cap < 2 * n + 2) && apiobj_index_build(st, host) != 0) {
+		for (size_t i = 0; i < n; i++)
+			if (strcmp(apiobj_key(st, host, i), key) == 0)
+				return (ssize_t)i;
+		return -1;
+	}
+	for (size_t j = (size_t)apiobj_hash(key) & (x->cap - 1); x->slot[j] != 0;
+	     j = (j + 1) & (x->cap - 1))
+		if (strcmp(apiobj_key(st, host, x->slot[j] - 1), key) == 0)
+			return (ssize_t)(x->slot[j] - 1);
 	return -1;
 }
 
-ssize_t api_state_find_host(const struct api_state *st, const char *pattern)
+/* After entry `pos` was appended. */
+static void apiobj_state_added(struct api_state *st, int host, size_t pos)
 {
-	for (size_t i = 0; i < st->n_hosts; i++)
-		if (strcmp(st->hosts[i].pattern, pattern) == 0)
-			return (ssize_t)i;
-	return -1;
+	struct api_index *x = host ? &st->host_idx : &st->ca_idx;
+	size_t n = host ? st->n_hosts : st->n_cas;
+
+	if (!x->valid)
+		return;
+	if (x->cap < 2 * n + 2)
+		x->valid = 0;           /* rebuilt larger at the next find */
+	else
+		apiobj_index_put(x, apiobj_key(st, host, pos), pos);
+}
+
+ssize_t api_state_find_ca(struct api_state *st, const char *name)
+{
+	return apiobj_state_find(st, 0, name);
+}
+
+ssize_t api_state_find_host(struct api_state *st, const char *pattern)
+{
+	return apiobj_state_find(st, 1, pattern);
 }
 
 void api_state_remove_ca(struct api_state *st, size_t i)
@@ -799,6 +869,7 @@ void api_state_remove_ca(struct api_state *st, size_t i)
 	api_ca_free(&st->cas[i]);
 	memmove(&st->cas[i], &st->cas[i + 1], (st->n_cas - i - 1) * sizeof(*st->cas));
 	st->n_cas--;
+	st->ca_idx.valid = 0;
 }
 
 void api_state_remove_host(struct api_state *st, size_t i)
@@ -807,6 +878,7 @@ void api_state_remove_host(struct api_state *st, size_t i)
 	memmove(&st->hosts[i], &st->hosts[i + 1],
 	        (st->n_hosts - i - 1) * sizeof(*st->hosts));
 	st->n_hosts--;
+	st->host_idx.valid = 0;
 }
 
 int api_state_put_host(struct api_state *st, ssize_t at, struct api_host *h)
@@ -814,8 +886,12 @@ int api_state_put_host(struct api_state *st, ssize_t at, struct api_host *h)
 	struct api_host *a;
 
 	if (at >= 0) {
+		int same = strcmp(st->hosts[at].pattern, h->pattern) == 0;
+
 		api_host_free(&st->hosts[at]);
 		st->hosts[at] = *h;
+		if (!same)
+			st->host_idx.valid = 0;
 		return 0;
 	}
 	a = realloc(st->hosts, (st->n_hosts + 1) * sizeof(*a));
@@ -825,6 +901,7 @@ int api_state_put_host(struct api_state *st, ssize_t at, struct api_host *h)
 	}
 	st->hosts = a;
 	st->hosts[st->n_hosts++] = *h;
+	apiobj_state_added(st, 1, st->n_hosts - 1);
 	return 0;
 }
 
@@ -833,8 +910,12 @@ int api_state_put_ca(struct api_state *st, ssize_t at, struct api_ca *c)
 	struct api_ca *a;
 
 	if (at >= 0) {
+		int same = strcmp(st->cas[at].name, c->name) == 0;
+
 		api_ca_free(&st->cas[at]);
 		st->cas[at] = *c;
+		if (!same)
+			st->ca_idx.valid = 0;
 		return 0;
 	}
 	a = realloc(st->cas, (st->n_cas + 1) * sizeof(*a));
@@ -844,6 +925,7 @@ int api_state_put_ca(struct api_state *st, ssize_t at, struct api_ca *c)
 	}
 	st->cas = a;
 	st->cas[st->n_cas++] = *c;
+	apiobj_state_added(st, 0, st->n_cas - 1);
 	return 0;
 }
 

@@ -103,11 +103,21 @@ struct api_line {
 	const char *field;  /* "certificates", "ca", "mode", ... */
 };
 
+/* Positions by name (api_state_find_*): open addressing over the
+ * entries' own keys, so that replacing an entry by one of the same name
+ * keeps it; a removal (entries move) marks it for a rebuild. */
+struct api_index {
+	size_t *slot;       /* position + 1; 0: empty */
+	size_t cap;         /* a power of two, over twice the entries */
+	int valid;
+};
+
 struct api_state {
 	struct api_ca *cas;
 	size_t n_cas;
 	struct api_host *hosts;
 	size_t n_hosts;
+	struct api_index ca_idx, host_idx;
 };
 
 /* The API-owned objects of `cfg` (may be NULL: empty). 0 or -1 (OOM). */
@@ -121,8 +131,10 @@ void api_state_free(struct api_state *st);
  * cfg (normalized, as api_state_from_config gives them). 0, or -1 when
  * cfg's API objects are not st's (st is then to be dropped). */
 APIOBJ_WUR int api_state_follow(struct api_state *st, const struct config *cfg);
-ssize_t api_state_find_ca(const struct api_state *st, const char *name);
-ssize_t api_state_find_host(const struct api_state *st, const char *pattern);
+/* The entry of that name / normalized pattern, or -1: hashed, because a
+ * store read or an association of 10,000 hosts looks every one up. */
+ssize_t api_state_find_ca(struct api_state *st, const char *name);
+ssize_t api_state_find_host(struct api_state *st, const char *pattern);
 
 /* Remove entry i (freeing it). */
 void api_state_remove_ca(struct api_state *st, size_t i);

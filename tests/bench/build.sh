@@ -17,9 +17,9 @@ cflags=(-std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wshadow -Wformat=2 -Wundef
 	-Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith -Wvla -Werror
 	-Iagent -Itests/bench)
 # shellcheck disable=SC2207
-cflags+=($(pkg-config --cflags openssl inih libmicrohttpd jansson 2>/dev/null || true))
+cflags+=($(pkg-config --cflags openssl inih libmicrohttpd jansson libcurl 2>/dev/null || true))
 # shellcheck disable=SC2207
-libs=($(pkg-config --libs openssl inih libmicrohttpd jansson 2>/dev/null || echo -lssl -lcrypto -linih -lmicrohttpd -ljansson) -lev -lpthread)
+libs=($(pkg-config --libs openssl inih libmicrohttpd jansson libcurl 2>/dev/null || echo -lssl -lcrypto -linih -lmicrohttpd -ljansson -lcurl) -lev -lpthread)
 for name in "$@"; do
 	src=tests/bench/$name.c
 	bin=$out/$name

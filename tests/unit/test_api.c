@@ -777,6 +777,69 @@ static void test_ca_writes_derive_what_a_load_builds(void **state)
 	pki_free(root);
 }
 
+/* The state's index by name against a scan: appends past a rehash,
+ * replacements in place, removals (entries move), names that collide in
+ * a small table. */
+static void test_state_index(void **state)
+{
+	struct api_state st = { 0 };
+	char name[64];
+	size_t n = 300;
+
+	(void)state;
+	for (size_t i = 0; i < n; i++) {
+		struct api_host h = { 0 };
+
+		snprintf(name, sizeof(name), "h%zu.example.com", i);
+		h.pattern = strdup(name);
+		assert_non_null(h.pattern);
+		assert_int_equal(api_state_put_host(&st, -1, &h), 0);
+		/* Every earlier one is still found where it is. */
+		if (i % 37 == 0)
+			for (size_t k = 0; k <= i; k++) {
+				snprintf(name, sizeof(name), "h%zu.example.com", k);
+				assert_int_equal(api_state_find_host(&st, name), (ssize_t)k);
+			}
+	}
+	assert_int_equal(api_state_find_host(&st, "nope.example.com"), -1);
+	/* In place: the same name stays found. */
+	{
+		struct api_host h = { 0 };
+
+		h.pattern = strdup("h7.example.com");
+		assert_non_null(h.pattern);
+		assert_int_equal(api_state_put_host(&st, 7, &h), 0);
+		assert_int_equal(api_state_find_host(&st, "h7.example.com"), 7);
+	}
+	/* Removals move the later entries down. */
+	api_state_remove_host(&st, 0);
+	api_state_remove_host(&st, 100);
+	assert_int_equal(api_state_find_host(&st, "h0.example.com"), -1);
+	/* h1 moved to 0 ... h101 was at 100, h102 takes its place. */
+	assert_int_equal(api_state_find_host(&st, "h101.example.com"), -1);
+	assert_int_equal(api_state_find_host(&st, "h102.example.com"), 100);
+	for (size_t i = 0; i < st.n_hosts; i++)
+		assert_int_equal(api_state_find_host(&st, st.hosts[i].pattern), (ssize_t)i);
+	/* An append after a removal, then the CAs' index on its own. */
+	{
+		struct api_host h = { 0 };
+		struct api_ca c = { 0 };
+
+		h.pattern = strdup("h0.example.com");
+		c.name = strdup("only");
+		assert_non_null(h.pattern);
+		assert_non_null(c.name);
+		assert_int_equal(api_state_put_host(&st, -1, &h), 0);
+		assert_int_equal(api_state_find_host(&st, "h0.example.com"),
+		                 (ssize_t)st.n_hosts - 1);
+		assert_int_equal(api_state_find_ca(&st, "only"), -1);
+		assert_int_equal(api_state_put_ca(&st, -1, &c), 0);
+		assert_int_equal(api_state_find_ca(&st, "only"), 0);
+		assert_int_equal(api_state_find_ca(&st, "h0.example.com"), -1);
+	}
+	api_state_free(&st);
+}
+
 /* A request whose answer matters only by its status. */
 static void expect_status(const char *method, const char *path, int status)
 {
@@ -924,6 +987,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_store_apply, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ca_writes_derive_what_a_load_builds,
 		                                setup, teardown),
+		cmocka_unit_test(test_state_index),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
