@@ -77,7 +77,7 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(UNIT_HELP) $(LIB_OBJS)
 
 # Benchmark tools (spop-bench, raw-verify, callgrind-notify), linked with
 # the agent objects like unit tests.
-$(BUILD)/bench/%: tests/bench/%.c tests/bench/benchutil.h $(LIB_OBJS) | $(BUILD)/bench
+$(BUILD)/bench/%: tests/bench/%.c tests/bench/benchutil.h tests/unit/apihost.h $(LIB_OBJS) | $(BUILD)/bench
 	$(CC) $(CFLAGS) -Itests/bench $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
 
 $(BUILD)/agent $(BUILD)/tests $(BUILD)/bench:
@@ -163,7 +163,7 @@ FUZZ_FLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -Iagent -Itests/unit \
               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
               $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 
-build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) $(wildcard agent/*.h)
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) $(wildcard agent/*.h tests/unit/*.h)
 	@mkdir -p build-fuzz
 	clang $(FUZZ_FLAGS) -o $@ $< $(LIB_SRCS) $(if $(filter verify api,$*),tests/unit/pki.c) $(LDLIBS) \
 		$(if $(filter logjson,$*),-ljansson)

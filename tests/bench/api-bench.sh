@@ -39,34 +39,7 @@ else
 fi
 PACED_RATE=${API_PACED_RATE:-50000}
 
-OWN_WORK=0
-if [ -z "$WORK" ]; then
-	WORK=$(mktemp -d "${TMPDIR:-/tmp}/mtls-api.XXXXXX")
-	OWN_WORK=1
-fi
-mkdir -p "$WORK"
-WORK=$(cd "$WORK" && pwd)
-APID=
-FLOOD_PID=
-cleanup() {
-	if [ -n "$FLOOD_PID" ]; then kill "$FLOOD_PID" 2>/dev/null || true; fi
-	stop_agent
-	if [ "$OWN_WORK" = 1 ] && [ "${BENCH_KEEP:-0}" != 1 ]; then rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-[ -x "$AGENT" ] || die "no agent binary at $AGENT (make first)"
-for t in jq python3 openssl; do
-	command -v "$t" >/dev/null || die "$t is not installed"
-done
-STANDALONE_OUT=0
-if [ -z "$OUTD" ]; then
-	OUTD=$WORK/out
-	STANDALONE_OUT=1
-fi
-mkdir -p "$OUTD"
-CMDS=$OUTD/commands.txt
-: >"$CMDS"
-export OPENSSL_CONF=/dev/null
+bench_setup api
 
 "$ROOT/tests/bench/build.sh" "$BIN" spop-bench
 if [ -z "$PKI" ]; then

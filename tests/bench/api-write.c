@@ -14,55 +14,11 @@
 #include <time.h>
 
 #include "api.h"
+#include "../unit/apihost.h"
 #include "benchutil.h"
 #include "config.h"
 
-static const char *main_path;
-static struct config *live;
-static uint64_t live_gen = 1;
-
-static int b_run(void *ctx, void (*fn)(void *), void *arg)
-{
-	(void)ctx;
-	fn(arg);
-	return 0;
-}
-
-static const struct config *b_acquire(void *ctx, void **ref, uint64_t *gen)
-{
-	(void)ctx;
-	*ref = NULL;
-	*gen = live_gen;
-	return live;
-}
-
-static void b_release(void *ctx, void *ref)
-{
-	(void)ctx; (void)ref;
-}
-
-static int b_rebuild(void *ctx, const char *text, size_t len,
-                     struct config **out, char *err, size_t errlen)
-{
-	struct config_opts o = { .api_text = text, .api_len = len };
-
-	(void)ctx;
-	return config_reload_opts(main_path, live, &o, out, err, errlen);
-}
-
-/* The previous generation is freed after the answer, as the server's
- * last reference does (on its main thread, off the request's path). */
-static struct config *old;
-
-static int b_install(void *ctx, struct config *cfg, const char *why,
-                     uint64_t *gen)
-{
-	(void)ctx; (void)why;
-	old = live;
-	live = cfg;
-	*gen = ++live_gen;
-	return 0;
-}
+static struct apihost host = { .gen = 1 };
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -73,10 +29,6 @@ static int cmp_double(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-	static const struct api_host_ops ops = {
-		.run = b_run, .acquire = b_acquire, .release = b_release,
-		.rebuild = b_rebuild, .install = b_install,
-	};
 	char err[CONFIG_ERR_LEN], path[512], body[64];
 	const char *prefix, *suffix;
 	struct api *api;
@@ -90,12 +42,12 @@ int main(int argc, char **argv)
 	}
 	prefix = argv[3];
 	suffix = argv[4];
-	main_path = argv[1];
-	if (config_load(main_path, &live, err, sizeof(err)) != 0) {
+	host.main_path = argv[1];
+	if (config_load(host.main_path, &host.live, err, sizeof(err)) != 0) {
 		fprintf(stderr, "%s\n", err);
 		return 1;
 	}
-	api = api_new(&ops, NULL);
+	api = api_new(&apihost_ops, &host);
 	ms = calloc((size_t)n, sizeof(*ms));
 	if (api == NULL || ms == NULL)
 		return 1;
@@ -121,14 +73,15 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		free(rs.body);
-		config_free(old);
-		old = NULL;
+		/* The previous generation is freed after the answer, as the
+		 * server's last reference does (off the request's path). */
+		apihost_free_retired(&host);
 	}
 	qsort(ms, (size_t)n, sizeof(*ms), cmp_double);
 	printf("writes %ld: min %.1f p50 %.1f p99 %.1f max %.1f ms\n", n, ms[0],
 	       ms[n / 2], ms[(size_t)((double)n * 0.99)], ms[n - 1]);
 	api_free(api);
-	config_free(live);
+	apihost_free(&host);
 	free(ms);
 	return 0;
 }

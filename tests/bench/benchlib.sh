@@ -1,4 +1,5 @@
-# benchlib.sh - shell helpers shared by bench.sh and trust-bench.sh
+# benchlib.sh - shell helpers shared by bench.sh, trust-bench.sh and
+# api-bench.sh
 # (sourced, not run). The caller sets ROOT (the repository) and
 # BENCH_NAME (for messages) before sourcing, then WORK and CMDS (the file
 # every command behind a figure is recorded in); REC_WORK, when set, is
@@ -113,3 +114,43 @@ bench() {
 rate() { jget "$WORK/$1.json" '.msgs_per_s | floor'; }
 lat() { jget "$WORK/$1.json" "\"\\(.latency_us.p50) / \\(.latency_us.p99) / \\(.latency_us.p999)\""; }
 usper() { calc "%.2f" "$(cat "$WORK/$1.cpu") * 1e6 / $(jget "$WORK/$1.json" .msgs_per_s)"; }
+
+# bench_setup TAG: what a section script (trust-bench.sh, api-bench.sh)
+# sets up once its options are read (WORK and OUTD may be set by them):
+# WORK made and absolute (without one, a temporary mtls-TAG.XXXXXX,
+# removed at exit unless BENCH_KEEP=1), an EXIT trap stopping FLOOD_PID
+# and the agent, OUTD (default $WORK/out: STANDALONE_OUT=1) and an empty
+# CMDS in it; it checks the agent is built and jq, python3 and openssl
+# are there.
+# shellcheck disable=SC2034
+bench_setup() {
+	OWN_WORK=0
+	if [ -z "$WORK" ]; then
+		WORK=$(mktemp -d "${TMPDIR:-/tmp}/mtls-$1.XXXXXX")
+		OWN_WORK=1
+	fi
+	mkdir -p "$WORK"
+	WORK=$(cd "$WORK" && pwd)
+	APID=
+	FLOOD_PID=
+	trap bench_cleanup EXIT
+	[ -x "$AGENT" ] || die "no agent binary at $AGENT (make first)"
+	for t in jq python3 openssl; do
+		command -v "$t" >/dev/null || die "$t is not installed"
+	done
+	STANDALONE_OUT=0
+	if [ -z "$OUTD" ]; then
+		OUTD=$WORK/out
+		STANDALONE_OUT=1
+	fi
+	mkdir -p "$OUTD"
+	CMDS=$OUTD/commands.txt
+	: >"$CMDS"
+	export OPENSSL_CONF=/dev/null
+}
+
+bench_cleanup() {
+	if [ -n "${FLOOD_PID:-}" ]; then kill "$FLOOD_PID" 2>/dev/null || true; fi
+	stop_agent
+	if [ "$OWN_WORK" = 1 ] && [ "${BENCH_KEEP:-0}" != 1 ]; then rm -rf "$WORK"; fi
+}

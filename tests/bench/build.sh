@@ -23,7 +23,7 @@ libs=($(pkg-config --libs openssl inih libmicrohttpd jansson libcurl 2>/dev/null
 for name in "$@"; do
 	src=tests/bench/$name.c
 	bin=$out/$name
-	if [ -x "$bin" ] && [ -z "$(find "$src" tests/bench/benchutil.h agent -newer "$bin" -name '*.[ch]' 2>/dev/null | head -n 1)" ]; then
+	if [ -x "$bin" ] && [ -z "$(find "$src" tests/bench/benchutil.h tests/unit/apihost.h agent -newer "$bin" -name '*.[ch]' 2>/dev/null | head -n 1)" ]; then
 		continue
 	fi
 	cc "${cflags[@]}" -o "$bin" "$src" "${lib[@]}" "${libs[@]}"

@@ -400,19 +400,25 @@ static int may_send(struct sb_worker *w, uint64_t now)
 	return now < w->stop_send_ns;
 }
 
-/* --rate: is the next message due? The schedule is kept (a wake-up a
- * little late sends the next message sooner), but a worker that fell
- * more than an interval behind (the agent was slow to answer) resumes
- * at the rate from now, without a catch-up burst. */
+/* How far behind its schedule a paced worker may catch up. epoll sleeps
+ * whole milliseconds, so at 50,000 msg/s a wake-up is tens of intervals
+ * late: without catching up the rate reached was whatever the wake-ups
+ * allowed (a quarter of it on a busy machine). Further behind than this
+ * (the agent was slow to answer), it resumes at the rate from now. */
+#define SB_PACE_SLACK_NS 5000000ULL
+
+/* --rate: is the next message due? The schedule is kept: a late wake-up
+ * sends the messages that fell due meanwhile (as many as the free
+ * in-flight slots allow), up to SB_PACE_SLACK_NS of them. */
 static int send_due(struct sb_worker *w, uint64_t now)
 {
 	if (w->interval_ns == 0)
 		return 1;
 	if (now < w->next_send_ns)
 		return 0;
-	w->next_send_ns += w->interval_ns;
-	if (w->next_send_ns + w->interval_ns < now)
+	if (w->next_send_ns + SB_PACE_SLACK_NS < now)
 		w->next_send_ns = now;
+	w->next_send_ns += w->interval_ns;
 	return 1;
 }
 
@@ -762,12 +768,19 @@ static int conn_open(struct sb_conn *c)
 	return c->state == SB_ST_DONE ? -1 : flush_out(c);
 }
 
-/* How long epoll may sleep: 50 ms, or until the next paced message. */
+/* How long epoll may sleep: 50 ms, or until the next paced message. A
+ * message that is due with every slot in flight waits for an answer (a
+ * timeout of 0 there would spin a core the agent needs). */
 static int pace_timeout_ms(const struct sb_worker *w, uint64_t now)
 {
 	uint64_t ms;
+	int room = 0;
 
 	if (w->interval_ns == 0)
+		return 50;
+	for (unsigned int i = 0; i < w->nconns && !room; i++)
+		room = w->conns[i].state == SB_ST_READY && w->conns[i].nfree > 0;
+	if (!room)
 		return 50;
 	if (w->next_send_ns <= now)
 		return 0;

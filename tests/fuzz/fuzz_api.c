@@ -20,67 +20,15 @@
 #include <jansson.h>
 
 #include "api.h"
+#include "apihost.h"
 #include "config.h"
 #include "log.h"
 #include "pki.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static struct config *live;
-static struct config *retired[8];
-static size_t n_retired;
-static uint64_t live_gen = 1;
 static char main_path[512];
-
-static int f_run(void *ctx, void (*fn)(void *), void *arg)
-{
-	(void)ctx;
-	fn(arg);
-	return 0;
-}
-
-static const struct config *f_acquire(void *ctx, void **ref, uint64_t *gen)
-{
-	(void)ctx;
-	*ref = NULL;
-	*gen = live_gen;
-	return live;
-}
-
-static void f_release(void *ctx, void *ref)
-{
-	(void)ctx; (void)ref;
-}
-
-static int f_rebuild(void *ctx, const char *text, size_t len,
-                     struct config **out, char *err, size_t errlen)
-{
-	struct config_opts o = { .api_text = text, .api_len = len };
-
-	(void)ctx;
-	return config_reload_opts(main_path, live, &o, out, err, errlen);
-}
-
-/* A replaced generation may still be read by the request that replaced
- * it: freed a few requests later. */
-static int f_install(void *ctx, struct config *cfg, const char *why, uint64_t *gen)
-{
-	(void)ctx; (void)why;
-	if (n_retired == 8) {
-		for (size_t i = 0; i < 8; i++)
-			config_free(retired[i]);
-		n_retired = 0;
-	}
-	retired[n_retired++] = live;
-	live = cfg;
-	*gen = ++live_gen;
-	return 0;
-}
-
-static const struct api_host_ops ops = {
-	.run = f_run, .acquire = f_acquire, .release = f_release,
-	.rebuild = f_rebuild, .install = f_install,
-};
+static struct apihost host = { .main_path = main_path, .gen = 1 };
 static struct api *api;
 
 static void setup(void)
@@ -104,9 +52,9 @@ static void setup(void)
 	fputs("[agent]\nstate-dir = state\n\n[ca filed]\nfile = ca.pem\n\n"
 	      "[host file.example.com]\nca = filed\n", f);
 	fclose(f);
-	if (config_load(main_path, &live, err, sizeof(err)) != 0)
+	if (config_load(main_path, &host.live, err, sizeof(err)) != 0)
 		abort();
-	api = api_new(&ops, NULL);
+	api = api_new(&apihost_ops, &host);
 	if (api == NULL)
 		abort();
 	log_set_level(LOG_LVL_ERROR);
@@ -175,7 +123,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_answer(&rs);
 	free(rs.body);
 	free(body);
-	if (config_changed(live, why, sizeof(why)) != 0)
+	if (config_changed(host.live, why, sizeof(why)) != 0)
 		abort();
 	return 0;
 }

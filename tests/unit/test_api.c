@@ -22,6 +22,7 @@
 #include <openssl/x509.h>
 
 #include "api.h"
+#include "apihost.h"
 #include "apiobj.h"
 #include "ca.h"
 #include "config.h"
@@ -32,63 +33,11 @@
 
 static char *dir;
 static char main_path[1024];
-static struct config *live;
-static uint64_t live_gen;
 static struct pki_cert *ca_a, *ca_b, *leaf_a, *not_ca;
-static int n_rebuilds;          /* writes that loaded the files */
 
-/* ---- a host for the API ------------------------------------------------ */
+/* ---- a host for the API (apihost.h) -------------------------------------- */
 
-static int t_run(void *ctx, void (*fn)(void *), void *arg)
-{
-	(void)ctx;
-	fn(arg);
-	return 0;
-}
-
-static const struct config *t_acquire(void *ctx, void **ref, uint64_t *gen)
-{
-	(void)ctx;
-	*ref = NULL;
-	*gen = live_gen;
-	return live;
-}
-
-static void t_release(void *ctx, void *ref)
-{
-	(void)ctx; (void)ref;
-}
-
-static int t_rebuild(void *ctx, const char *text, size_t len,
-                     struct config **out, char *err, size_t errlen)
-{
-	struct config_opts o = { .api_text = text, .api_len = len };
-
-	(void)ctx;
-	n_rebuilds++;
-	return config_reload_opts(main_path, live, &o, out, err, errlen);
-}
-
-/* Generations replaced during a test: freed at its end, as the server
- * frees one only when the last reference (the writer's) is dropped. */
-static struct config *retired[64];
-static size_t n_retired;
-
-static int t_install(void *ctx, struct config *cfg, const char *why,
-                     uint64_t *gen)
-{
-	(void)ctx; (void)why;
-	assert_true(n_retired < 64);
-	retired[n_retired++] = live;
-	live = cfg;
-	*gen = ++live_gen;
-	return 0;
-}
-
-static const struct api_host_ops ops = {
-	.run = t_run, .acquire = t_acquire, .release = t_release,
-	.rebuild = t_rebuild, .install = t_install,
-};
+static struct apihost host = { .main_path = main_path };
 static struct api *api;
 
 /* ---- fixtures ----------------------------------------------------------- */
@@ -152,9 +101,9 @@ static int setup(void **state)
 	fputs("[agent]\nstate-dir = state\n\n[ca filed]\nfile = file-ca.pem\n\n"
 	      "[host file.example.com]\nca = filed\n", f);
 	assert_int_equal(fclose(f), 0);
-	assert_int_equal(config_load(main_path, &live, err, sizeof(err)), 0);
-	live_gen = 1;
-	api = api_new(&ops, NULL);
+	assert_int_equal(config_load(main_path, &host.live, err, sizeof(err)), 0);
+	host.gen = 1;
+	api = api_new(&apihost_ops, &host);
 	assert_non_null(api);
 	return 0;
 }
@@ -163,10 +112,7 @@ static int teardown(void **state)
 {
 	(void)state;
 	api_free(api);
-	config_free(live);
-	live = NULL;
-	while (n_retired > 0)
-		config_free(retired[--n_retired]);
+	apihost_free(&host);
 	pki_rmdir(dir);
 	dir = NULL;
 	return 0;
@@ -301,7 +247,7 @@ static void test_ca_create_get_and_persist(void **state)
 	json_decref(g.doc);
 
 	/* What is live is what is on disk: the watch sees no change. */
-	assert_int_equal(config_changed(live, err, sizeof(err)), 0);
+	assert_int_equal(config_changed(host.live, err, sizeof(err)), 0);
 	/* On disk, as an ordinary file: a load from the files alone has it. */
 	assert_int_equal(access(at("state/api.conf"), R_OK), 0);
 	assert_int_equal(config_load(main_path, &again, err, sizeof(err)), 0);
@@ -385,7 +331,7 @@ static void test_refused_writes_change_nothing(void **state)
 	assert_string_equal(before, after);
 	free(before);
 	free(after);
-	assert_int_equal(live_gen, 2);
+	assert_int_equal(host.gen, 2);
 }
 
 static void test_log_then_enforce(void **state)
@@ -404,7 +350,7 @@ static void test_log_then_enforce(void **state)
 	assert_string_equal(json_string_value(json_array_get(
 		json_object_get(r.doc, "hostnames"), 0)), "api.example.com");
 	json_decref(r.doc);
-	h = config_lookup(live, "api.example.com", 15);
+	h = config_lookup(host.live, "api.example.com", 15);
 	assert_non_null(h);
 	assert_int_equal(h->mode, MODE_LOG);
 
@@ -426,13 +372,13 @@ static void test_log_then_enforce(void **state)
 	assert_string_not_equal(r.etag, tag);
 	assert_string_equal(json_string_value(json_object_get(r.doc, "mode")), "enforce");
 	json_decref(r.doc);
-	h = config_lookup(live, "api.example.com", 15);
+	h = config_lookup(host.live, "api.example.com", 15);
 	assert_int_equal(h->mode, MODE_ENFORCE);
 	{
 		char why[CONFIG_ERR_LEN];
 
 		/* A derived generation records the state file it wrote. */
-		assert_int_equal(config_changed(live, why, sizeof(why)), 0);
+		assert_int_equal(config_changed(host.live, why, sizeof(why)), 0);
 	}
 
 	/* In use: the CA cannot go. */
@@ -443,7 +389,7 @@ static void test_log_then_enforce(void **state)
 	assert_int_equal(r.status, 204);
 	r = call("DELETE", "/v1/cas/partner-a", NULL, NULL);
 	assert_int_equal(r.status, 204);
-	assert_int_equal(live->n_cas, 1);
+	assert_int_equal(host.live->n_cas, 1);
 	/* Its PEM file went with it. */
 	{
 		char *snap = snapshot();
@@ -578,7 +524,7 @@ static void same_state_file(const char *step)
 	char *text, *file, *a, *b;
 	FILE *f;
 
-	assert_int_equal(api_state_from_config(live, &st), 0);
+	assert_int_equal(api_state_from_config(host.live, &st), 0);
 	text = api_state_render(&st, 0, &len, &lines, &n_lines);
 	assert_non_null(text);
 	f = fopen(at("state/api.conf"), "r");
@@ -612,23 +558,23 @@ static void same_as_load(const char *step)
 
 	if (config_load(main_path, &fresh, err, sizeof(err)) != 0)
 		fail_msg("%s: the files do not load: %s", step, err);
-	assert_int_equal(live->n_cas, fresh->n_cas);
-	for (size_t i = 0; i < live->n_cas; i++) {
-		assert_string_equal(live->cas[i]->name, fresh->cas[i]->name);
-		assert_memory_equal(live->cas[i]->digest, fresh->cas[i]->digest, 32);
-		assert_int_equal(live->ca_origin[i].line, fresh->ca_origin[i].line);
-		assert_int_equal(live->ca_origin[i].source, fresh->ca_origin[i].source);
-		same_crls(live->ca_eff[i].crls, live->ca_eff[i].n, fresh->ca_eff[i].crls,
-		          fresh->ca_eff[i].n, live->cas[i]->name);
+	assert_int_equal(host.live->n_cas, fresh->n_cas);
+	for (size_t i = 0; i < host.live->n_cas; i++) {
+		assert_string_equal(host.live->cas[i]->name, fresh->cas[i]->name);
+		assert_memory_equal(host.live->cas[i]->digest, fresh->cas[i]->digest, 32);
+		assert_int_equal(host.live->ca_origin[i].line, fresh->ca_origin[i].line);
+		assert_int_equal(host.live->ca_origin[i].source, fresh->ca_origin[i].source);
+		same_crls(host.live->ca_eff[i].crls, host.live->ca_eff[i].n, fresh->ca_eff[i].crls,
+		          fresh->ca_eff[i].n, host.live->cas[i]->name);
 	}
-	assert_int_equal(live->n_hosts, fresh->n_hosts);
-	assert_int_equal(live->n_trusts, fresh->n_trusts);
-	for (size_t i = 0; i < live->n_hosts; i++) {
-		const struct host_policy *a = live->hosts[i], *b = fresh->hosts[i];
+	assert_int_equal(host.live->n_hosts, fresh->n_hosts);
+	assert_int_equal(host.live->n_trusts, fresh->n_trusts);
+	for (size_t i = 0; i < host.live->n_hosts; i++) {
+		const struct host_policy *a = host.live->hosts[i], *b = fresh->hosts[i];
 
 		assert_string_equal(a->pattern, b->pattern);
 		assert_int_equal(a->mode, b->mode);
-		assert_int_equal(live->host_origin[i].line, fresh->host_origin[i].line);
+		assert_int_equal(host.live->host_origin[i].line, fresh->host_origin[i].line);
 		assert_int_equal(a->trust == NULL, b->trust == NULL);
 		if (a->trust == NULL)
 			continue;
@@ -640,20 +586,20 @@ static void same_as_load(const char *step)
 		assert_int_equal(a->trust->crl_check, b->trust->crl_check);
 		assert_int_equal(a->trust->crl_check_auto, b->trust->crl_check_auto);
 	}
-	if (live->n_warnings != fresh->n_warnings)
+	if (host.live->n_warnings != fresh->n_warnings)
 		fail_msg("%s: %zu warnings, a load has %zu (first: %s)", step,
-		         live->n_warnings, fresh->n_warnings,
+		         host.live->n_warnings, fresh->n_warnings,
 		         fresh->n_warnings > 0 ? fresh->warnings[0] :
-		         live->warnings[0]);
-	wa = calloc(live->n_warnings + 1, sizeof(*wa));
+		         host.live->warnings[0]);
+	wa = calloc(host.live->n_warnings + 1, sizeof(*wa));
 	wb = calloc(fresh->n_warnings + 1, sizeof(*wb));
 	assert_non_null(wa);
 	assert_non_null(wb);
-	memcpy(wa, live->warnings, live->n_warnings * sizeof(*wa));
+	memcpy(wa, host.live->warnings, host.live->n_warnings * sizeof(*wa));
 	memcpy(wb, fresh->warnings, fresh->n_warnings * sizeof(*wb));
-	qsort(wa, live->n_warnings, sizeof(*wa), cmp_strp);
+	qsort(wa, host.live->n_warnings, sizeof(*wa), cmp_strp);
 	qsort(wb, fresh->n_warnings, sizeof(*wb), cmp_strp);
-	for (size_t i = 0; i < live->n_warnings; i++)
+	for (size_t i = 0; i < host.live->n_warnings; i++)
 		assert_string_equal(wa[i], wb[i]);
 	free(wa);
 	free(wb);
@@ -715,7 +661,7 @@ static void test_ca_writes_derive_what_a_load_builds(void **state)
 	FILE *f;
 
 	(void)state;
-	n_rebuilds = 0;
+	host.rebuilds = 0;
 	write_ok("POST", "/v1/cas", ca_crl_body("root", (const struct pki_cert *const[]){ root },
 	         1, NULL, 0), 201);
 	same_as_load("root");
@@ -724,7 +670,7 @@ static void test_ca_writes_derive_what_a_load_builds(void **state)
 	same_as_load("inter with the root's CRL");
 	/* The root's section has the root's CRL now, and the intermediate's
 	 * (a client may send the intermediate under a root-only host). */
-	assert_int_equal(live->ca_eff[apiobj_find_ca(live, "root")].n, 2);
+	assert_int_equal(host.live->ca_eff[apiobj_find_ca(host.live, "root")].n, 2);
 	write_ok("PUT", "/v1/hosts/h1.example.com", json_pack("{s:[s]}", "ca", "root"), 201);
 	write_ok("PUT", "/v1/hosts/h2.example.com", json_pack("{s:[s]}", "ca", "inter"), 201);
 	write_ok("PUT", "/v1/hosts/h3.example.com", json_pack("{s:[s,s]}", "ca", "inter",
@@ -737,19 +683,19 @@ static void test_ca_writes_derive_what_a_load_builds(void **state)
 	         root, inter }, 2, NULL, 0), 201);
 	same_as_load("a certificate in two sections");
 	/* The root's CRL goes: h1 (root only) is built again without it. */
-	assert_int_equal(live->hosts[apiobj_find_host(live, "h1.example.com", NULL, 0)]
+	assert_int_equal(host.live->hosts[apiobj_find_host(host.live, "h1.example.com", NULL, 0)]
 	                 ->trust->n_crls, 2);
 	write_ok("PUT", "/v1/cas/inter", ca_crl_body("inter", (const struct pki_cert *const[]){
 	         inter }, 1, &by_inter, 1), 200);
 	same_as_load("inter without the root's CRL");
-	assert_int_equal(live->hosts[apiobj_find_host(live, "h1.example.com", NULL, 0)]
+	assert_int_equal(host.live->hosts[apiobj_find_host(host.live, "h1.example.com", NULL, 0)]
 	                 ->trust->n_crls, 1);
 	write_ok("PUT", "/v1/cas/root", ca_crl_body("root", (const struct pki_cert *const[]){
 	         root2 }, 1, NULL, 0), 200);
 	same_as_load("another root certificate");
 	write_ok("DELETE", "/v1/cas/dup", NULL, 204);
 	same_as_load("dup deleted");
-	assert_int_equal(n_rebuilds, 0);
+	assert_int_equal(host.rebuilds, 0);
 
 	/* A host of the files over an API CA: a load must build it. */
 	f = fopen(main_path, "a");
@@ -761,13 +707,13 @@ static void test_ca_writes_derive_what_a_load_builds(void **state)
 		char err[CONFIG_ERR_LEN];
 		uint64_t gen;
 
-		if (config_reload(main_path, live, &next, err, sizeof(err)) != 0)
+		if (config_reload(main_path, host.live, &next, err, sizeof(err)) != 0)
 			fail_msg("reload: %s", err);
-		assert_int_equal(t_install(NULL, next, "test", &gen), 0);
+		assert_int_equal(apihost_install(&host, next, "test", &gen), 0);
 	}
 	write_ok("PUT", "/v1/cas/root", ca_crl_body("root", (const struct pki_cert *const[]){
 	         root }, 1, NULL, 0), 200);
-	assert_int_equal(n_rebuilds, 1);
+	assert_int_equal(host.rebuilds, 1);
 	same_as_load("a file's host over a changed API CA");
 
 	X509_CRL_free(by_root);
