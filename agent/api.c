@@ -1583,6 +1583,40 @@ out:
 	free(want_sorted);
 }
 
+/* The write's starting state: the one the last write left while its
+ * generation is live (taken: a refused write changes it and drops it),
+ * else read from the live generation. 0 or -1 (OOM). */
+static int api_state_take(struct api_write *w)
+{
+	struct api *a = w->a;
+
+	if (a->cached && a->cache_cfg == w->cfg && a->cache_gen == w->gen) {
+		w->st = a->cache;
+		a->cached = 0;
+		return 0;
+	}
+	api_cache_drop(a);
+	return api_state_from_config(w->cfg, &w->st);
+}
+
+/* The end of a write: the state of what it installed is kept for the
+ * next one; any other is freed. */
+static void api_state_keep(struct api_write *w)
+{
+	struct api *a = w->a;
+
+	if (w->installed != NULL && api_state_follow(&w->st, w->installed) == 0) {
+		api_cache_drop(a);
+		a->cache = w->st;
+		a->cache_cfg = w->installed;
+		a->cache_gen = w->installed_gen;
+		a->cached = 1;
+		memset(&w->st, 0, sizeof(w->st));
+		return;
+	}
+	api_state_free(&w->st);
+}
+
 /* On the configuration thread. */
 static void api_write_main(void *arg)
 {
@@ -1596,16 +1630,9 @@ static void api_write_main(void *arg)
 		              "one (start with -c FILE)");
 		goto out;
 	}
-	if (w->a->cached && w->a->cache_cfg == w->cfg && w->a->cache_gen == w->gen) {
-		/* Taken: a refused write changes it and drops it. */
-		w->st = w->a->cache;
-		w->a->cached = 0;
-	} else {
-		api_cache_drop(w->a);
-		if (api_state_from_config(w->cfg, &w->st) != 0) {
-			api_set_error(w->rs, 500, NULL, "out of memory");
-			goto out;
-		}
+	if (api_state_take(w) != 0) {
+		api_set_error(w->rs, 500, NULL, "out of memory");
+		goto out;
 	}
 	{
 		char why[CONFIG_ERR_LEN];
@@ -1638,15 +1665,7 @@ static void api_write_main(void *arg)
 	/* A refused write leaves the state directory as it was. */
 	for (int i = 0; i < w->n_created; i++)
 		store_remove(w->cfg->state_dir, w->created[i]);
-	/* The state of what was installed, for the next write. */
-	if (w->installed != NULL && api_state_follow(&w->st, w->installed) == 0) {
-		w->a->cache = w->st;
-		w->a->cache_cfg = w->installed;
-		w->a->cache_gen = w->installed_gen;
-		w->a->cached = 1;
-	} else {
-		api_state_free(&w->st);
-	}
+	api_state_keep(w);
 out:
 	/* Dropped by the caller, off this thread: the previous generation
 	 * may go with it, and freeing 10,000 hosts takes tens of ms that the
@@ -1773,7 +1792,7 @@ int api_store_apply(struct api *a, struct api_change *ch, size_t n, int full,
 			snprintf(err, errlen, "no configuration file");
 			return -1;
 		}
-		if (!full && api_state_from_config(w.cfg, &w.st) != 0) {
+		if (!full && api_state_take(&w) != 0) {
 			a->ops->release(a->ctx, ref);
 			snprintf(err, errlen, "out of memory");
 			return -1;
@@ -1806,7 +1825,7 @@ int api_store_apply(struct api *a, struct api_change *ch, size_t n, int full,
 		free(rs.body);
 		for (int i = 0; i < w.n_created; i++)
 			store_remove(w.cfg->state_dir, w.created[i]);
-		api_state_free(&w.st);
+		api_state_keep(&w);
 		a->ops->release(a->ctx, ref);
 		if (rc == 0)
 			return 0;
