@@ -611,7 +611,7 @@ static json_t *ca_crl_body(const char *name, const struct pki_cert *const *certs
                            size_t n, X509_CRL *const *crls, size_t n_crls)
 {
 	BIO *b = BIO_new(BIO_s_mem());
-	char *p, *pem, *crl = crl_pem(crls, n_crls);
+	char *p, *pem, *crl = n_crls > 0 ? crl_pem(crls, n_crls) : NULL;
 	json_t *body;
 	long len;
 
