@@ -160,7 +160,7 @@ file keeps tenant-a and \`api.example.com\`, the target of the SPOP load.
 \`api-load.py\` sends the writes one at a time on one keep-alive
 connection and times each from the request to the end of its 2xx answer
 (when the 2xx arrives the change is on disk, fsync'ed, and installed).
-Host writes switch a host between enforce and log (\`PATCH
+Host writes switch a host between enforce and log, always a change (\`PATCH
 {"mode": ...}\`); CA writes replace a CA's certificate (\`PUT
 /v1/cas/NAME\`, another CA's bundle each time), so that CA and its hosts'
 trust policies are rebuilt. The SPOP load is spop-bench, 4 connections x

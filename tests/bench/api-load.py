@@ -3,8 +3,9 @@
 
     api-load.py --addr HOST:PORT --token-file FILE --state DIR -n N [--kind host|ca]
 
-host: PATCH /v1/hosts/hNNNNN.bench.example, mode enforce <-> log, over
-hosts of gen-big-state.sh (every tenth is a wildcard and skipped).
+host: PATCH /v1/hosts/hNNNNN.bench.example to the other mode than it has
+(enforce <-> log; read with a GET first, not timed), over hosts of
+gen-big-state.sh (every tenth is a wildcard and skipped).
 ca: PUT /v1/cas/bench-ca-NNN with the certificate bundle of another bench
 CA (read from the state's PEM files), so the CA and the trust policies of
 its hosts change. Prints one JSON line: {"kind", "n", "ms": {p50, p99,
@@ -44,7 +45,14 @@ def main():
     for i in range(a.n):
         if a.kind == "host":
             method, path = "PATCH", "/v1/hosts/h%05d.bench.example" % ((i * 10) % 9990)
-            body = {"mode": "log" if i % 2 else "enforce"}
+            # Always a change: the other mode than the host has now (read
+            # first, not timed; a PATCH to the same mode changes nothing).
+            conn.request("GET", path, headers=hdrs)
+            r = conn.getresponse()
+            cur = json.loads(r.read() or b"{}").get("mode")
+            if r.status != 200:
+                sys.exit("api-load.py: GET %s -> %d" % (path, r.status))
+            body = {"mode": "log" if cur == "enforce" else "enforce"}
         else:
             # CA i takes the bundle of CA i+1: a different certificate.
             name, _ = pems[i % (len(pems) - 1)]

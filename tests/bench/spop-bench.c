@@ -40,6 +40,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "spop.h"
@@ -400,11 +401,11 @@ static int may_send(struct sb_worker *w, uint64_t now)
 	return now < w->stop_send_ns;
 }
 
-/* How far behind its schedule a paced worker may catch up. epoll sleeps
- * whole milliseconds, so at 50,000 msg/s a wake-up is tens of intervals
- * late: without catching up the rate reached was whatever the wake-ups
- * allowed (a quarter of it on a busy machine). Further behind than this
- * (the agent was slow to answer), it resumes at the rate from now. */
+/* How far behind its schedule a paced worker may catch up: a wake-up is
+ * late by a scheduling delay (tens of intervals at 50,000 msg/s on a busy
+ * machine), and without catching up the rate reached was whatever the
+ * wake-ups allowed (a quarter of it). Further behind than this (the agent
+ * was slow to answer), it resumes at the rate from now. */
 #define SB_PACE_SLACK_NS 5000000ULL
 
 /* --rate: is the next message due? The schedule is kept: a late wake-up
@@ -768,24 +769,36 @@ static int conn_open(struct sb_conn *c)
 	return c->state == SB_ST_DONE ? -1 : flush_out(c);
 }
 
-/* How long epoll may sleep: 50 ms, or until the next paced message. A
- * message that is due with every slot in flight waits for an answer (a
- * timeout of 0 there would spin a core the agent needs). */
-static int pace_timeout_ms(const struct sb_worker *w, uint64_t now)
+/* How long epoll may sleep, in ns: 50 ms, or until the next paced
+ * message. A message that is due with every slot in flight waits for an
+ * answer (a timeout of 0 there would spin a core the agent needs). */
+static uint64_t pace_timeout_ns(const struct sb_worker *w, uint64_t now)
 {
-	uint64_t ms;
 	int room = 0;
 
 	if (w->interval_ns == 0)
-		return 50;
+		return 50000000;
 	for (unsigned int i = 0; i < w->nconns && !room; i++)
 		room = w->conns[i].state == SB_ST_READY && w->conns[i].nfree > 0;
 	if (!room)
-		return 50;
+		return 50000000;
 	if (w->next_send_ns <= now)
 		return 0;
-	ms = (w->next_send_ns - now + 999999) / 1000000;
-	return ms > 50 ? 50 : (int)ms;
+	return w->next_send_ns - now > 50000000 ? 50000000 : w->next_send_ns - now;
+}
+
+/* epoll_wait with a timeout in ns (epoll_pwait2): paced messages leave on
+ * time, not at the next whole millisecond in bursts. Kernels before 5.11
+ * have only milliseconds. */
+static int wait_events(struct sb_worker *w, struct epoll_event *evs, int n,
+                       uint64_t ns)
+{
+	struct timespec ts = { (time_t)(ns / 1000000000), (long)(ns % 1000000000) };
+	int rc = epoll_pwait2(w->ep, evs, n, &ts, NULL);
+
+	if (rc >= 0 || errno != ENOSYS)
+		return rc;
+	return epoll_wait(w->ep, evs, n, (int)((ns + 999999) / 1000000));
 }
 
 static void *worker_run(void *arg)
@@ -833,8 +846,8 @@ static void *worker_run(void *arg)
 			}
 			break;
 		}
-		n = epoll_wait(w->ep, evs, (int)(sizeof(evs) / sizeof(evs[0])),
-		               pace_timeout_ms(w, now));
+		n = wait_events(w, evs, (int)(sizeof(evs) / sizeof(evs[0])),
+		                pace_timeout_ns(w, now));
 		if (n < 0 && errno != EINTR)
 			break;
 		now = bench_now_ns();
