@@ -130,7 +130,7 @@ B999=$(jget "$WORK/paced-busy.json" .latency_us.p999)
 FQ999=$(jget "$WORK/full-quiet.json" .latency_us.p999)
 FB999=$(jget "$WORK/full-busy.json" .latency_us.p999)
 APPLIED=$(grep -c '\[info\] api: applied' "$ALOG" || true)
-LINE_HOST=$( (grep '\[info\] api: applied' "$ALOG" | grep 'CAs (0 built' || true) | tail -n 1 |
+LINE_HOST=$( (grep '\[info\] api: applied' "$ALOG" | grep 'CAs (0 built.*hosts (1 built' || true) | tail -n 1 |
 	sed 's/^[^]]*\] //; s#applied [^:]*:#applied api.conf:#')
 LINE_CA=$( (grep '\[info\] api: applied' "$ALOG" | grep 'CAs (1 built' || true) | tail -n 1 |
 	sed 's/^[^]]*\] //; s#applied [^:]*:#applied api.conf:#')

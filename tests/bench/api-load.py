@@ -54,10 +54,16 @@ def main():
                 sys.exit("api-load.py: GET %s -> %d" % (path, r.status))
             body = {"mode": "log" if cur == "enforce" else "enforce"}
         else:
-            # CA i takes the bundle of CA i+1: a different certificate.
-            name, _ = pems[i % (len(pems) - 1)]
+            # CA i takes the bundle of the next CA whose bundle differs
+            # from its own (an earlier run may have given it that one).
+            k = i % (len(pems) - 1)
+            name, mine = pems[k]
+            others = [pems[(k + d) % len(pems)][1] for d in range(1, len(pems))]
+            other = next((p for p in others if p != mine), None)
+            if other is None:
+                sys.exit("api-load.py: no other CA bundle for " + name)
             method, path = "PUT", "/v1/cas/" + name
-            body = {"certificates": pems[i % (len(pems) - 1) + 1][1]}
+            body = {"certificates": other}
         data = json.dumps(body).encode()
         t0 = time.perf_counter()
         conn.request(method, path, body=data, headers=hdrs)
