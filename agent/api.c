@@ -76,6 +76,15 @@ void api_free(struct api *a)
 	free(a);
 }
 
+/* Milliseconds of a monotonic clock, for the audit line's timings. */
+static double api_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
 /* ---- responses ---------------------------------------------------------- */
 
 static void api_set_error(struct api_response *rs, int status,
@@ -571,6 +580,9 @@ struct api_write {
 	int stage_only;               /* api_store_apply: change st, stop there */
 	int store_apply;              /* api_store_apply: commit as a snapshot */
 	int64_t revision;             /* ... of this store revision */
+	double t_queued;              /* when the configuration thread took it
+	                                 (the first time) */
+	double disk_ms;               /* writing and fsyncing the state */
 	int err_is_host;              /* a failed load: the object at fault */
 	char err_name[300];           /* "" when none of the state's */
 };
@@ -656,9 +668,13 @@ static int api_put_pem(struct api_write *w, const char *text, size_t len,
 	char err[PATH_MAX + 128];
 	int created = 0;
 
-	if (store_prepare(w->cfg->state_dir, err, sizeof(err)) != 0 ||
-	    store_put_pem(w->cfg->state_dir, text, len, rel, &created, err,
-	                  sizeof(err)) != 0) {
+	double t0 = api_now_ms();
+	int rc = store_prepare(w->cfg->state_dir, err, sizeof(err)) != 0 ||
+	         store_put_pem(w->cfg->state_dir, text, len, rel, &created, err,
+	                       sizeof(err)) != 0;
+
+	w->disk_ms += api_now_ms() - t0;
+	if (rc) {
 		log_error("api: %s", err);
 		api_set_error(w->rs, 500, NULL, "cannot write the state directory: %s",
 		              err);
@@ -1026,7 +1042,8 @@ static int api_commit(struct api_write *w)
 	char err[CONFIG_ERR_LEN + PATH_MAX], *text;
 	struct config *next = NULL;
 	uint64_t gen = 0;
-	int rc = -1;
+	double t0;
+	int rc = -1, bad;
 
 	text = api_state_render(&w->st, w->gen + 1, &len, &lines, &n_lines);
 	if (text != NULL && w->store_apply)
@@ -1078,10 +1095,13 @@ static int api_commit(struct api_write *w)
 		goto out;
 	}
 	/* What a crash during an earlier write left behind. */
+	t0 = api_now_ms();
 	(void)store_clean_tmp(w->cfg->state_dir);
-	if (store_prepare(w->cfg->state_dir, err, sizeof(err)) != 0 ||
-	    store_write_atomic(w->cfg->state_dir, CONFIG_API_FILE, text, len, err,
-	                       sizeof(err)) != 0) {
+	bad = store_prepare(w->cfg->state_dir, err, sizeof(err)) != 0 ||
+	      store_write_atomic(w->cfg->state_dir, CONFIG_API_FILE, text, len, err,
+	                         sizeof(err)) != 0;
+	w->disk_ms += api_now_ms() - t0;
+	if (bad) {
 		log_error("api: %s", err);
 		api_set_error(w->rs, 500, NULL, "cannot write the state directory "
 		              "(nothing was changed): %s", err);
@@ -1624,6 +1644,8 @@ static void api_write_main(void *arg)
 	void *ref = NULL;
 	const char *m = w->rq->method;
 
+	if (w->t_queued == 0)
+		w->t_queued = api_now_ms();
 	w->cfg = w->a->ops->acquire(w->a->ctx, &ref, &w->gen);
 	if (w->cfg == NULL || w->cfg->state_dir == NULL) {
 		api_set_error(w->rs, 503, NULL, "no configuration file: the API needs "
@@ -1998,6 +2020,7 @@ void api_handle(void *ctx, const struct api_request *rq, struct api_response *rs
 			.a = a, .rq = rq, .rs = rs, .route = route, .arg = arg,
 		};
 		int del = strcmp(rq->method, "DELETE") == 0;
+		double t0 = api_now_ms();
 
 		if (!del && (w.body = api_body(rq, rs, strcmp(rq->method, "PATCH") == 0)) == NULL)
 			goto done;
@@ -2006,9 +2029,13 @@ void api_handle(void *ctx, const struct api_request *rq, struct api_response *rs
 		json_decref(w.body);
 		/* The audit trail: who changed what, and what came of it. */
 		if (rs->status >= 200 && rs->status < 300) {
-			log_info("api: %s %s %s -> %d (generation %llu)", rq->who,
+			/* And where its time went: waiting for the configuration
+			 * thread (a reload, another write), writing the state. */
+			log_info("api: %s %s %s -> %d (generation %llu, %.1f ms: "
+			         "%.1f waiting, %.1f writing the state)", rq->who,
 			         rq->method, rq->path, rs->status,
-			         (unsigned long long)rs->generation);
+			         (unsigned long long)rs->generation, api_now_ms() - t0,
+			         w.t_queued > 0 ? w.t_queued - t0 : 0.0, w.disk_ms);
 			metrics_api_change(w.kind != NULL && w.kind[0] == 'c');
 		} else {
 			log_warning("api: %s %s %s -> %d (refused, nothing changed)",

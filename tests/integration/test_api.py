@@ -628,10 +628,12 @@ def run(s, P, extra, ws):
 
     # ------------------------------------------------------------ audit, metrics
     log = a.log()
-    pat = re.compile(r"api: %s PUT /v1/hosts/api\.example\.com -> 201 \(generation \d+\)" % A.TOKEN_NAME)
-    tap.ok(pat.search(log), "audit log: 'api: portal PUT /v1/hosts/api.example.com -> 201 (generation N)'",
+    pat = re.compile(r"api: %s PUT /v1/hosts/api\.example\.com -> 201 \(generation \d+, "
+                     r"[\d.]+ ms: [\d.]+ waiting, [\d.]+ writing the state\)" % A.TOKEN_NAME)
+    tap.ok(pat.search(log), "audit log: 'api: portal PUT /v1/hosts/api.example.com -> 201 "
+           "(generation N, T ms: W waiting, D writing the state)'",
            "\n".join([l for l in log.splitlines() if "api:" in l][-10:]))
-    tap.ok(re.search(r"api: other PUT /v1/cas/partner-e -> 201 \(generation \d+\)", log),
+    tap.ok(re.search(r"api: other PUT /v1/cas/partner-e -> 201 \(generation \d+,", log),
            "audit log names the other token's NAME")
     tap.ok(re.search(r"\[warning\].*api: portal POST /v1/cas -> 409", log),
            "audit log: a refused write at warning level")
@@ -813,7 +815,7 @@ def unix_checks(ws, P):
     r = A.request(sock, "PUT", "/v1/cas/over-unix", body, token=None)
     tap.ok(r.status == 201 and (r.json or {}).get("name") == "over-unix",
            "no token file: PUT /v1/cas over the unix socket, no token: 201", repr(r))
-    tap.ok(re.search(r"api: unix PUT /v1/cas/over-unix -> 201 \(generation \d+\)", b.log()),
+    tap.ok(re.search(r"api: unix PUT /v1/cas/over-unix -> 201 \(generation \d+,", b.log()),
            "the audit names the caller 'unix'", b.log()[-1000:])
     h0 = A.state_hash(state)
     r = A.request(port, "PUT", "/v1/cas/over-tcp", body, token=None)
