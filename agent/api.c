@@ -566,7 +566,6 @@ struct api_write {
 	int hosts_only;               /* no CA changed */
 	int derive;                   /* from the live generation, not a load
 	                                 (config_derive) */
-	int files_changed;            /* the files on disk are not live's */
 	void *ref;                    /* the reference on cfg, for the caller */
 	const struct config *installed; /* what the write installed (live
 	                                   until the write returns) */
@@ -1424,8 +1423,6 @@ static int api_has_ca(const struct api_host *h, const char *name)
 	return 0;
 }
 
-/* PUT /v1/cas/NAME/hostnames: the hosts that trust NAME become exactly
- * the listed ones. */
 /* Whether `pattern` is in the sorted list. */
 static int api_listed(char *const *sorted, size_t n, const char *pattern)
 {
@@ -1433,6 +1430,8 @@ static int api_listed(char *const *sorted, size_t n, const char *pattern)
 	                        api_cmp_str) != NULL;
 }
 
+/* PUT /v1/cas/NAME/hostnames: the hosts that trust NAME become exactly
+ * the listed ones. */
 static void api_write_hostnames(struct api_write *w)
 {
 	const json_t *list = json_object_get(w->body, "hostnames"), *e;
@@ -1500,29 +1499,23 @@ static void api_write_hostnames(struct api_write *w)
 	}
 	/* Sorted, for the membership tests below (10,000 names against
 	 * 10,000 hosts). */
-	{
-		char **sorted = malloc((n + 1) * sizeof(*sorted));
-
-		if (sorted == NULL) {
-			api_set_error(w->rs, 500, NULL, "out of memory");
-			goto out;
-		}
-		memcpy(sorted, want, n * sizeof(*sorted));
-		qsort(sorted, n, sizeof(*sorted), api_cmp_str);
-		free(want_sorted);
-		want_sorted = sorted;
+	want_sorted = malloc((n + 1) * sizeof(*want_sorted));
+	if (want_sorted == NULL) {
+		api_set_error(w->rs, 500, NULL, "out of memory");
+		goto out;
 	}
+	memcpy(want_sorted, want, n * sizeof(*want_sorted));
+	qsort(want_sorted, n, sizeof(*want_sorted), api_cmp_str);
 	/* Hosts of the files that list the CA must stay listed. */
 	for (size_t h = 0; h < w->cfg->n_hosts; h++) {
 		const struct trust_policy *tp = w->cfg->hosts[h]->trust;
-		int has = 0, listed = 0;
+		int has = 0;
 
 		if (apiobj_host_is_api(w->cfg, h))
 			continue;
 		for (size_t k = 0; tp != NULL && k < tp->n_cas; k++)
 			has |= tp->cas[k] == w->cfg->cas[live];
-		listed = has && api_listed(want_sorted, n, w->cfg->hosts[h]->pattern);
-		if (has && !listed) {
+		if (has && !api_listed(want_sorted, n, w->cfg->hosts[h]->pattern)) {
 			api_read_only(w, &w->cfg->host_origin[h], "a host that trusts it");
 			goto out;
 		}
@@ -1530,10 +1523,8 @@ static void api_write_hostnames(struct api_write *w)
 	/* Drop the CA from the API hosts not listed. */
 	for (size_t h = 0; h < w->st.n_hosts; h++) {
 		struct api_host *ah = &w->st.hosts[h];
-		int listed = 0;
 
-		listed = api_listed(want_sorted, n, ah->pattern);
-		if (listed || !api_has_ca(ah, w->arg))
+		if (api_listed(want_sorted, n, ah->pattern) || !api_has_ca(ah, w->arg))
 			continue;
 		ah->from = NULL;
 		for (size_t k = 0; k < ah->n_cas; k++) {
@@ -1663,8 +1654,7 @@ static void api_write_main(void *arg)
 		 * files are the ones it was built from; otherwise (an edit the
 		 * watch has not applied yet, a broken file) it loads them, so
 		 * that a broken file refuses it as it would a reload. */
-		w->files_changed = config_changed(w->cfg, why, sizeof(why));
-		w->derive = !w->files_changed;
+		w->derive = !config_changed(w->cfg, why, sizeof(why));
 	}
 	switch (w->route) {
 	case ROUTE_CAS:
@@ -1806,7 +1796,7 @@ int api_store_apply(struct api *a, struct api_change *ch, size_t n, int full,
 		char why[CONFIG_ERR_LEN];
 		size_t accepted = 0, last = 0;
 		void *ref = NULL;
-		int rc, again = 0;
+		int rc, again = 0, files_changed;
 
 		w.cfg = a->ops->acquire(a->ctx, &ref, &w.gen);
 		if (w.cfg == NULL || w.cfg->state_dir == NULL) {
@@ -1819,7 +1809,7 @@ int api_store_apply(struct api *a, struct api_change *ch, size_t n, int full,
 			snprintf(err, errlen, "out of memory");
 			return -1;
 		}
-		w.files_changed = config_changed(w.cfg, why, sizeof(why));
+		files_changed = config_changed(w.cfg, why, sizeof(why));
 		for (size_t i = 0; i < n; i++) {
 			if (ch[i].rejected)
 				continue;
@@ -1834,7 +1824,7 @@ int api_store_apply(struct api *a, struct api_change *ch, size_t n, int full,
 		/* api_write_host() sets hosts_only for itself: the batch's is
 		 * whether any CA changed. */
 		w.hosts_only = !full;
-		w.derive = !full && !w.files_changed;
+		w.derive = !full && !files_changed;
 		for (size_t i = 0; i < n; i++)
 			if (!ch[i].rejected && !ch[i].is_host)
 				w.hosts_only = 0;

@@ -942,6 +942,20 @@ static void apiobj_line(struct apiobj_out *o, int is_host, size_t index,
                         const char *field, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
 
+/* The line of n bytes just written at o->p + o->len (room for its newline
+ * was made): ended, and recorded as `field` of entry `index`. */
+static void apiobj_ended(struct apiobj_out *o, size_t n, int is_host,
+                         size_t index, const char *field)
+{
+	o->len += n;
+	o->p[o->len++] = '\n';
+	o->p[o->len] = '\0';
+	o->lines[o->n_lines].is_host = is_host;
+	o->lines[o->n_lines].index = index;
+	o->lines[o->n_lines].field = field;
+	o->n_lines++;
+}
+
 static void apiobj_line(struct apiobj_out *o, int is_host, size_t index,
                         const char *field, const char *fmt, ...)
 {
@@ -985,13 +999,7 @@ static void apiobj_line(struct apiobj_out *o, int is_host, size_t index,
 			o->cap = cap;
 		}
 	}
-	o->len += (size_t)n;
-	o->p[o->len++] = '\n';
-	o->p[o->len] = '\0';
-	o->lines[o->n_lines].is_host = is_host;
-	o->lines[o->n_lines].index = index;
-	o->lines[o->n_lines].field = field;
-	o->n_lines++;
+	apiobj_ended(o, (size_t)n, is_host, index, field);
 }
 
 /* apiobj_line() of the line a b c (b and c may be NULL), without
@@ -1017,13 +1025,7 @@ static void apiobj_put(struct apiobj_out *o, int is_host, size_t index,
 	memcpy(o->p + o->len, a, la);
 	memcpy(o->p + o->len + la, b, lb);
 	memcpy(o->p + o->len + la + lb, c, lc);
-	o->len += la + lb + lc;
-	o->p[o->len++] = '\n';
-	o->p[o->len] = '\0';
-	o->lines[o->n_lines].is_host = is_host;
-	o->lines[o->n_lines].index = index;
-	o->lines[o->n_lines].field = field;
-	o->n_lines++;
+	apiobj_ended(o, la + lb + lc, is_host, index, field);
 }
 
 char *api_state_render(const struct api_state *st, uint64_t generation,

@@ -1200,10 +1200,46 @@ static struct ca_entry *cfg_prev_ca(const struct load_ctx *c, const char *name)
 	return p != NULL ? p->ca : NULL;
 }
 
-static void cfg_build_cas(struct load_ctx *c)
+/* The entry of draft `d` into cfg->cas[d->index]: prev's of that name
+ * when its files have the same bytes (ca_load), else built. 0, or -1
+ * with the error at the draft's line. */
+static int cfg_load_ca(struct load_ctx *c, struct ca_draft *d)
 {
 	struct config *cfg = c->cfg;
 	char why[CONFIG_ERR_LEN];
+	struct ca_spec spec = {
+		.name = d->name, .file = d->file,
+		.crl_files = (const char *const *)d->crls,
+		.n_crl_files = d->n_crls,
+		/* The API names its PEM files by their digest; a crl-url copy
+		 * changes under its name, so is read every time. */
+		.immutable = d->src_i == cfg->api_source && d->rev.n_crl_urls == 0,
+		.rev = &d->rev,
+		.state_dir = cfg->state_dir,
+	};
+	int reused, which;
+
+	if (d->file == NULL) {
+		cfg_err_at(c, d->src, d->line, "[ca %s] has no file", d->name);
+		return -1;
+	}
+	why[0] = '\0';
+	if (ca_load(&spec, cfg_prev_ca(c, d->name), &cfg->cas[d->index], &reused,
+	            &which, why, sizeof(why)) == -1) {
+		cfg_err_at(c, d->src, which < 0 ? d->file_line : d->crl_lines[which],
+		           "%s", why);
+		return -1;
+	}
+	if (reused)
+		cfg->stats.cas_reused++;
+	else
+		cfg->stats.cas_built++;
+	return 0;
+}
+
+static void cfg_build_cas(struct load_ctx *c)
+{
+	struct config *cfg = c->cfg;
 
 	cfg->cas = calloc(c->n_cas + 1, sizeof(*cfg->cas));
 	cfg->ca_origin = calloc(c->n_cas + 1, sizeof(*cfg->ca_origin));
@@ -1214,37 +1250,12 @@ static void cfg_build_cas(struct load_ctx *c)
 	}
 	for (size_t i = 0; i < c->n_cas && !c->failed; i++) {
 		struct ca_draft *d = c->cas[i];
-		struct ca_spec spec = {
-			.name = d->name, .file = d->file,
-			.crl_files = (const char *const *)d->crls,
-			.n_crl_files = d->n_crls,
-			/* The API names its PEM files by their digest; a crl-url
-			 * copy changes under its name, so is read every time. */
-			.immutable = d->src_i == cfg->api_source && d->rev.n_crl_urls == 0,
-			.rev = &d->rev,
-			.state_dir = cfg->state_dir,
-		};
-		int reused, which;
 
-		if (d->file == NULL) {
-			cfg_err_at(c, d->src, d->line, "[ca %s] has no file", d->name);
+		if (cfg_load_ca(c, d) != 0)
 			return;
-		}
-		why[0] = '\0';
-		if (ca_load(&spec, cfg_prev_ca(c, d->name), &cfg->cas[i], &reused,
-		            &which, why, sizeof(why)) == -1) {
-			cfg_err_at(c, d->src,
-			           which < 0 ? d->file_line : d->crl_lines[which],
-			        "%s", why);
-			return;
-		}
 		cfg->ca_origin[i].source = d->src_i;
 		cfg->ca_origin[i].line = d->line;
 		cfg->n_cas++;
-		if (reused)
-			cfg->stats.cas_reused++;
-		else
-			cfg->stats.cas_built++;
 	}
 }
 
@@ -2283,6 +2294,27 @@ static char *cfg_str_dup(const char *s, int *oom)
 	return d;
 }
 
+/* prev's effective CRLs as cfg's, for CAs that are prev's in the same
+ * order. 0 or -1 (OOM). */
+static int cfg_copy_eff(struct config *cfg, const struct config *prev)
+{
+	cfg->ca_eff = calloc(prev->n_cas + 1, sizeof(*cfg->ca_eff));
+	if (cfg->ca_eff == NULL)
+		return -1;
+	for (size_t i = 0; i < prev->n_cas; i++) {
+		struct config_crls *e = &cfg->ca_eff[i];
+
+		if (prev->ca_eff[i].n == 0)
+			continue;
+		e->crls = malloc(prev->ca_eff[i].n * sizeof(*e->crls));
+		if (e->crls == NULL)
+			return -1;
+		memcpy(e->crls, prev->ca_eff[i].crls, prev->ca_eff[i].n * sizeof(*e->crls));
+		e->n = prev->ca_eff[i].n;
+	}
+	return 0;
+}
+
 /* What a derived generation shares with `prev` by value: the settings,
  * the sources (the state file's digest replaced), includes, warnings and,
  * with keep_cas, the CA entries (referenced). */
@@ -2330,25 +2362,15 @@ static int cfg_derive_base(const struct config *prev, struct config *cfg,
 		return oom ? -1 : 0;
 	cfg->cas = calloc(prev->n_cas + 1, sizeof(*cfg->cas));
 	cfg->ca_origin = calloc(prev->n_cas + 1, sizeof(*cfg->ca_origin));
-	cfg->ca_eff = calloc(prev->n_cas + 1, sizeof(*cfg->ca_eff));
-	if (oom || cfg->cas == NULL || cfg->ca_origin == NULL || cfg->ca_eff == NULL)
+	if (oom || cfg->cas == NULL || cfg->ca_origin == NULL)
 		return -1;
 	for (size_t i = 0; i < prev->n_cas; i++) {
-		struct config_crls *e = &cfg->ca_eff[i];
-
 		cfg->cas[i] = ca_ref(prev->cas[i]);
 		cfg->ca_origin[i] = prev->ca_origin[i];
 		cfg->n_cas++;
 		cfg->stats.cas_reused++;
-		if (prev->ca_eff[i].n == 0)
-			continue;
-		e->crls = malloc(prev->ca_eff[i].n * sizeof(*e->crls));
-		if (e->crls == NULL)
-			return -1;
-		memcpy(e->crls, prev->ca_eff[i].crls, prev->ca_eff[i].n * sizeof(*e->crls));
-		e->n = prev->ca_eff[i].n;
 	}
-	return 0;
+	return cfg_copy_eff(cfg, prev);
 }
 
 /* Put `tp` (a policy of prev, for a host kept as it is) among the
@@ -2414,42 +2436,21 @@ static int cfg_spec_draft(const struct config *prev, const struct config_host_sp
 	return 0;
 }
 
-/* A path of the state text, against the state directory. */
-static char *cfg_state_path(struct load_ctx *c, const char *rel)
-{
-	const char *dir = c->cfg->state_dir;
-	size_t dl = strlen(dir), rl = strlen(rel);
-	char *p;
-
-	if (rel[0] == '/')
-		return cfg_strdup(c, rel);
-	p = malloc(dl + 1 + rl + 1);
-	if (p == NULL) {
-		cfg_err(c, 0, "out of memory");
-		return NULL;
-	}
-	memcpy(p, dir, dl);
-	p[dl] = '/';
-	memcpy(p + dl + 1, rel, rl + 1);
-	return p;
-}
-
 /* A state [ca] that is not prev's as it is: its draft's files and
  * revocation keys, then the entry (ca_load reuses prev's of that name when
  * the files are the same). */
 static void cfg_derive_ca(struct load_ctx *c, const struct config_ca_spec *sp,
                           struct ca_draft *d)
 {
-	struct config *cfg = c->cfg;
 	char why[CONFIG_ERR_LEN];
-	int reused = 0, which = -1;
 
 	if (sp->n_crls > CA_MAX_CRL_FILES) {
 		cfg_err_at(c, d->src, sp->line, "too many crl files in one [ca] (at "
 		           "most %d)", CA_MAX_CRL_FILES);
 		return;
 	}
-	d->file = sp->file != NULL ? cfg_state_path(c, sp->file) : NULL;
+	/* Paths of the state text resolve against its directory (c->dir). */
+	d->file = sp->file != NULL ? cfg_resolve(c, sp->file) : NULL;
 	d->crls = calloc(sp->n_crls + 1, sizeof(*d->crls));
 	d->crl_lines = calloc(sp->n_crls + 1, sizeof(*d->crl_lines));
 	if (d->crls == NULL || d->crl_lines == NULL) {
@@ -2457,7 +2458,7 @@ static void cfg_derive_ca(struct load_ctx *c, const struct config_ca_spec *sp,
 		return;
 	}
 	for (size_t k = 0; k < sp->n_crls && !c->failed; k++) {
-		d->crls[k] = cfg_state_path(c, sp->crls[k]);
+		d->crls[k] = cfg_resolve(c, sp->crls[k]);
 		d->crl_lines[k] = sp->crl_lines != NULL ? sp->crl_lines[k] : sp->line;
 		d->n_crls += d->crls[k] != NULL;
 	}
@@ -2472,34 +2473,8 @@ static void cfg_derive_ca(struct load_ctx *c, const struct config_ca_spec *sp,
 		else if (rc == -1)
 			cfg_err_at(c, d->src, line, "%s", why);
 	}
-	if (c->failed)
-		return;
-	if (d->file == NULL) {
-		cfg_err_at(c, d->src, d->line, "[ca %s] has no file", d->name);
-		return;
-	}
-	{
-		struct ca_spec spec = {
-			.name = d->name, .file = d->file,
-			.crl_files = (const char *const *)d->crls,
-			.n_crl_files = d->n_crls,
-			.immutable = d->rev.n_crl_urls == 0,
-			.rev = &d->rev,
-			.state_dir = cfg->state_dir,
-		};
-
-		why[0] = '\0';
-		if (ca_load(&spec, cfg_prev_ca(c, d->name), &cfg->cas[d->index],
-		            &reused, &which, why, sizeof(why)) == -1) {
-			cfg_err_at(c, d->src, which < 0 ? d->file_line :
-			           d->crl_lines[which], "%s", why);
-			return;
-		}
-	}
-	if (reused)
-		cfg->stats.cas_reused++;
-	else
-		cfg->stats.cas_built++;
+	if (!c->failed)
+		(void)cfg_load_ca(c, d);
 }
 
 /* The CAs of a derived generation: the files' as prev has them, then the
@@ -2675,7 +2650,9 @@ static void cfg_drop_state_warnings(struct config *cfg)
 	cfg->n_warnings = k;
 }
 
-static void cfg_free_ca_drafts(struct ca_draft *drafts, size_t n)
+/* A derived generation's drafts; `own_eff`: their eff arrays are theirs
+ * (cfg_share_crls made them), not cfg's. */
+static void cfg_free_ca_drafts(struct ca_draft *drafts, size_t n, int own_eff)
 {
 	for (size_t i = 0; drafts != NULL && i < n; i++) {
 		for (size_t k = 0; drafts[i].crls != NULL && k < drafts[i].n_crls; k++)
@@ -2683,7 +2660,8 @@ static void cfg_free_ca_drafts(struct ca_draft *drafts, size_t n)
 		free(drafts[i].crls);
 		free(drafts[i].crl_lines);
 		free(drafts[i].file);
-		free(drafts[i].eff);
+		if (own_eff)
+			free(drafts[i].eff);
 		ca_revocation_clear(&drafts[i].rev);
 	}
 	free(drafts);
@@ -2728,6 +2706,8 @@ int config_derive(const struct config *prev,
 		cfg_err(&c, 0, "out of memory");
 		goto fail;
 	}
+	/* The state's paths resolve against its directory, as at a load. */
+	c.dir = cfg->state_dir;
 	n_drafts = ca_specs == NULL ? prev->n_cas : prev->n_cas + n_cas;
 	drafts = calloc(n_drafts + 1, sizeof(*drafts));
 	c.cas = calloc(n_drafts + 1, sizeof(*c.cas));
@@ -2766,31 +2746,14 @@ int config_derive(const struct config *prev,
 		     cfg->ca_origin[first_state].source != cfg->api_source; first_state++)
 			;
 		if (cas_same) {
-			cfg->ca_eff = calloc(cfg->n_cas + 1, sizeof(*cfg->ca_eff));
-			if (cfg->ca_eff == NULL) {
+			/* prev's CAs in prev's order: its effective CRLs hold. */
+			if (cfg_copy_eff(cfg, prev) != 0) {
 				cfg_err(&c, 0, "out of memory");
 				goto fail;
 			}
 			for (size_t i = 0; i < cfg->n_cas; i++) {
-				struct config_crls *e = &cfg->ca_eff[i];
-
-				if (prev->ca_eff[i].n == 0)
-					continue;
-				e->crls = malloc(prev->ca_eff[i].n * sizeof(*e->crls));
-				if (e->crls == NULL) {
-					cfg_err(&c, 0, "out of memory");
-					goto fail;
-				}
-				memcpy(e->crls, prev->ca_eff[i].crls,
-				       prev->ca_eff[i].n * sizeof(*e->crls));
-				e->n = prev->ca_eff[i].n;
-				drafts[i].eff = malloc(e->n * sizeof(*e->crls));
-				if (drafts[i].eff == NULL) {
-					cfg_err(&c, 0, "out of memory");
-					goto fail;
-				}
-				memcpy(drafts[i].eff, e->crls, e->n * sizeof(*e->crls));
-				drafts[i].n_eff = e->n;
+				drafts[i].eff = cfg->ca_eff[i].crls;
+				drafts[i].n_eff = cfg->ca_eff[i].n;
 			}
 		} else {
 			/* What the load does after its CAs: CRLs follow their
@@ -2937,10 +2900,8 @@ fail:
 		}
 	}
 	free(c.cas);
-	if (ca_specs == NULL)
-		free(drafts);     /* their eff are cfg's */
-	else
-		cfg_free_ca_drafts(drafts, n_drafts);
+	/* Their effective CRLs are cfg's while the CAs are prev's. */
+	cfg_free_ca_drafts(drafts, n_drafts, !cas_same);
 	free(build);
 	ERR_clear_error();
 	if (rc != 0) {

@@ -84,13 +84,26 @@ static char *parent_of(const char *path)
 	return strndup(path, (size_t)(slash - path));
 }
 
+/* dir/name, malloc'd (NULL when out of memory). */
+static char *path_join(const char *dir, const char *name)
+{
+	size_t dl = strlen(dir), nl = strlen(name);
+	char *out = malloc(dl + 1 + nl + 1);
+
+	if (out == NULL)
+		return NULL;
+	memcpy(out, dir, dl);
+	out[dl] = '/';
+	memcpy(out + dl + 1, name, nl + 1);
+	return out;
+}
+
 /* Readlink of `link`, made absolute against the link's directory when
  * relative. NULL when `link` is not a symlink. */
 static char *link_target(const char *link)
 {
 	char buf[PATH_MAX], *dir, *out;
 	ssize_t n = readlink(link, buf, sizeof(buf) - 1);
-	size_t dl;
 
 	if (n <= 0)
 		return NULL;
@@ -100,13 +113,7 @@ static char *link_target(const char *link)
 	dir = parent_of(link);
 	if (dir == NULL)
 		return NULL;
-	dl = strlen(dir);
-	out = malloc(dl + 1 + (size_t)n + 1);
-	if (out != NULL) {
-		memcpy(out, dir, dl);
-		out[dl] = '/';
-		memcpy(out + dl + 1, buf, (size_t)n + 1);
-	}
+	out = path_join(dir, buf);
 	free(dir);
 	return out;
 }
@@ -138,51 +145,36 @@ static const char *parent_real(struct parent_real *pr, const char *dir)
 	return pr->real;
 }
 
-/* realpath(path) when its last component is not a symlink: the real path
- * of its directory and its name. NULL when that does not apply. */
-static char *real_of_plain(struct parent_real *pr, const char *path,
-                           const char *parent)
+/* The last component of `path` when it names an entry of its parent
+ * directory ("", "." and ".." do not), else NULL. */
+static const char *plain_name(const char *path)
 {
-	const char *base = strrchr(path, '/'), *rp;
-	char *out;
-	size_t rl, bl;
+	const char *base = strrchr(path, '/');
 
 	if (base == NULL || base[1] == '\0' || strcmp(base + 1, ".") == 0 ||
-	    strcmp(base + 1, "..") == 0 || (rp = parent_real(pr, parent)) == NULL)
+	    strcmp(base + 1, "..") == 0)
 		return NULL;
-	base++;
-	rl = strlen(rp);
-	bl = strlen(base);
-	out = malloc(rl + 1 + bl + 1);
-	if (out == NULL)
-		return NULL;
-	memcpy(out, rp, rl);
-	/* "/" resolves to "/": no second slash. */
-	if (rl == 1 && rp[0] == '/')
-		rl = 0;
-	out[rl] = '/';
-	memcpy(out + rl + 1, base, bl + 1);
-	return out;
+	return base + 1;
 }
 
 /* The directories to watch for one path: its parent, itself when it is
  * a directory, the parent of every symlink hop, and the real path's. */
 static void dirs_for(struct dirset *s, const char *path, struct parent_real *pr)
 {
-	char real[PATH_MAX], *cur, *parent = parent_of(path), *plain;
+	char real[PATH_MAX], *cur, *parent = parent_of(path);
+	const char *name = plain_name(path), *rp;
 	struct stat st;
 
-	if (parent != NULL && lstat(path, &st) == 0 && !S_ISLNK(st.st_mode) &&
-	    (plain = real_of_plain(pr, path, parent)) != NULL) {
+	if (parent != NULL && name != NULL && lstat(path, &st) == 0 &&
+	    !S_ISLNK(st.st_mode) && (rp = parent_real(pr, parent)) != NULL) {
 		/* Not a symlink: no hop to follow, and its real path is its
 		 * directory's with its name (what realpath() would find). */
 		dirset_add(s, parent);
-		if (S_ISDIR(st.st_mode))
+		dirset_add(s, strdup(rp));
+		if (S_ISDIR(st.st_mode)) {
 			dirset_add(s, strdup(path));
-		dirset_add(s, parent_of(plain));
-		if (S_ISDIR(st.st_mode))
-			dirset_add(s, strdup(plain));
-		free(plain);
+			dirset_add(s, path_join(strcmp(rp, "/") == 0 ? "" : rp, name));
+		}
 		return;
 	}
 	dirset_add(s, parent);
